@@ -1,0 +1,287 @@
+//! The sampler: from next-token logits to one token.
+//!
+//! Owns temperature, nucleus (top-p) truncation, the masks that make every note obey the
+//! musician's settings (pitch range, key + scale lock, polyphony, and never a NOTE_OFF for a
+//! silent pitch), and the seeded random generator. The same seed, logits and settings always
+//! give the same token, on every platform. All buffers are allocated in [`Sampler::new`]:
+//! [`Sampler::sample`] allocates nothing, so it may run on the audio thread.
+
+use crate::music::ScaleLock;
+use crate::vocab::{Decoder, Token, VOCAB_SIZE};
+
+/// The musician's controls over what may be played.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SamplerSettings {
+    /// Divides the logits: below 1 is safer, above 1 wilder; 0 always takes the likeliest token.
+    pub temperature: f32,
+    /// Keep the smallest set of tokens whose probability reaches this (1 keeps all).
+    pub top_p: f32,
+    /// Lowest and highest pitch a NOTE_ON may have, inclusive.
+    pub lowest: u8,
+    pub highest: u8,
+    pub scale_lock: ScaleLock,
+    /// How many notes may sound at once; a NOTE_ON waits while this many sound.
+    pub max_polyphony: usize,
+    pub seed: u64,
+}
+
+impl Default for SamplerSettings {
+    fn default() -> Self {
+        SamplerSettings {
+            temperature: 1.0,
+            top_p: 1.0,
+            lowest: 0,
+            highest: 127,
+            scale_lock: ScaleLock::default(),
+            max_polyphony: 16,
+            seed: 0,
+        }
+    }
+}
+
+impl SamplerSettings {
+    /// Whether a NOTE_ON of `pitch` passes the range and the scale lock.
+    pub fn allows_pitch(&self, pitch: u8) -> bool {
+        (self.lowest..=self.highest).contains(&pitch) && self.scale_lock.allows(pitch)
+    }
+}
+
+/// xoshiro256++ seeded through SplitMix64: small, fast, and identical everywhere.
+#[derive(Debug, Clone)]
+pub struct Rng {
+    s: [u64; 4],
+}
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        let mut x = seed;
+        let mut next = || {
+            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        };
+        Rng { s: [next(), next(), next(), next()] }
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let s = &mut self.s;
+        let result = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
+        let t = s[1] << 17;
+        s[2] ^= s[0];
+        s[3] ^= s[1];
+        s[1] ^= s[2];
+        s[0] ^= s[3];
+        s[2] ^= t;
+        s[3] = s[3].rotate_left(45);
+        result
+    }
+
+    /// Uniform in [0, 1).
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Sampler {
+    settings: SamplerSettings,
+    /// NOTE_ONs allowed by range and scale, recomputed when settings change.
+    pitch_allowed: [bool; 128],
+    rng: Rng,
+    /// (weight, token id) of the candidates; capacity V, never grows.
+    candidates: Vec<(f32, u32)>,
+}
+
+impl Sampler {
+    pub fn new(settings: SamplerSettings) -> Sampler {
+        let mut sampler = Sampler {
+            settings,
+            pitch_allowed: [false; 128],
+            rng: Rng::new(settings.seed),
+            candidates: Vec::with_capacity(VOCAB_SIZE as usize),
+        };
+        sampler.set_settings(settings);
+        sampler
+    }
+
+    pub fn settings(&self) -> &SamplerSettings {
+        &self.settings
+    }
+
+    /// Changes the controls; the random sequence restarts only if the seed changed.
+    pub fn set_settings(&mut self, settings: SamplerSettings) {
+        if settings.seed != self.settings.seed {
+            self.rng = Rng::new(settings.seed);
+        }
+        self.settings = settings;
+        for pitch in 0..128u8 {
+            self.pitch_allowed[pitch as usize] = settings.allows_pitch(pitch);
+        }
+    }
+
+    /// Restarts the random sequence from the seed.
+    pub fn reseed(&mut self) {
+        self.rng = Rng::new(self.settings.seed);
+    }
+
+    /// Whether `token` may come next, given what sounds now.
+    pub fn allows(&self, token: Token, voices: &Decoder) -> bool {
+        self.allows_with(token, voices, voices.sounding_count() >= self.settings.max_polyphony)
+    }
+
+    fn allows_with(&self, token: Token, voices: &Decoder, polyphony_full: bool) -> bool {
+        match token {
+            Token::NoteOn(p) => {
+                !polyphony_full && self.pitch_allowed[p as usize & 127] && !voices.is_sounding(p)
+            }
+            Token::NoteOff(p) => voices.is_sounding(p),
+            Token::TimeShift(_) | Token::Velocity(_) => true,
+        }
+    }
+
+    /// Draws the next token from `logits` (one per vocabulary id) under the masks. A TIME_SHIFT
+    /// is always allowed, so there is always a token to draw.
+    pub fn sample(&mut self, logits: &[f32], voices: &Decoder) -> Token {
+        let polyphony_full = voices.sounding_count() >= self.settings.max_polyphony;
+        let temperature = self.settings.temperature;
+        self.candidates.clear();
+        for (id, &logit) in logits.iter().enumerate().take(VOCAB_SIZE as usize) {
+            let id = id as u32;
+            let allowed = Token::from_id(id).is_some_and(|t| self.allows_with(t, voices, polyphony_full));
+            if allowed && logit.is_finite() {
+                self.candidates.push((logit, id));
+            }
+        }
+        if self.candidates.is_empty() {
+            // Only non-finite logits: a broken model. Let time pass rather than play nonsense.
+            return Token::TimeShift(1);
+        }
+        if temperature <= 0.0 {
+            let best = self.candidates.iter().fold(self.candidates[0], |b, &c| if c.0 > b.0 { c } else { b });
+            return Token::from_id(best.1).expect("candidate ids are in the vocabulary");
+        }
+
+        // Softmax weights, stable against large logits.
+        let max = self.candidates.iter().map(|c| c.0).fold(f32::NEG_INFINITY, f32::max);
+        let mut total = 0.0f64;
+        for c in self.candidates.iter_mut() {
+            c.0 = ((c.0 - max) / temperature).exp();
+            total += c.0 as f64;
+        }
+        if self.settings.top_p < 1.0 {
+            self.candidates.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            let keep_mass = total * self.settings.top_p.max(0.0) as f64;
+            let mut mass = 0.0f64;
+            let mut keep = 0;
+            for c in &self.candidates {
+                mass += c.0 as f64;
+                keep += 1;
+                if mass >= keep_mass {
+                    break;
+                }
+            }
+            self.candidates.truncate(keep.max(1));
+            total = mass.max(self.candidates[0].0 as f64);
+        }
+        let mut target = self.rng.next_f64() * total;
+        for &(weight, id) in &self.candidates {
+            target -= weight as f64;
+            if target < 0.0 {
+                return Token::from_id(id).expect("candidate ids are in the vocabulary");
+            }
+        }
+        let last = self.candidates[self.candidates.len() - 1].1;
+        Token::from_id(last).expect("candidate ids are in the vocabulary")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::music::Scale;
+
+    fn flat_logits() -> Vec<f32> {
+        vec![0.0; VOCAB_SIZE as usize]
+    }
+
+    #[test]
+    fn same_seed_same_tokens() {
+        let settings = SamplerSettings { seed: 42, ..Default::default() };
+        let draw = || {
+            let mut s = Sampler::new(settings);
+            let voices = Decoder::new();
+            (0..200).map(|_| s.sample(&flat_logits(), &voices)).collect::<Vec<_>>()
+        };
+        assert_eq!(draw(), draw());
+        let other = {
+            let mut s = Sampler::new(SamplerSettings { seed: 43, ..settings });
+            (0..200).map(|_| s.sample(&flat_logits(), &Decoder::new())).collect::<Vec<_>>()
+        };
+        assert_ne!(draw(), other);
+    }
+
+    #[test]
+    fn masks_hold_for_every_draw() {
+        let settings = SamplerSettings {
+            lowest: 48,
+            highest: 72,
+            scale_lock: ScaleLock { key: 9, scale: Scale::PentatonicMinor },
+            max_polyphony: 2,
+            ..Default::default()
+        };
+        let mut sampler = Sampler::new(settings);
+        let mut voices = Decoder::new();
+        let mut ons = 0;
+        for _ in 0..5000 {
+            let token = sampler.sample(&flat_logits(), &voices);
+            assert!(sampler.allows(token, &voices), "{token:?} drawn against the mask");
+            if let Token::NoteOn(p) = token {
+                assert!((48..=72).contains(&p) && settings.scale_lock.allows(p), "pitch {p}");
+                ons += 1;
+            }
+            voices.push(token, |_| {});
+            assert!(voices.sounding_count() <= 2);
+        }
+        // ~10 allowed pitches among ~140 allowed tokens, two voices at most: a few percent.
+        assert!(ons > 30, "only {ons} notes in 5000 draws");
+    }
+
+    #[test]
+    fn temperature_zero_takes_the_likeliest_allowed_token() {
+        let mut logits = flat_logits();
+        logits[Token::NoteOn(30).id() as usize] = 10.0; // out of range below
+        logits[Token::NoteOn(64).id() as usize] = 5.0;
+        let mut sampler =
+            Sampler::new(SamplerSettings { temperature: 0.0, lowest: 40, ..Default::default() });
+        assert_eq!(sampler.sample(&logits, &Decoder::new()), Token::NoteOn(64));
+    }
+
+    #[test]
+    fn top_p_keeps_only_the_nucleus() {
+        let mut logits = vec![-30.0; VOCAB_SIZE as usize];
+        logits[Token::NoteOn(60).id() as usize] = 3.0;
+        logits[Token::NoteOn(62).id() as usize] = 2.9;
+        logits[Token::NoteOn(64).id() as usize] = 0.0;
+        let mut sampler = Sampler::new(SamplerSettings { top_p: 0.9, seed: 1, ..Default::default() });
+        let voices = Decoder::new();
+        for _ in 0..2000 {
+            let t = sampler.sample(&logits, &voices);
+            assert!(matches!(t, Token::NoteOn(60) | Token::NoteOn(62)), "{t:?} is outside the top-p nucleus");
+        }
+    }
+
+    #[test]
+    fn sampling_follows_the_softmax() {
+        // Two allowed candidates with logits ln 3 and 0: expect 3:1.
+        let mut logits = vec![f32::NEG_INFINITY; VOCAB_SIZE as usize];
+        logits[Token::TimeShift(1).id() as usize] = 3f32.ln();
+        logits[Token::TimeShift(2).id() as usize] = 0.0;
+        let mut sampler = Sampler::new(SamplerSettings { seed: 9, ..Default::default() });
+        let n = 40_000;
+        let ones = (0..n).filter(|_| sampler.sample(&logits, &Decoder::new()) == Token::TimeShift(1)).count();
+        let share = ones as f64 / n as f64;
+        assert!((share - 0.75).abs() < 0.01, "share {share}");
+    }
+}

@@ -1,0 +1,157 @@
+//! The generator as the plugin and the CLI drive it: a real ONNX model written by the engine,
+//! loaded by tract, sampled under the musician's settings.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use continuo_engine::generator::{Generator, GeneratorSettings};
+use continuo_engine::model::{self, Model, ModelInfo, ModelShape, ModelWeights};
+use continuo_engine::music::{Scale, ScaleLock};
+use continuo_engine::sampler::SamplerSettings;
+use continuo_engine::vocab::{NoteEvent, NoteEventKind, Token, STEPS_PER_BEAT};
+
+/// Counts allocations made on this thread outside the model step.
+struct CountingAllocator;
+
+static OUTSIDE_STEP: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static IN_STEP: Cell<bool> = const { Cell::new(false) };
+}
+
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.with(Cell::get) && !IN_STEP.with(Cell::get) {
+            OUTSIDE_STEP.fetch_add(1, Ordering::Relaxed);
+        }
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+fn permit_step(step: &mut dyn FnMut()) {
+    IN_STEP.with(|s| s.set(true));
+    step();
+    IN_STEP.with(|s| s.set(false));
+}
+
+const SHAPE: ModelShape = ModelShape { layers: 2, hidden: 48, embed: 16, dense: 32, vocab: 384 };
+
+fn model(seed: u64) -> Model {
+    let weights = ModelWeights::random(&SHAPE, seed, 0.5);
+    Model::load(&model::write(&weights, &ModelInfo::new("test", SHAPE)).unwrap(), "test.onnx").unwrap()
+}
+
+fn settings(seed: u64) -> GeneratorSettings {
+    GeneratorSettings {
+        sampler: SamplerSettings {
+            seed,
+            lowest: 50,
+            highest: 80,
+            scale_lock: ScaleLock { key: 7, scale: Scale::Mixolydian },
+            max_polyphony: 3,
+            ..Default::default()
+        },
+        max_note_beats: 2.0,
+    }
+}
+
+fn play(generator: &mut Generator, beats: u64) -> Vec<NoteEvent> {
+    let mut events = Vec::new();
+    generator.generate_until(beats * STEPS_PER_BEAT as u64, 100_000, |e| events.push(e)).unwrap();
+    events
+}
+
+#[test]
+fn the_same_seed_plays_the_same_notes() {
+    let mut a = Generator::new(model(1), settings(7)).unwrap();
+    let mut b = Generator::new(model(1), settings(7)).unwrap();
+    let mut c = Generator::new(model(1), settings(8)).unwrap();
+    let (ea, eb, ec) = (play(&mut a, 32), play(&mut b, 32), play(&mut c, 32));
+    // Random weights spread probability over 96 shifts (2 beats on average): few notes, but some.
+    assert!(ea.len() >= 8, "only {} events in 32 beats", ea.len());
+    assert_eq!(ea, eb);
+    assert_ne!(ea, ec);
+
+    // Reset replays the same music from the start.
+    a.reset().unwrap();
+    assert_eq!(play(&mut a, 32), ea);
+}
+
+#[test]
+fn every_note_obeys_the_settings_and_ends() {
+    let s = settings(3);
+    let mut generator = Generator::new(model(2), s).unwrap();
+    let mut events = play(&mut generator, 64);
+    generator.release_all(|e| events.push(e));
+
+    let mut sounding: [Option<u64>; 128] = [None; 128];
+    let mut last_step = 0;
+    for e in &events {
+        assert!(e.step >= last_step, "events out of order");
+        last_step = e.step;
+        match e.kind {
+            NoteEventKind::On { pitch, velocity } => {
+                assert!(s.sampler.allows_pitch(pitch), "pitch {pitch} outside range or scale");
+                assert!(velocity > 0);
+                assert!(sounding[pitch as usize].is_none(), "pitch {pitch} struck while sounding");
+                sounding[pitch as usize] = Some(e.step);
+                assert!(sounding.iter().flatten().count() <= 3, "polyphony above 3");
+            }
+            NoteEventKind::Off { pitch } => {
+                let onset = sounding[pitch as usize].take().expect("NOTE_OFF for a silent pitch");
+                assert!(e.step - onset <= 2 * STEPS_PER_BEAT as u64, "note held past the 2-beat limit");
+            }
+        }
+    }
+    assert!(sounding.iter().all(Option::is_none), "notes left hanging after release_all");
+    assert_eq!(generator.voices().sounding_count(), 0);
+}
+
+#[test]
+fn feeding_a_primer_moves_the_clock_and_changes_what_follows() {
+    let mut plain = Generator::new(model(4), settings(1)).unwrap();
+    let mut primed = Generator::new(model(4), settings(1)).unwrap();
+    for token in [Token::NoteOn(67), Token::TimeShift(24), Token::NoteOff(67), Token::TimeShift(24)] {
+        primed.feed(token).unwrap();
+    }
+    assert_eq!(primed.now(), 48);
+    assert_eq!(primed.voices().sounding_count(), 0, "primer notes are not ours to sound");
+    let after_primer: Vec<NoteEvent> = play(&mut primed, 34);
+    assert!(after_primer.iter().all(|e| e.step >= 48));
+    let shifted: Vec<(u64, NoteEventKind)> =
+        play(&mut plain, 32).iter().map(|e| (e.step + 48, e.kind)).collect();
+    let primed_events: Vec<(u64, NoteEventKind)> = after_primer.iter().map(|e| (e.step, e.kind)).collect();
+    assert_ne!(primed_events, shifted, "the primer had no effect on the model");
+}
+
+#[test]
+fn generating_allocates_nothing_outside_the_model_step() {
+    let mut generator = Generator::new(model(5), settings(11)).unwrap();
+    generator.set_step_scope(permit_step);
+    let mut events = [None; 64];
+    let mut count = 0usize;
+    // Warm up first: the first steps may size tract's scratch space.
+    generator.generate_until(4 * STEPS_PER_BEAT as u64, 10_000, |_| {}).unwrap();
+
+    OUTSIDE_STEP.store(0, Ordering::Relaxed);
+    COUNTING.with(|c| c.set(true));
+    for _ in 0..2000 {
+        generator
+            .next(|e| {
+                events[count % 64] = Some(e);
+                count += 1;
+            })
+            .unwrap();
+    }
+    generator.release_all(|_| count += 1);
+    COUNTING.with(|c| c.set(false));
+    assert_eq!(OUTSIDE_STEP.load(Ordering::Relaxed), 0, "the generator allocated outside the model step");
+    assert!(count > 50, "only {count} events in 2000 tokens");
+}

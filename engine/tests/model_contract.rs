@@ -1,0 +1,208 @@
+//! The model contract: what `write` produces, tract runs exactly as the network is defined, and
+//! `load` refuses anything that is not a Continuo model with a reason a musician can act on.
+
+use continuo_engine::model::{self, Model, ModelInfo, ModelShape, ModelWeights, TrainingSummary};
+use continuo_engine::vocab::VocabSpec;
+use ndarray::{s, Array1, ArrayView1, ArrayView2};
+use prost::Message;
+use tract_onnx::pb;
+
+const SHAPE: ModelShape = ModelShape { layers: 2, hidden: 32, embed: 16, dense: 24, vocab: 384 };
+
+fn info() -> ModelInfo {
+    let mut info = ModelInfo::new("parity test", SHAPE);
+    info.training = TrainingSummary {
+        dataset: "random weights".into(),
+        steps: 7,
+        validation_loss: Some(2.5),
+        ..Default::default()
+    };
+    info
+}
+
+/// The network as the contract defines it, written out with ndarray: the reference tract must match.
+struct Reference {
+    shape: ModelShape,
+    weights: ModelWeights,
+    h: Vec<Array1<f32>>,
+    c: Vec<Array1<f32>>,
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+fn view(values: &[f32], rows: usize, cols: usize) -> ArrayView2<'_, f32> {
+    ArrayView2::from_shape((rows, cols), values).unwrap()
+}
+
+impl Reference {
+    fn new(shape: ModelShape, weights: ModelWeights) -> Reference {
+        let zeros = vec![Array1::zeros(shape.hidden); shape.layers];
+        Reference { shape, weights, h: zeros.clone(), c: zeros }
+    }
+
+    fn step(&mut self, token: usize) -> Array1<f32> {
+        let ModelShape { hidden: h, embed: e, dense: d, vocab: v, .. } = self.shape;
+        let mut x: Array1<f32> = view(&self.weights.embedding, v, e).row(token).to_owned();
+        for (l, layer) in self.weights.lstm.iter().enumerate() {
+            let input = self.shape.lstm_input(l);
+            let w = view(&layer.w, 4 * h, input);
+            let r = view(&layer.r, 4 * h, h);
+            let b = ArrayView1::from(&layer.b);
+            // ONNX: gates = X W^T + H R^T + Wb + Rb, blocks in the order i, o, f, c.
+            let gates = w.dot(&x) + r.dot(&self.h[l]) + b.slice(s![..4 * h]) + b.slice(s![4 * h..]);
+            let block = |k: usize| gates.slice(s![k * h..(k + 1) * h]).to_owned();
+            let (i, o, f, g) = (block(0), block(1), block(2), block(3));
+            let c = f.mapv(sigmoid) * &self.c[l] + i.mapv(sigmoid) * g.mapv(f32::tanh);
+            let h_new = o.mapv(sigmoid) * c.mapv(f32::tanh);
+            self.c[l] = c;
+            self.h[l] = h_new.clone();
+            x = h_new;
+        }
+        let dense = (view(&self.weights.dense_w, d, h).dot(&x) + ArrayView1::from(&self.weights.dense_b))
+            .mapv(|z| z.max(0.0));
+        view(&self.weights.out_w, v, d).dot(&dense) + ArrayView1::from(&self.weights.out_b)
+    }
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[test]
+fn tract_matches_the_reference_forward_pass_over_64_steps() {
+    let weights = ModelWeights::random(&SHAPE, 2024, 0.3);
+    let bytes = model::write(&weights, &info()).unwrap();
+    let mut model = Model::load(&bytes, "parity.onnx").unwrap();
+    let mut reference = Reference::new(SHAPE, weights);
+
+    let mut state = model.initial_state();
+    let mut logits = vec![0.0; SHAPE.vocab];
+    let mut worst = 0.0f32;
+    for step in 0..64 {
+        let token = (step * 37 + 11) % SHAPE.vocab;
+        model.step(token as u32, &mut state, &mut logits).unwrap();
+        let expected = reference.step(token);
+        worst = worst.max(max_abs_diff(&logits, expected.as_slice().unwrap()));
+        let h_ref: Vec<f32> = reference.h.iter().flatten().copied().collect();
+        let c_ref: Vec<f32> = reference.c.iter().flatten().copied().collect();
+        worst = worst.max(max_abs_diff(state.h(), &h_ref)).max(max_abs_diff(state.c(), &c_ref));
+    }
+    assert!(worst < 1e-4, "tract differs from the reference by {worst}");
+    // The state carried: logits after 64 steps are not those of a fresh start.
+    let mut fresh = model.initial_state();
+    let mut fresh_logits = vec![0.0; SHAPE.vocab];
+    model.step(((63 * 37 + 11) % SHAPE.vocab) as u32, &mut fresh, &mut fresh_logits).unwrap();
+    assert!(max_abs_diff(&logits, &fresh_logits) > 1e-3);
+}
+
+#[test]
+fn metadata_round_trips() {
+    let bytes = model::write(&ModelWeights::random(&SHAPE, 1, 0.1), &info()).unwrap();
+    let model = Model::load(&bytes, "meta.onnx").unwrap();
+    assert_eq!(model.info(), &info());
+    assert_eq!(model.info().vocab, VocabSpec::v1());
+}
+
+#[test]
+fn a_single_layer_model_works_too() {
+    let shape = ModelShape { layers: 1, ..SHAPE };
+    let weights = ModelWeights::random(&shape, 5, 0.3);
+    let bytes = model::write(&weights, &ModelInfo::new("one layer", shape)).unwrap();
+    let mut model = Model::load(&bytes, "one.onnx").unwrap();
+    let mut reference = Reference::new(shape, weights);
+    let (mut state, mut logits) = (model.initial_state(), vec![0.0; shape.vocab]);
+    for token in [3, 300, 260, 131] {
+        model.step(token, &mut state, &mut logits).unwrap();
+        assert!(max_abs_diff(&logits, reference.step(token as usize).as_slice().unwrap()) < 1e-4);
+    }
+}
+
+#[test]
+fn write_refuses_weights_of_the_wrong_size() {
+    let mut weights = ModelWeights::random(&SHAPE, 1, 0.1);
+    weights.lstm[1].r.pop();
+    let err = model::write(&weights, &info()).unwrap_err().to_string();
+    assert!(err.contains("LSTM layer 1 R has 4095 values"), "{err}");
+}
+
+// --- Refusals ---------------------------------------------------------------------------
+
+fn refusal(bytes: &[u8]) -> String {
+    let err = Model::load(bytes, "my-model.onnx").unwrap_err().to_string();
+    assert!(err.starts_with("my-model.onnx: "), "the error does not name the file: {err}");
+    err
+}
+
+fn valid_proto() -> pb::ModelProto {
+    let bytes = model::write(&ModelWeights::random(&SHAPE, 3, 0.1), &info()).unwrap();
+    pb::ModelProto::decode(bytes.as_slice()).unwrap()
+}
+
+fn set_meta(proto: &mut pb::ModelProto, key: &str, value: &str) {
+    proto.metadata_props.iter_mut().find(|p| p.key == key).unwrap().value = value.to_string();
+}
+
+#[test]
+fn not_onnx_is_refused() {
+    assert!(refusal(b"").contains("empty"));
+    assert!(refusal(b"MThd\0\0\0\x06 this is a MIDI file").contains("not an ONNX file"));
+    let err = Model::load_file(std::path::Path::new("/nowhere/model.onnx")).unwrap_err().to_string();
+    assert!(err.starts_with("/nowhere/model.onnx: cannot read the file"), "{err}");
+}
+
+#[test]
+fn foreign_onnx_without_our_metadata_is_refused() {
+    let mut proto = valid_proto();
+    proto.metadata_props.clear();
+    proto.producer_name = "pytorch".into();
+    let err = refusal(&proto.encode_to_vec());
+    assert!(err.contains("not a Continuo model (made by pytorch"), "{err}");
+    assert!(err.contains("continuo-train export"), "{err}");
+}
+
+#[test]
+fn other_contract_versions_are_refused_with_which_is_newer() {
+    let mut proto = valid_proto();
+    set_meta(&mut proto, "continuo.format_version", "2");
+    assert!(refusal(&proto.encode_to_vec()).contains("made by a newer Continuo"));
+    set_meta(&mut proto, "continuo.format_version", "0");
+    assert!(refusal(&proto.encode_to_vec()).contains("made by an older Continuo"));
+}
+
+#[test]
+fn an_unknown_vocabulary_is_refused() {
+    let mut proto = valid_proto();
+    let mut spec = VocabSpec::v1();
+    spec.version = 9;
+    set_meta(&mut proto, "continuo.vocab", &spec.to_json());
+    let err = refusal(&proto.encode_to_vec());
+    assert!(err.contains("vocabulary version 9 is not supported"), "{err}");
+}
+
+#[test]
+fn a_graph_that_disagrees_with_its_metadata_is_refused() {
+    let mut proto = valid_proto();
+    set_meta(&mut proto, "continuo.hidden_size", "64");
+    let err = refusal(&proto.encode_to_vec());
+    assert!(
+        err.contains("input 'h' is Float [2, 1, 32]; the metadata says it should be Float [2, 1, 64]"),
+        "{err}"
+    );
+
+    let mut renamed = valid_proto();
+    renamed.graph.as_mut().unwrap().input[0].name = "input_ids".into();
+    let err = refusal(&renamed.encode_to_vec());
+    assert!(err.contains(r#"its inputs are ["input_ids", "h", "c"]"#), "{err}");
+}
+
+#[test]
+fn a_graph_that_does_not_run_is_refused() {
+    let mut proto = valid_proto();
+    let graph = proto.graph.as_mut().unwrap();
+    graph.node.retain(|n| n.op_type != "Relu");
+    let err = refusal(&proto.encode_to_vec());
+    assert!(err.contains("the graph does not run"), "{err}");
+}
