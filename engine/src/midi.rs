@@ -278,7 +278,8 @@ fn parse(bytes: &[u8]) -> Result<Song, MidiProblem> {
         }
         Timing::Metrical { ppq: division }
     } else {
-        let fps = (-((division >> 8) as u8 as i8)) as u8;
+        // The high byte is minus the frame rate; -128 has no positive i8, hence unsigned_abs.
+        let fps = ((division >> 8) as u8 as i8).unsigned_abs();
         let ticks_per_frame = division as u8;
         if fps == 0 || ticks_per_frame == 0 {
             return Err(MidiProblem::ZeroSmpteRate);

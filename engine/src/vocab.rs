@@ -427,26 +427,62 @@ impl Decoder {
     }
 }
 
+/// Pairs note events into notes: what a piano roll or a .mid file needs from a stream of
+/// events. Events must come in time order, as the decoder and the generator emit them.
+#[derive(Debug, Clone)]
+pub struct NoteCollector {
+    open: [Option<(u64, u8)>; 128],
+    notes: Vec<GridNote>,
+}
+
+impl Default for NoteCollector {
+    fn default() -> Self {
+        NoteCollector { open: [None; 128], notes: Vec::new() }
+    }
+}
+
+impl NoteCollector {
+    pub fn new() -> NoteCollector {
+        NoteCollector::default()
+    }
+
+    pub fn push(&mut self, event: NoteEvent) {
+        match event.kind {
+            NoteEventKind::On { pitch, velocity } => {
+                // A strike of a sounding pitch ends the earlier note there.
+                self.close(pitch, event.step);
+                self.open[pitch as usize & 127] = Some((event.step, velocity));
+            }
+            NoteEventKind::Off { pitch } => self.close(pitch, event.step),
+        }
+    }
+
+    fn close(&mut self, pitch: u8, step: u64) {
+        if let Some((start, velocity)) = self.open[pitch as usize & 127].take() {
+            self.notes.push(GridNote { start, end: step.max(start + 1), pitch, velocity });
+        }
+    }
+
+    /// The notes, sorted by start then pitch; notes still open end at `end` (at least one step
+    /// after they started).
+    pub fn finish(mut self, end: u64) -> Vec<GridNote> {
+        for pitch in 0..128u8 {
+            self.close(pitch, end);
+        }
+        self.notes.sort_by_key(|n| (n.start, n.pitch));
+        self.notes
+    }
+}
+
 /// Decodes a whole token stream into grid notes, sorted by start then pitch. Notes still
 /// sounding at the end of the stream end there (at least one step after they started).
 pub fn decode(tokens: &[Token]) -> Vec<GridNote> {
     let mut decoder = Decoder::new();
-    let mut notes = Vec::new();
-    let mut open: [Option<(u64, u8)>; 128] = [None; 128];
-    let mut on_event = |event: NoteEvent| match event.kind {
-        NoteEventKind::On { pitch, velocity } => open[pitch as usize] = Some((event.step, velocity)),
-        NoteEventKind::Off { pitch } => {
-            if let Some((start, velocity)) = open[pitch as usize].take() {
-                notes.push(GridNote { start, end: event.step.max(start + 1), pitch, velocity });
-            }
-        }
-    };
+    let mut notes = NoteCollector::new();
     for &token in tokens {
-        decoder.push(token, &mut on_event);
+        decoder.push(token, |e| notes.push(e));
     }
-    decoder.release_all(&mut on_event);
-    notes.sort_by_key(|n| (n.start, n.pitch));
-    notes
+    notes.finish(decoder.now())
 }
 
 #[cfg(test)]

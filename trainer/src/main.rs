@@ -1,7 +1,56 @@
-//! `continuo-train`: turns a MIDI collection into a model the plugin plays. Filled by the
-//! trainer issue (prepare, train, export, generate, eval).
+//! `continuo-train`: turns a MIDI collection into a model the Continuo plugin plays.
+//!
+//! Each subcommand is a verb and lives in its own module: [`prepare`] (MIDI files -> token
+//! shards), [`train`] (token shards -> checkpoints, with [`net`] the network and [`optim`] the
+//! optimizer), [`export`] (checkpoint -> ONNX, checked against tract), [`generate`] (ONNX ->
+//! .mid) and [`eval`] (ONNX + dataset -> numbers). Vocabulary, MIDI files and the ONNX contract
+//! come from the engine and are never re-implemented here.
+
+mod dataset;
+mod eval;
+mod export;
+mod generate;
+mod net;
+mod optim;
+mod plot;
+mod prepare;
+mod progress;
+mod train;
+
+use clap::{Parser, Subcommand};
+
+/// Train Continuo models on your own MIDI files.
+///
+/// A typical session: `prepare` a folder of MIDI files into a dataset, `train` a model on it,
+/// `export` the best checkpoint to ONNX, then `generate` a .mid to listen to and `eval` the
+/// model against simple baselines. Load the .onnx in the Continuo plugin with "Load model...".
+#[derive(Parser)]
+#[command(name = "continuo-train", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Prepare(prepare::Args),
+    Train(train::Args),
+    Export(export::Args),
+    Generate(generate::Args),
+    Eval(eval::Args),
+}
 
 fn main() {
-    eprintln!("continuo-train {}: not built yet; see the trainer issue", env!("CARGO_PKG_VERSION"));
-    std::process::exit(2);
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Prepare(args) => prepare::run(args),
+        Command::Train(args) => train::run(args),
+        Command::Export(args) => export::run(args),
+        Command::Generate(args) => generate::run(args),
+        Command::Eval(args) => eval::run(args),
+    };
+    if let Err(error) = result {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
 }

@@ -1,0 +1,293 @@
+//! The dataset on disk, and the windows of tokens training reads from it.
+//!
+//! Owns the format `prepare` writes and `train`/`eval` read: `index.json` (vocabulary, role,
+//! shards, documents) and shards of 16-bit little-endian token ids, split into train and
+//! validation by a hash of each file's path. Owns too the random training windows (with
+//! transposition augmentation) and the fixed validation windows.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use continuo_engine::midi::Role;
+use continuo_engine::sampler::Rng;
+use continuo_engine::vocab::{Token, VocabSpec};
+use serde::{Deserialize, Serialize};
+
+pub const FORMAT: &str = "continuo-dataset";
+pub const VERSION: u32 = 1;
+/// A shard holds at most this many tokens (64 MiB), so no file gets unwieldy.
+const SHARD_TOKENS: usize = 32 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    Train,
+    Val,
+}
+
+impl Split {
+    /// The split of a file, from a hash of its path (FNV-1a, the same on every machine).
+    pub fn of(relative_path: &str, val_fraction: f64) -> Split {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in relative_path.bytes() {
+            hash ^= byte as u64;
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        if (hash as f64 / u64::MAX as f64) < val_fraction {
+            Split::Val
+        } else {
+            Split::Train
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Val => "val",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShardEntry {
+    pub file: String,
+    pub split: Split,
+    pub tokens: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DocumentEntry {
+    pub path: PathBuf,
+    pub split: Split,
+    /// Index into the shards of its split.
+    pub shard: usize,
+    /// Token offset inside the shard.
+    pub offset: u64,
+    pub tokens: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Index {
+    pub format: String,
+    pub version: u32,
+    pub vocab: VocabSpec,
+    pub role: Role,
+    pub shards: Vec<ShardEntry>,
+    pub documents: Vec<DocumentEntry>,
+}
+
+impl Index {
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let path = dir.join("index.json");
+        std::fs::write(&path, serde_json::to_string(self)?)
+            .with_context(|| format!("{}: cannot write", path.display()))
+    }
+
+    pub fn load(dir: &Path) -> Result<Index> {
+        let path = dir.join("index.json");
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "{}: cannot read the dataset index (make one with `continuo-train prepare`)",
+                path.display()
+            )
+        })?;
+        let index: Index = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a Continuo dataset index", path.display()))?;
+        if index.format != FORMAT || index.version != VERSION {
+            bail!(
+                "{}: dataset format {} version {} is not {FORMAT} version {VERSION}; prepare it again",
+                path.display(),
+                index.format,
+                index.version
+            );
+        }
+        index.vocab.check().with_context(|| format!("{}: the dataset's vocabulary", path.display()))?;
+        Ok(index)
+    }
+}
+
+/// Appends documents' tokens to the shards of one split.
+pub struct ShardWriter {
+    dir: PathBuf,
+    split: Split,
+    current: Vec<u16>,
+    written: Vec<ShardEntry>,
+}
+
+impl ShardWriter {
+    pub fn new(dir: &Path, split: Split) -> ShardWriter {
+        ShardWriter { dir: dir.to_path_buf(), split, current: Vec::new(), written: Vec::new() }
+    }
+
+    /// Adds a document; returns its shard index and offset.
+    pub fn push(&mut self, tokens: &[u16]) -> Result<(usize, u64)> {
+        if !self.current.is_empty() && self.current.len() + tokens.len() > SHARD_TOKENS {
+            self.flush()?;
+        }
+        let at = (self.written.len(), self.current.len() as u64);
+        self.current.extend_from_slice(tokens);
+        Ok(at)
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        let file = format!("{}-{:04}.tokens", self.split.name(), self.written.len());
+        let path = self.dir.join(&file);
+        let bytes: Vec<u8> = self.current.iter().flat_map(|t| t.to_le_bytes()).collect();
+        std::fs::write(&path, bytes).with_context(|| format!("{}: cannot write", path.display()))?;
+        self.written.push(ShardEntry { file, split: self.split, tokens: self.current.len() as u64 });
+        self.current.clear();
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> Result<Vec<ShardEntry>> {
+        if !self.current.is_empty() {
+            self.flush()?;
+        }
+        Ok(self.written)
+    }
+}
+
+/// All tokens of one split, documents back to back. A window may cross from one song into the
+/// next: every encoded song ends with all its notes released, so the model sees silence, then
+/// a new start.
+pub struct TokenStream {
+    pub tokens: Vec<u16>,
+    pub documents: usize,
+    /// Where each document starts in `tokens`, in index order.
+    pub document_starts: Vec<usize>,
+}
+
+impl TokenStream {
+    pub fn load(dir: &Path, index: &Index, split: Split) -> Result<TokenStream> {
+        let mut tokens = Vec::new();
+        let mut shard_starts = Vec::new();
+        for shard in index.shards.iter().filter(|s| s.split == split) {
+            shard_starts.push(tokens.len());
+            let path = dir.join(&shard.file);
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("{}: cannot read the shard", path.display()))?;
+            if bytes.len() as u64 != shard.tokens * 2 {
+                bail!(
+                    "{}: {} bytes, but the index says {} tokens; prepare the dataset again",
+                    path.display(),
+                    bytes.len(),
+                    shard.tokens
+                );
+            }
+            tokens.extend(bytes.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])));
+        }
+        if let Some(bad) = tokens.iter().find(|&&t| t as u32 >= index.vocab.size) {
+            bail!("{}: token {bad} is outside the vocabulary; prepare the dataset again", dir.display());
+        }
+        let document_starts: Vec<usize> = index
+            .documents
+            .iter()
+            .filter(|d| d.split == split)
+            .map(|d| shard_starts.get(d.shard).copied().unwrap_or(tokens.len()) + d.offset as usize)
+            .collect();
+        if document_starts.iter().any(|&start| start > tokens.len()) {
+            bail!(
+                "{}: the index points past the {} shards; prepare the dataset again",
+                dir.display(),
+                split.name()
+            );
+        }
+        Ok(TokenStream { tokens, documents: document_starts.len(), document_starts })
+    }
+
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// Each document's tokens.
+    pub fn document_slices(&self) -> impl Iterator<Item = &[u16]> {
+        let ends = self.document_starts.iter().skip(1).copied().chain(std::iter::once(self.tokens.len()));
+        self.document_starts.iter().zip(ends).map(|(&start, end)| &self.tokens[start..end])
+    }
+
+    /// A random window of `len` + 1 tokens (inputs and the targets shifted by one), transposed
+    /// by up to `transpose` semitones either way, as far as every pitch in it stays in 0..=127.
+    pub fn random_window(&self, len: usize, transpose: i32, rng: &mut Rng, out: &mut Vec<u32>) {
+        let span = len + 1;
+        let start = if self.tokens.len() > span {
+            (rng.next_u64() % (self.tokens.len() - span) as u64) as usize
+        } else {
+            0
+        };
+        out.clear();
+        out.extend(self.tokens[start..(start + span).min(self.tokens.len())].iter().map(|&t| t as u32));
+        if transpose > 0 {
+            let (low, high) = pitch_span(out);
+            let down = transpose.min(low as i32);
+            let up = transpose.min(127 - high as i32);
+            let shift = (rng.next_u64() % (down + up + 1) as u64) as i32 - down;
+            transpose_tokens(out, shift);
+        }
+    }
+
+    /// Consecutive windows of `len` + 1 tokens from the start, at most `max_tokens` in all: the
+    /// same every time, so validation losses compare across steps and runs.
+    pub fn fixed_windows(&self, len: usize, max_tokens: usize) -> Vec<Vec<u32>> {
+        self.tokens
+            .chunks_exact(len + 1)
+            .take((max_tokens / (len + 1)).max(1))
+            .map(|w| w.iter().map(|&t| t as u32).collect())
+            .collect()
+    }
+}
+
+/// Lowest and highest pitch of the notes in a window (127, 0 if none).
+fn pitch_span(tokens: &[u32]) -> (u8, u8) {
+    tokens.iter().fold((127, 0), |(low, high), &id| match Token::from_id(id) {
+        Some(Token::NoteOn(p)) | Some(Token::NoteOff(p)) => (low.min(p), high.max(p)),
+        _ => (low, high),
+    })
+}
+
+/// Moves every NOTE_ON and NOTE_OFF by `shift` semitones; the caller keeps pitches in range.
+pub fn transpose_tokens(tokens: &mut [u32], shift: i32) {
+    for id in tokens.iter_mut() {
+        *id = match Token::from_id(*id) {
+            Some(Token::NoteOn(p)) => Token::NoteOn((p as i32 + shift).clamp(0, 127) as u8).id(),
+            Some(Token::NoteOff(p)) => Token::NoteOff((p as i32 + shift).clamp(0, 127) as u8).id(),
+            _ => *id,
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_split_depends_only_on_the_path() {
+        let paths: Vec<String> = (0..2000).map(|i| format!("lmd/{}/{i}.mid", i % 16)).collect();
+        let val = paths.iter().filter(|p| Split::of(p, 0.1) == Split::Val).count();
+        assert!((150..250).contains(&val), "{val} of 2000 in validation at 10%");
+        assert_eq!(Split::of("a/b.mid", 0.5), Split::of("a/b.mid", 0.5));
+        // Raising the fraction only moves files into validation, never out.
+        assert!(paths.iter().all(|p| Split::of(p, 0.1) == Split::Train || Split::of(p, 0.2) == Split::Val));
+    }
+
+    #[test]
+    fn transposed_windows_keep_every_pitch_in_range() {
+        let stream = TokenStream {
+            tokens: [Token::NoteOn(2), Token::TimeShift(4), Token::NoteOff(2), Token::NoteOn(125)]
+                .iter()
+                .map(|t| t.id() as u16)
+                .collect(),
+            documents: 1,
+            document_starts: vec![0],
+        };
+        let mut rng = Rng::new(3);
+        let mut window = Vec::new();
+        let mut shifts = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            stream.random_window(3, 5, &mut rng, &mut window);
+            let (low, high) = pitch_span(&window);
+            shifts.insert(low as i32 - 2);
+            assert!(high <= 127 && low as i32 - 2 >= -2 && high as i32 - 125 <= 2);
+        }
+        assert_eq!(shifts.into_iter().collect::<Vec<_>>(), vec![-2, -1, 0, 1, 2]);
+    }
+}

@@ -1,0 +1,167 @@
+//! `generate`: an ONNX model -> a .mid file, through the engine's generator: the same code path
+//! the plugin plays, so the same model, settings and seed give the same notes.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use continuo_engine::generator::{Generator, GeneratorSettings};
+use continuo_engine::midi::{self, Note};
+use continuo_engine::model::Model;
+use continuo_engine::music::{parse_key, Scale, ScaleLock, KEY_NAMES};
+use continuo_engine::sampler::SamplerSettings;
+use continuo_engine::vocab::{self, GridNote, NoteCollector, STEPS_PER_BEAT};
+
+/// Beats in a bar: the generator works in 4/4.
+pub const BEATS_PER_BAR: u64 = 4;
+
+/// Generate music with a model and write it as a .mid file.
+///
+/// With --primer, the model first listens to a MIDI file (its melodic notes) and then continues
+/// it; the output holds the primer followed by --bars of new music. Without one, it starts from
+/// silence. Scale lock (--key, --scale), range (--low, --high) and --polyphony are obeyed by every
+/// note, as in the plugin.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The model (.onnx, from `export`).
+    pub model: PathBuf,
+    /// The .mid file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Bars of new music, in 4/4.
+    #[arg(long, default_value_t = 16)]
+    pub bars: u64,
+    /// Tempo written into the file, in BPM.
+    #[arg(long, default_value_t = 120.0)]
+    pub tempo: f64,
+    /// Below 1 plays safer, above 1 wilder; 0 always takes the likeliest token.
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f32,
+    /// Keep only the likeliest tokens whose probabilities add up to this (1 keeps all).
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    /// Random seed: the same seed, model and settings give the same music.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// A MIDI file for the model to continue.
+    #[arg(long)]
+    pub primer: Option<PathBuf>,
+    /// Key of the scale lock: C, C#, Db, ... B.
+    #[arg(long, default_value = "C")]
+    pub key: String,
+    /// Scale lock: chromatic (off), major, natural-minor, harmonic-minor, dorian, mixolydian,
+    /// pentatonic-major, pentatonic-minor, blues.
+    #[arg(long, default_value = "chromatic")]
+    pub scale: String,
+    /// Lowest MIDI note played.
+    #[arg(long, default_value_t = 21)]
+    pub low: u8,
+    /// Highest MIDI note played.
+    #[arg(long, default_value_t = 108)]
+    pub high: u8,
+    /// Most notes sounding at once.
+    #[arg(long, default_value_t = 8)]
+    pub polyphony: usize,
+    /// Notes held this many beats are ended.
+    #[arg(long, default_value_t = 8.0)]
+    pub max_note_beats: f64,
+    /// GM program (instrument) written for the notes, 0..=127 (0 is the piano).
+    #[arg(long, default_value_t = 0)]
+    pub program: u8,
+}
+
+impl Args {
+    pub fn settings(&self) -> Result<GeneratorSettings> {
+        let key = parse_key(&self.key)
+            .with_context(|| format!("--key {}: not a key; use one of {}", self.key, KEY_NAMES.join(" ")))?;
+        let scale = Scale::parse(&self.scale).with_context(|| {
+            let names: Vec<String> =
+                Scale::ALL.iter().map(|s| s.name().to_lowercase().replace(' ', "-")).collect();
+            format!("--scale {}: not a scale; use one of {}", self.scale, names.join(", "))
+        })?;
+        if self.low > self.high || self.high > 127 {
+            bail!("--low {} and --high {} must be MIDI notes with low <= high <= 127", self.low, self.high);
+        }
+        let lock = ScaleLock { key, scale };
+        if !(self.low..=self.high).any(|p| lock.allows(p)) {
+            bail!("no note between --low {} and --high {} is in {}", self.low, self.high, lock.describe());
+        }
+        if self.polyphony == 0
+            || self.tempo <= 0.0
+            || self.temperature < 0.0
+            || !(0.0..=1.0).contains(&self.top_p)
+        {
+            bail!("need --polyphony >= 1, --tempo > 0, --temperature >= 0 and 0 <= --top-p <= 1");
+        }
+        Ok(GeneratorSettings {
+            sampler: SamplerSettings {
+                temperature: self.temperature,
+                top_p: if self.top_p == 0.0 { 1.0 } else { self.top_p },
+                lowest: self.low,
+                highest: self.high,
+                scale_lock: lock,
+                max_polyphony: self.polyphony,
+                seed: self.seed,
+            },
+            max_note_beats: self.max_note_beats,
+        })
+    }
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let settings = args.settings()?;
+    if args.program > 127 {
+        bail!("--program {}: GM programs are 0..=127", args.program);
+    }
+    let model = Model::load_file(&args.model)?;
+    let primer = match &args.primer {
+        Some(path) => primer_notes(path)?,
+        None => Vec::new(),
+    };
+    let generated = generate(model, settings, &primer, args.bars)?;
+    let notes: Vec<Note> =
+        primer.iter().chain(&generated).map(|g| Note::from_grid(g, 0, args.program)).collect();
+    midi::write_file(&args.out, &notes, args.tempo)?;
+    let (low, high) = generated.iter().fold((127, 0), |(l, h), n| (n.pitch.min(l), n.pitch.max(h)));
+    println!(
+        "wrote {}: {} new notes in {} bars{} at {} BPM, pitches {}..{}",
+        args.out.display(),
+        generated.len(),
+        args.bars,
+        if primer.is_empty() { String::new() } else { format!(" after a primer of {} notes", primer.len()) },
+        args.tempo,
+        low,
+        high
+    );
+    Ok(())
+}
+
+/// The melodic notes of a primer file, on the grid.
+pub fn primer_notes(path: &Path) -> Result<Vec<GridNote>> {
+    let song = midi::read_file(path)?;
+    let grid = vocab::quantise(song.notes_for(midi::Role::Melodic).map(Note::as_tuple));
+    if grid.is_empty() {
+        bail!("{}: the primer has no melodic notes", path.display());
+    }
+    Ok(grid)
+}
+
+/// Lets the model hear `primer`, then generates `bars` bars after it. Returns the new notes
+/// only, on the same clock as the primer.
+pub fn generate(
+    model: Model,
+    settings: GeneratorSettings,
+    primer: &[GridNote],
+    bars: u64,
+) -> Result<Vec<GridNote>> {
+    let mut generator = Generator::new(model, settings)?;
+    for token in vocab::encode_grid(primer) {
+        generator.feed(token)?;
+    }
+    let end = generator.now() + bars * BEATS_PER_BAR * STEPS_PER_BEAT as u64;
+    let mut notes = NoteCollector::new();
+    // A generous cap: even a bar of 32nd-note chords stays far below it.
+    let cap = (bars as usize + 1) * 4096;
+    generator.generate_until(end, cap, |e| notes.push(e))?;
+    generator.release_all(|e| notes.push(e));
+    Ok(notes.finish(generator.now()))
+}

@@ -1,0 +1,300 @@
+//! `prepare`: MIDI folders -> a dataset of token shards.
+//!
+//! Owns finding MIDI files, reading and encoding them in parallel (through the engine's reader
+//! and vocabulary), the deterministic train/validation split, writing shards and the index, and
+//! the report of what was read and what was rejected and why. The dataset's on-disk format is
+//! [`crate::dataset`]'s.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use continuo_engine::midi::{self, Role};
+use continuo_engine::vocab::{self, VocabSpec};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::dataset::{self, DocumentEntry, Index, ShardWriter, Split};
+use crate::progress;
+
+/// Turn folders of MIDI files into a dataset of tokens for `train`.
+///
+/// Walks every DIR recursively (nested layouts like the Lakh MIDI Dataset's, or a plain folder)
+/// for .mid, .midi, .smf and .kar files, in any letter case. Files are read and encoded on all
+/// cores. Files that cannot be read are skipped and listed in stats.json by reason; nothing else
+/// is lost.
+///
+/// The validation split is chosen by a hash of each file's path relative to its DIR, so adding
+/// files to a collection never moves the old ones across the split.
+///
+/// Writes to --out: index.json (vocabulary, documents, shards), train-NNNN.tokens and
+/// val-NNNN.tokens (16-bit little-endian token ids), and stats.json (files read and rejected,
+/// notes, tokens, hours of music, pitch and velocity histograms).
+#[derive(clap::Args)]
+pub struct Args {
+    /// Folders to read, searched recursively.
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// The dataset folder to write (created if needed).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Which notes to learn: melodic instruments, or GM drums (channel 10).
+    #[arg(long, value_enum, default_value = "melodic")]
+    pub role: RoleArg,
+    /// Share of files held out for validation, chosen by a hash of their path.
+    #[arg(long, default_value_t = 0.05)]
+    pub val_fraction: f64,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum RoleArg {
+    Melodic,
+    Drums,
+}
+
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Role {
+        match role {
+            RoleArg::Melodic => Role::Melodic,
+            RoleArg::Drums => Role::Drums,
+        }
+    }
+}
+
+/// File endings read as MIDI, compared without letter case.
+const MIDI_EXTENSIONS: [&str; 4] = ["mid", "midi", "smf", "kar"];
+/// Files are read in batches of this many, so memory stays bounded on a 176k-file collection.
+const BATCH_FILES: usize = 4096;
+
+/// What `prepare` found, written as stats.json.
+#[derive(Debug, Default, Serialize, serde::Deserialize)]
+pub struct Stats {
+    pub files_found: u64,
+    pub files_read: u64,
+    pub files_rejected: u64,
+    /// Rejected files grouped by reason, each with the file's path and the full message.
+    pub rejected: BTreeMap<String, Vec<Rejected>>,
+    pub notes: u64,
+    pub train_tokens: u64,
+    pub val_tokens: u64,
+    pub train_files: u64,
+    pub val_files: u64,
+    pub hours: f64,
+    /// Notes per MIDI pitch 0..128.
+    pub pitch_histogram: Vec<u64>,
+    /// Notes per MIDI velocity 0..128.
+    pub velocity_histogram: Vec<u64>,
+    pub seconds: f64,
+    pub files_per_second: f64,
+}
+
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct Rejected {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+/// One file, read and encoded.
+struct Encoded {
+    path: PathBuf,
+    relative: String,
+    tokens: Vec<u16>,
+    notes: u64,
+    seconds: f64,
+    pitches: Vec<u8>,
+    velocities: Vec<u8>,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let stats = prepare(&args.dirs, &args.out, args.role.into(), args.val_fraction, true)?;
+    print_summary(&stats, &args.out);
+    Ok(())
+}
+
+/// Finds the MIDI files under each folder, as (path, path relative to its folder), sorted.
+pub fn find_midi_files(dirs: &[PathBuf]) -> Result<Vec<(PathBuf, String)>> {
+    let mut files = Vec::new();
+    for dir in dirs {
+        if !dir.is_dir() {
+            bail!("{}: not a folder (give folders of MIDI files to prepare)", dir.display());
+        }
+        for entry in walkdir::WalkDir::new(dir).follow_links(true).sort_by_file_name() {
+            let entry = entry.with_context(|| format!("{}: cannot list the folder", dir.display()))?;
+            let is_midi = entry.file_type().is_file()
+                && entry
+                    .path()
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| MIDI_EXTENSIONS.iter().any(|m| m.eq_ignore_ascii_case(e)));
+            if is_midi {
+                let relative = entry.path().strip_prefix(dir).unwrap_or(entry.path());
+                files.push((entry.path().to_path_buf(), relative.to_string_lossy().replace('\\', "/")));
+            }
+        }
+    }
+    Ok(files)
+}
+
+pub fn prepare(
+    dirs: &[PathBuf],
+    out: &Path,
+    role: Role,
+    val_fraction: f64,
+    show_progress: bool,
+) -> Result<Stats> {
+    if !(0.0..1.0).contains(&val_fraction) {
+        bail!("--val-fraction must be at least 0 and below 1, not {val_fraction}");
+    }
+    let started = Instant::now();
+    let files = find_midi_files(dirs)?;
+    if files.is_empty() {
+        let names: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        bail!(
+            "no MIDI files under {} (looked for {} files, in any letter case)",
+            names.join(", "),
+            MIDI_EXTENSIONS.map(|e| format!(".{e}")).join(", ")
+        );
+    }
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("{}: cannot create the dataset folder", out.display()))?;
+
+    let mut stats = Stats {
+        files_found: files.len() as u64,
+        pitch_histogram: vec![0; 128],
+        velocity_histogram: vec![0; 128],
+        ..Default::default()
+    };
+    let mut train = ShardWriter::new(out, Split::Train);
+    let mut val = ShardWriter::new(out, Split::Val);
+    let mut documents = Vec::new();
+    let bar = if show_progress {
+        progress::bar(files.len() as u64, "files")
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+
+    for batch in files.chunks(BATCH_FILES) {
+        let results: Vec<Result<Encoded, (PathBuf, String, String)>> = batch
+            .par_iter()
+            .map(|(path, relative)| {
+                let result = encode_file(path, relative, role);
+                bar.inc(1);
+                result
+            })
+            .collect();
+        for result in results {
+            match result {
+                Ok(encoded) => {
+                    let split = Split::of(&encoded.relative, val_fraction);
+                    let writer = if split == Split::Train { &mut train } else { &mut val };
+                    let (shard, offset) = writer.push(&encoded.tokens)?;
+                    match split {
+                        Split::Train => {
+                            (stats.train_files += 1, stats.train_tokens += encoded.tokens.len() as u64)
+                        }
+                        Split::Val => (stats.val_files += 1, stats.val_tokens += encoded.tokens.len() as u64),
+                    };
+                    stats.files_read += 1;
+                    stats.notes += encoded.notes;
+                    stats.hours += encoded.seconds / 3600.0;
+                    for &p in &encoded.pitches {
+                        stats.pitch_histogram[p as usize] += 1;
+                    }
+                    for &v in &encoded.velocities {
+                        stats.velocity_histogram[v as usize] += 1;
+                    }
+                    documents.push(DocumentEntry {
+                        path: encoded.path,
+                        split,
+                        shard,
+                        offset,
+                        tokens: encoded.tokens.len() as u64,
+                    });
+                }
+                Err((path, reason, message)) => {
+                    stats.files_rejected += 1;
+                    stats.rejected.entry(reason).or_default().push(Rejected { path, message });
+                }
+            }
+        }
+        bar.set_message(format!("{} rejected", stats.files_rejected));
+    }
+    bar.finish_and_clear();
+
+    if stats.files_read == 0 {
+        bail!(
+            "none of the {} MIDI files could be used; the first problem: {}",
+            stats.files_found,
+            stats.rejected.values().flatten().next().map(|r| r.message.as_str()).unwrap_or("none")
+        );
+    }
+    let index = Index {
+        format: dataset::FORMAT.into(),
+        version: dataset::VERSION,
+        vocab: VocabSpec::v1(),
+        role,
+        shards: [train.finish()?, val.finish()?].concat(),
+        documents,
+    };
+    index.save(out)?;
+    stats.seconds = started.elapsed().as_secs_f64();
+    stats.files_per_second = stats.files_found as f64 / stats.seconds.max(1e-9);
+    let stats_path = out.join("stats.json");
+    std::fs::write(&stats_path, serde_json::to_string_pretty(&stats)?)
+        .with_context(|| format!("{}: cannot write", stats_path.display()))?;
+    Ok(stats)
+}
+
+/// Reads and encodes one file; a rejection is (path, reason, message).
+fn encode_file(path: &Path, relative: &str, role: Role) -> Result<Encoded, (PathBuf, String, String)> {
+    let song = midi::read_file(path)
+        .map_err(|e| (path.to_path_buf(), e.problem.reason().to_string(), e.to_string()))?;
+    let notes: Vec<&midi::Note> = song.notes_for(role).collect();
+    if notes.is_empty() {
+        let role_name = match role {
+            Role::Melodic => "melodic",
+            Role::Drums => "drum",
+        };
+        return Err((
+            path.to_path_buf(),
+            format!("no {role_name} notes"),
+            format!("{}: has no {role_name} notes to learn from", path.display()),
+        ));
+    }
+    // Leading silence teaches nothing: start at the first note's bar (4 beats), keeping its
+    // place in the bar.
+    let first = notes.iter().map(|n| n.start).fold(f64::INFINITY, f64::min);
+    let offset = (first / 4.0).floor() * 4.0;
+    let tokens: Vec<u16> =
+        vocab::encode(notes.iter().map(|n| (n.pitch, n.velocity, n.start - offset, n.end - offset)))
+            .iter()
+            .map(|t| t.id() as u16)
+            .collect();
+    Ok(Encoded {
+        path: path.to_path_buf(),
+        relative: relative.to_string(),
+        tokens,
+        notes: notes.len() as u64,
+        seconds: song.duration_seconds(),
+        pitches: notes.iter().map(|n| n.pitch).collect(),
+        velocities: notes.iter().map(|n| n.velocity).collect(),
+    })
+}
+
+fn print_summary(stats: &Stats, out: &Path) {
+    println!("prepared {} in {}", out.display(), progress::duration(stats.seconds));
+    println!(
+        "  files      {} found, {} read, {} rejected ({:.0} files/s)",
+        stats.files_found, stats.files_read, stats.files_rejected, stats.files_per_second
+    );
+    println!("  music      {} notes, {:.2} hours", stats.notes, stats.hours);
+    println!(
+        "  tokens     {} train ({} files), {} validation ({} files)",
+        stats.train_tokens, stats.train_files, stats.val_tokens, stats.val_files
+    );
+    for (reason, files) in &stats.rejected {
+        println!("  rejected   {:>6} {reason}, e.g. {}", files.len(), files[0].message);
+    }
+    println!("  details    {}", out.join("stats.json").display());
+}
