@@ -88,6 +88,8 @@ impl AdamW {
             tensors.insert(format!("m.{name}"), self.m[i].clone());
             tensors.insert(format!("v.{name}"), self.v[i].clone());
         }
+        // Bias correction depends on how many updates were made: part of the state too.
+        tensors.insert("updates".to_string(), Tensor::new(&[self.updates as f64], &Device::Cpu)?);
         candle_core::safetensors::save(&tensors, path)
             .with_context(|| format!("{}: cannot write", path.display()))
     }
@@ -95,6 +97,9 @@ impl AdamW {
     pub fn load(&mut self, path: &Path, device: &Device) -> Result<()> {
         let tensors = candle_core::safetensors::load(path, device)
             .with_context(|| format!("{}: cannot read the optimizer state", path.display()))?;
+        let updates =
+            tensors.get("updates").with_context(|| format!("{}: no update count", path.display()))?;
+        self.updates = updates.to_vec1::<f64>()?[0] as u64;
         for (i, (name, var)) in self.params.iter().enumerate() {
             for (prefix, slot) in [("m", &mut self.m[i]), ("v", &mut self.v[i])] {
                 let saved = tensors

@@ -1,0 +1,309 @@
+//! `continuo-train` as a person runs it: the real binary on real MIDI files and broken ones,
+//! a few training steps, a real ONNX export read back by the engine.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use continuo_engine::midi::{self, Note};
+use continuo_engine::model::Model;
+use continuo_engine::music::{Scale, ScaleLock};
+
+fn continuo_train(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_continuo-train")).args(args).output().expect("the binary runs")
+}
+
+/// Runs and expects success; returns stdout.
+fn ok(args: &[&str]) -> String {
+    let out = continuo_train(args);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "continuo-train {args:?} failed:\n{stdout}\n{stderr}");
+    stdout.into_owned()
+}
+
+/// Runs and expects failure; returns stderr.
+fn fails(args: &[&str]) -> String {
+    let out = continuo_train(args);
+    assert!(!out.status.success(), "continuo-train {args:?} should have failed");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn real_midi() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/fixtures/midi");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    files
+}
+
+/// A collection as users have them: nested folders, odd extensions, and three broken files.
+fn collection(root: &Path) {
+    let nested = root.join("A/B");
+    std::fs::create_dir_all(&nested).unwrap();
+    for (i, file) in real_midi().iter().enumerate() {
+        let name = match i {
+            0 => "first.MID".to_string(),
+            1 => "karaoke.kar".to_string(),
+            _ => file.file_name().unwrap().to_string_lossy().into_owned(),
+        };
+        let dir = if i % 2 == 0 { root } else { &nested };
+        std::fs::copy(file, dir.join(name)).unwrap();
+    }
+    let whole = std::fs::read(&real_midi()[2]).unwrap();
+    std::fs::write(nested.join("cut-short.mid"), &whole[..whole.len() / 2]).unwrap();
+    std::fs::write(root.join("notes.mid"), b"these are my notes, not MIDI").unwrap();
+    std::fs::write(root.join("header.midi"), b"MThd\0\0\0\x06\0\x01").unwrap();
+    std::fs::write(root.join("readme.txt"), b"not looked at").unwrap();
+}
+
+#[test]
+fn prepare_reads_the_collection_and_reports_every_reject() {
+    let dir = tempfile::tempdir().unwrap();
+    let (songs, data) = (dir.path().join("songs"), dir.path().join("data"));
+    collection(&songs);
+    let out = ok(&["prepare", s(&songs), "--out", s(&data), "--val-fraction", "0.3"]);
+    assert!(out.contains("8 found, 5 read, 3 rejected"), "{out}");
+
+    let stats: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.join("stats.json")).unwrap()).unwrap();
+    let rejected = &stats["rejected"];
+    assert_eq!(rejected["not a MIDI file"][0]["path"], s(&songs.join("notes.mid")));
+    assert_eq!(rejected["truncated header"][0]["path"], s(&songs.join("header.midi")));
+    let cut = rejected["chunk past the end"][0]["message"].as_str().unwrap();
+    assert!(cut.contains("cut-short.mid") && cut.contains("cut short"), "{cut}");
+    assert!(stats["notes"].as_u64().unwrap() > 500);
+    assert_eq!(stats["pitch_histogram"].as_array().unwrap().len(), 128);
+    let tokens = stats["train_tokens"].as_u64().unwrap() + stats["val_tokens"].as_u64().unwrap();
+    assert!(tokens > 1000);
+
+    // The same collection gives the same dataset, and adding a file never moves the others.
+    let again = dir.path().join("again");
+    std::fs::copy(&real_midi()[0], songs.join("new.mid")).unwrap();
+    ok(&["prepare", s(&songs), "--out", s(&again), "--val-fraction", "0.3"]);
+    let split_of = |dataset: &Path| -> Vec<(String, String)> {
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dataset.join("index.json")).unwrap()).unwrap();
+        let docs = index["documents"].as_array().unwrap();
+        docs.iter()
+            .map(|d| (d["path"].as_str().unwrap().to_string(), d["split"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    let before = split_of(&data);
+    let after = split_of(&again);
+    assert_eq!(after.len(), before.len() + 1);
+    assert!(before.iter().all(|doc| after.contains(doc)), "a file moved across the split");
+}
+
+#[test]
+fn prepare_refuses_an_empty_folder_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("nothing here");
+    std::fs::create_dir(&empty).unwrap();
+    let err = fails(&["prepare", s(&empty), "--out", s(&dir.path().join("data"))]);
+    assert!(err.contains("no MIDI files under") && err.contains("nothing here"), "{err}");
+}
+
+/// A learnable pattern: a two-octave scale, up and down, over and over.
+fn scale_dataset(dir: &Path) -> PathBuf {
+    let songs = dir.join("scales");
+    std::fs::create_dir_all(&songs).unwrap();
+    for file in 0..8 {
+        let pitches: Vec<u8> = (0..15)
+            .chain((1..14).rev())
+            .map(|i| [60, 62, 64, 65, 67, 69, 71][i % 7] + 12 * (i / 7) as u8)
+            .collect();
+        let notes: Vec<Note> = (0..240)
+            .map(|i| Note {
+                pitch: pitches[i % pitches.len()],
+                velocity: 80,
+                start: i as f64 * 0.5,
+                end: i as f64 * 0.5 + 0.5,
+                channel: 0,
+                program: 0,
+                is_drum: false,
+                track: 0,
+            })
+            .collect();
+        midi::write_file(&songs.join(format!("scale{file}.mid")), &notes, 120.0).unwrap();
+    }
+    let data = dir.join("scale-data");
+    ok(&["prepare", s(&songs), "--out", s(&data), "--val-fraction", "0.25"]);
+    data
+}
+
+const TINY: [&str; 14] = [
+    "--layers",
+    "1",
+    "--hidden",
+    "32",
+    "--embed",
+    "16",
+    "--seq",
+    "32",
+    "--batch",
+    "8",
+    "--eval-tokens",
+    "1024",
+    "--transpose",
+    "0",
+];
+
+fn train(dataset: &Path, run: &Path, extra: &[&str]) -> String {
+    let mut args = vec!["train", s(dataset), "--out", s(run)];
+    args.extend(TINY);
+    args.extend(extra);
+    ok(&args)
+}
+
+fn metrics(run: &Path) -> Vec<Vec<f64>> {
+    std::fs::read_to_string(run.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(|c| c.parse().unwrap()).collect())
+        .collect()
+}
+
+#[test]
+fn train_learns_a_pattern_and_export_generate_eval_use_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = scale_dataset(dir.path());
+    let run = dir.path().join("run");
+    let log = train(&data, &run, &["--steps", "150", "--eval-every", "50", "--lr", "0.01", "--warmup", "10"]);
+    assert!(log.contains("step    150"), "{log}");
+    let rows = metrics(&run);
+    assert_eq!(rows.len(), 3);
+    let (first, last) = (rows[0][2], rows[2][2]);
+    // Uniform guessing is ln(384) = 5.95 nats; the scale is nearly deterministic.
+    assert!(last < 1.5 && last < first * 0.6, "validation loss went {first} -> {last}");
+    for file in [
+        "config.json",
+        "vocab.json",
+        "best.safetensors",
+        "checkpoint.safetensors",
+        "optimizer.safetensors",
+        "loss.svg",
+    ] {
+        assert!(run.join(file).exists(), "{file} missing from the run");
+    }
+    let svg = std::fs::read_to_string(run.join("loss.svg")).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("validation"));
+
+    // Export checks tract against candle and writes a model the engine loads.
+    let onnx = dir.path().join("scales.onnx");
+    let out = ok(&["export", s(&run), "--out", s(&onnx), "--name", "Scales"]);
+    assert!(out.contains("parity: tract and candle agree"), "{out}");
+    let model = Model::load_file(&onnx).unwrap();
+    assert_eq!(model.info().name, "Scales");
+    assert_eq!(model.info().training.steps, 150);
+    assert!(model.info().training.validation_loss.unwrap() < 1.5);
+
+    // Generate writes a file the engine reads back, every note in the scale lock.
+    let song = dir.path().join("song.mid");
+    ok(&[
+        "generate",
+        s(&onnx),
+        "--out",
+        s(&song),
+        "--bars",
+        "8",
+        "--key",
+        "G",
+        "--scale",
+        "major",
+        "--seed",
+        "3",
+    ]);
+    let read = midi::read_file(&song).unwrap();
+    assert!(read.notes.len() >= 8, "only {} notes", read.notes.len());
+    let lock = ScaleLock { key: 7, scale: Scale::Major };
+    assert!(read.notes.iter().all(|n| lock.allows(n.pitch)));
+    // The same seed writes the same file; the primer comes first in the output.
+    let again = dir.path().join("again.mid");
+    ok(&[
+        "generate",
+        s(&onnx),
+        "--out",
+        s(&again),
+        "--bars",
+        "8",
+        "--key",
+        "G",
+        "--scale",
+        "major",
+        "--seed",
+        "3",
+    ]);
+    assert_eq!(std::fs::read(&song).unwrap(), std::fs::read(&again).unwrap());
+    let primed = dir.path().join("primed.mid");
+    let primer = dir.path().join("scales/scale0.mid");
+    ok(&["generate", s(&onnx), "--out", s(&primed), "--bars", "2", "--primer", s(&primer)]);
+    let primed = midi::read_file(&primed).unwrap();
+    assert!(primed.notes.len() > 240, "primer of 240 notes plus new ones, got {}", primed.notes.len());
+
+    // Eval: the model beats both baselines on the pattern, and says so in its table and JSON.
+    let json = dir.path().join("eval.json");
+    let table = ok(&["eval", s(&onnx), s(&data), "--samples", "2", "--bars", "8", "--json", s(&json)]);
+    for row in ["held-out", "all", "note-on", "note-off", "time-shift", "pitch-class histogram", "overlap"] {
+        assert!(table.contains(row), "{row} missing:\n{table}");
+    }
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let all = &report["likelihood"][0];
+    let (model_nll, bigram_nll) =
+        (all["model"]["nats_per_token"].as_f64().unwrap(), all["bigram"]["nats_per_token"].as_f64().unwrap());
+    assert!(model_nll < bigram_nll, "model {model_nll} vs bigram {bigram_nll}");
+}
+
+#[test]
+fn resume_continues_exactly_where_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = scale_dataset(dir.path());
+    let (straight, split) = (dir.path().join("straight"), dir.path().join("split"));
+    train(&data, &straight, &["--steps", "40", "--eval-every", "20"]);
+    train(&data, &split, &["--steps", "20", "--eval-every", "20"]);
+    ok(&["train", "--resume", s(&split), "--steps", "40"]);
+    let (a, b) = (metrics(&straight), metrics(&split));
+    assert_eq!(b.len(), 2);
+    // Same train and validation losses at step 40: the moments, the step and the data order
+    // all carried over.
+    assert_eq!(a[1][0], b[1][0]);
+    assert!((a[1][1] - b[1][1]).abs() < 1e-5 && (a[1][2] - b[1][2]).abs() < 1e-5, "{a:?} vs {b:?}");
+
+    let err = fails(&["train", "--resume", s(&split), "--steps", "40"]);
+    assert!(err.contains("already trained 40 of 40 steps"), "{err}");
+    let err = fails(&["train", s(&data), "--out", s(&split)]);
+    assert!(err.contains("already holds a run"), "{err}");
+}
+
+#[test]
+fn errors_name_the_file_and_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let foreign = dir.path().join("foreign.onnx");
+    std::fs::write(&foreign, b"\x08\x07\x12\x07pytorch").unwrap();
+    let err = fails(&["generate", s(&foreign), "--out", s(&dir.path().join("x.mid"))]);
+    assert!(err.contains("foreign.onnx") && err.contains("not a Continuo model"), "{err}");
+
+    let err = fails(&["eval", s(&foreign), s(&dir.path().join("no-dataset"))]);
+    assert!(err.contains("foreign.onnx"), "{err}");
+
+    let err = fails(&["export", s(&dir.path().join("no-run")), "--out", s(&foreign)]);
+    assert!(err.contains("no-run/config.json") && err.contains("run folder"), "{err}");
+
+    let err = fails(&["train", s(&dir.path().join("no-dataset")), "--out", s(&dir.path().join("run"))]);
+    assert!(err.contains("no-dataset/index.json") && err.contains("continuo-train prepare"), "{err}");
+}
+
+#[test]
+fn every_subcommand_has_a_manual() {
+    let top = ok(&["--help"]);
+    for verb in ["prepare", "train", "export", "generate", "eval"] {
+        assert!(top.contains(verb), "{verb} missing from --help");
+        let help = ok(&[verb, "--help"]);
+        assert!(help.lines().count() > 10, "{verb} --help is thin:\n{help}");
+        assert!(help.contains("Usage: continuo-train"), "{help}");
+    }
+    assert!(ok(&["train", "--help"]).contains("[default: 256]"));
+    assert!(ok(&["generate", "--help"]).contains("pentatonic-minor"));
+}
