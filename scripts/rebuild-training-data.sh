@@ -10,6 +10,8 @@
 #            ryans/ (Ryan's Mammoth Collection), oneills1850/ (O'Neill's), airdsAirs/ (Aird's
 #            Airs), miscFolk/.
 #
+# CONTINUO_DATA_ONLY="bach" or "folk" rebuilds one set.
+#
 # Needs python3 with venv, network access to PyPI, and abc2midi (installed with apt-get when
 # missing and running as root). music21's essenFolksong and palestrina are left out on purpose:
 # their licences do not allow shipping models trained on them.
@@ -32,8 +34,10 @@ if ! command -v abc2midi > /dev/null; then
   fi
 fi
 
+only="${CONTINUO_DATA_ONLY:-bach folk}"
 corpus="$("$venv/bin/python" -c 'import music21, pathlib; print(pathlib.Path(music21.__file__).parent / "corpus")')"
 
+if [[ " $only " == *" bach "* ]]; then
 echo "Bach chorales -> $out/bach"
 mkdir -p "$out/bach"
 "$venv/bin/python" - "$out/bach" <<'PY'
@@ -52,11 +56,26 @@ for i, path in enumerate(paths, 1):
         print(f"  {i}/{len(paths)}", flush=True)
 print(f"  {len(paths) - failed} of {len(paths)} converted")
 PY
+fi
 
+[[ " $only " == *" folk "* ]] || exit 0
 for pair in ryansMammoth:ryans oneills1850:oneills1850 airdsAirs:airdsAirs miscFolk:miscFolk; do
   from="${pair%%:*}"; to="${pair##*:}"
   echo "folk tunes from $from -> $out/folk/$to"
   mkdir -p "$out/folk/$to"
-  (cd "$out/folk/$to" && for abc in "$corpus/$from"/*.abc; do abc2midi "$abc" > /dev/null 2>&1 || true; done)
+  # abc2midi writes its files next to the .abc it reads, named after the file and each tune's
+  # X: number; a file holding a single tune gives one file named after the .abc alone.
+  (cd "$out/folk/$to" && for abc in "$corpus/$from"/*.abc; do
+    stem="$(basename "$abc" .abc)"
+    tmp="$(mktemp -d ./.abc.XXXXXX)"
+    cp "$abc" "$tmp/" && (cd "$tmp" && abc2midi "$stem.abc" > /dev/null 2>&1 || true)
+    made=("$tmp"/*.mid)
+    if [ "${#made[@]}" = 1 ] && [ -e "${made[0]}" ]; then
+      mv "${made[0]}" "$stem.mid"
+    elif [ -e "${made[0]}" ]; then
+      mv "${made[@]}" .
+    fi
+    rm -rf "$tmp"
+  done)
   echo "  $(find "$out/folk/$to" -name '*.mid' | wc -l) files"
 done

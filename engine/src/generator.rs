@@ -127,7 +127,9 @@ impl Generator {
     /// Back to the start: zero state, clock at 0, nothing sounding, the random sequence from its
     /// seed, and the start token read. Emits nothing: release sounding notes first.
     pub fn reset(&mut self) -> Result<(), ModelError> {
-        self.state = self.model.initial_state();
+        // Dropping the old state frees tract's tensors: model memory, so inside the step scope.
+        let Generator { model, state, .. } = self;
+        (self.step_scope)(&mut || *state = model.initial_state());
         self.decoder.reset();
         self.sampler.reseed();
         self.tokens = 0;

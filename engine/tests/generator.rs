@@ -151,6 +151,8 @@ fn generating_allocates_nothing_outside_the_model_step() {
             .unwrap();
     }
     generator.release_all(|_| count += 1);
+    generator.reset().unwrap();
+    generator.generate_until(8 * STEPS_PER_BEAT as u64, 10_000, |_| count += 1).unwrap();
     COUNTING.with(|c| c.set(false));
     assert_eq!(OUTSIDE_STEP.load(Ordering::Relaxed), 0, "the generator allocated outside the model step");
     assert!(count > 50, "only {count} events in 2000 tokens");

@@ -1,0 +1,455 @@
+//! A CLAP host, written with clack-host, that loads the bundled `Continuo.clap` exactly as a DAW
+//! does and plays it: transport play, pause, stop, loops, tempo changes, block sizes from 1 to
+//! 8192, sample rates from 44.1 to 192 kHz, parameters, and state.
+//!
+//! The bundle is built by `cargo xtask bundle continuo` (run by `cargo xtask test`, the README's
+//! test command); set CONTINUO_CLAP to test another one.
+
+use std::ffi::CString;
+use std::path::PathBuf;
+
+use clack_extensions::params::{ParamInfoBuffer, PluginParams};
+use clack_extensions::state::PluginState;
+use clack_host::events::event_types::*;
+use clack_host::events::{EventFlags, Match};
+use clack_host::prelude::*;
+use clack_host::utils::{BeatTime, SecondsTime};
+
+struct Shared;
+impl SharedHandler<'_> for Shared {
+    fn request_restart(&self) {}
+    fn request_process(&self) {}
+    fn request_callback(&self) {}
+}
+
+struct TestHost;
+impl HostHandlers for TestHost {
+    type Shared<'a> = Shared;
+    type MainThread<'a> = ();
+    type AudioProcessor<'a> = ();
+}
+
+fn bundle_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("CONTINUO_CLAP") {
+        return PathBuf::from(path);
+    }
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bundled/Continuo.clap");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo xtask bundle continuo` (or run `cargo xtask test`)",
+        path.display()
+    );
+    path
+}
+
+/// A note event the plugin sent, with the block it came in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Heard {
+    block: usize,
+    offset: u32,
+    /// Absolute sample position.
+    sample: u64,
+    key: u8,
+    channel: u8,
+    velocity: f64,
+    on: bool,
+}
+
+/// What the host tells the plugin about one block.
+#[derive(Debug, Clone, Copy)]
+struct Transport {
+    playing: bool,
+    tempo: f64,
+    beats: f64,
+}
+
+struct Host {
+    instance: PluginInstance<TestHost>,
+    processor: Option<StartedPluginAudioProcessor<TestHost>>,
+    sample_rate: f64,
+    input: Vec<Vec<f32>>,
+    output: Vec<Vec<f32>>,
+    input_ports: AudioPorts,
+    output_ports: AudioPorts,
+    events_out: EventBuffer,
+    params_in: Vec<ParamValueEvent>,
+    blocks: usize,
+    samples: u64,
+    heard: Vec<Heard>,
+}
+
+const MAX_BLOCK: usize = 8192;
+
+impl Host {
+    fn new(sample_rate: f64) -> Host {
+        let entry = unsafe { PluginEntry::load(bundle_path()) }.expect("the bundle loads as a CLAP entry");
+        let factory = entry.get_plugin_factory().expect("a plugin factory");
+        let descriptor = factory.plugin_descriptors().next().expect("one plugin in the bundle");
+        assert_eq!(descriptor.id().unwrap().to_bytes(), b"org.continuo.continuo");
+        assert_eq!(descriptor.name().unwrap().to_bytes(), b"Continuo");
+        let id = CString::from(descriptor.id().unwrap());
+        let info = HostInfo::new("Continuo test host", "Continuo", "https://example.invalid", "1.0").unwrap();
+        let instance =
+            PluginInstance::<TestHost>::new(|_| Shared, |_| (), &entry, &id, &info).expect("instantiates");
+        let mut host = Host {
+            instance,
+            processor: None,
+            sample_rate,
+            input: vec![vec![0.0; MAX_BLOCK]; 2],
+            output: vec![vec![0.0; MAX_BLOCK]; 2],
+            input_ports: AudioPorts::with_capacity(2, 1),
+            output_ports: AudioPorts::with_capacity(2, 1),
+            events_out: EventBuffer::with_capacity(4096),
+            params_in: Vec::new(),
+            blocks: 0,
+            samples: 0,
+            heard: Vec::new(),
+        };
+        host.activate();
+        host
+    }
+
+    fn activate(&mut self) {
+        let config = PluginAudioConfiguration {
+            sample_rate: self.sample_rate,
+            min_frames_count: 1,
+            max_frames_count: MAX_BLOCK as u32,
+        };
+        let stopped = self.instance.activate(|_, _| (), config).expect("activates");
+        self.processor = Some(stopped.start_processing().expect("starts processing"));
+    }
+
+    fn deactivate(&mut self) {
+        let processor = self.processor.take().expect("active").stop_processing();
+        self.instance.deactivate(processor);
+    }
+
+    /// The CLAP id of the parameter with this name.
+    fn param_id(&mut self, name: &str) -> ClapId {
+        let handle = self.instance.plugin_handle();
+        let params = handle.get_extension::<PluginParams>().expect("the params extension");
+        let mut buffer = ParamInfoBuffer::new();
+        (0..params.count(&handle))
+            .filter_map(|i| {
+                params
+                    .get_info(&handle, i, &mut buffer)
+                    .map(|p| (p.id, String::from_utf8_lossy(p.name).into_owned()))
+            })
+            .find(|(_, n)| n == name)
+            .unwrap_or_else(|| panic!("no parameter named {name}"))
+            .0
+    }
+
+    /// Sets a parameter as a person types it ("D", "Mixolydian", "G3", "10") at the start of
+    /// the next block, converted by the plugin's own text-to-value, as a DAW does.
+    fn set(&mut self, name: &str, text: &str) {
+        let id = self.param_id(name);
+        let handle = self.instance.plugin_handle();
+        let params = handle.get_extension::<PluginParams>().expect("the params extension");
+        let text = CString::new(text).unwrap();
+        let value = params
+            .text_to_value(&handle, id, &text)
+            .unwrap_or_else(|| panic!("{name} does not accept {text:?}"));
+        self.params_in.push(ParamValueEvent::new(0, id, Pckn::match_all(), value));
+    }
+
+    fn block(&mut self, frames: usize, t: Transport) -> Vec<Heard> {
+        let mut flags = TransportFlags::HAS_TEMPO
+            | TransportFlags::HAS_BEATS_TIMELINE
+            | TransportFlags::HAS_TIME_SIGNATURE;
+        if t.playing {
+            flags |= TransportFlags::IS_PLAYING;
+        }
+        let transport = TransportEvent {
+            header: EventHeader::new_core(0, EventFlags::empty()),
+            flags,
+            song_pos_beats: BeatTime::from_float(t.beats),
+            song_pos_seconds: SecondsTime::from_float(t.beats * 60.0 / t.tempo),
+            tempo: t.tempo,
+            tempo_inc: 0.0,
+            loop_start_beats: BeatTime::from_int(0),
+            loop_end_beats: BeatTime::from_int(0),
+            loop_start_seconds: SecondsTime::from_int(0),
+            loop_end_seconds: SecondsTime::from_int(0),
+            bar_start: BeatTime::from_float((t.beats / 4.0).floor() * 4.0),
+            bar_number: (t.beats / 4.0).floor() as i32,
+            time_signature_numerator: 4,
+            time_signature_denominator: 4,
+        };
+        self.events_out.clear();
+        let params: Vec<ParamValueEvent> = std::mem::take(&mut self.params_in);
+        let input_events = InputEvents::from_buffer(&params);
+        let mut output_events = OutputEvents::from_buffer(&mut self.events_out);
+        let mut input_audio = self.input_ports.with_input_buffers([AudioPortBuffer {
+            latency: 0,
+            channels: AudioPortBufferType::f32_input_only(
+                self.input.iter_mut().map(|b| InputChannel::constant(&mut b[..frames])),
+            ),
+        }]);
+        let mut output_audio = self.output_ports.with_output_buffers([AudioPortBuffer {
+            latency: 0,
+            channels: AudioPortBufferType::f32_output_only(self.output.iter_mut().map(|b| &mut b[..frames])),
+        }]);
+        let processor = self.processor.as_mut().expect("active");
+        processor
+            .process(
+                &input_audio,
+                &mut output_audio,
+                &input_events,
+                &mut output_events,
+                Some(self.samples),
+                Some(&transport),
+            )
+            .expect("process succeeds");
+        let _ = &mut input_audio;
+
+        let mut heard = Vec::new();
+        for event in self.events_out.iter() {
+            let note = if let Some(on) = event.as_event::<NoteOnEvent>() {
+                Some((on.header().time(), on.pckn().key, on.pckn().channel, on.velocity(), true))
+            } else {
+                event
+                    .as_event::<NoteOffEvent>()
+                    .map(|off| (off.header().time(), off.pckn().key, off.pckn().channel, 0.0, false))
+            };
+            if let Some((offset, key, channel, velocity, on)) = note {
+                let (Match::Specific(key), Match::Specific(channel)) = (key, channel) else {
+                    panic!("note events must name their key and channel")
+                };
+                heard.push(Heard {
+                    block: self.blocks,
+                    offset,
+                    sample: self.samples + offset as u64,
+                    key: key as u8,
+                    channel: channel as u8,
+                    velocity,
+                    on,
+                });
+            }
+        }
+        for h in &heard {
+            assert!((h.offset as usize) < frames.max(1), "event at {} outside a block of {frames}", h.offset);
+        }
+        assert!(heard.windows(2).all(|w| w[0].offset <= w[1].offset), "events out of order: {heard:?}");
+        self.blocks += 1;
+        self.samples += frames as u64;
+        self.heard.extend(&heard);
+        heard
+    }
+
+    /// Plays `beats` beats from `start` at `tempo` in blocks whose sizes come from `sizes`.
+    fn play(&mut self, start: f64, beats: f64, tempo: f64, sizes: &mut impl FnMut() -> usize) -> f64 {
+        let samples_per_beat = self.sample_rate * 60.0 / tempo;
+        let mut pos = start;
+        while pos < start + beats {
+            let frames = sizes();
+            self.block(frames, Transport { playing: true, tempo, beats: pos });
+            pos += frames as f64 / samples_per_beat;
+        }
+        pos
+    }
+
+    fn stopped(&mut self, frames: usize, beats: f64) -> Vec<Heard> {
+        self.block(frames, Transport { playing: false, tempo: 120.0, beats })
+    }
+
+    fn save_state(&mut self) -> Vec<u8> {
+        let handle = self.instance.plugin_handle();
+        let state = handle.get_extension::<PluginState>().expect("the state extension");
+        let mut bytes = Vec::new();
+        state.save(&handle, &mut bytes).expect("state saves");
+        bytes
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) {
+        let handle = self.instance.plugin_handle();
+        let state = handle.get_extension::<PluginState>().expect("the state extension");
+        state.load(&handle, &mut &bytes[..]).expect("state loads");
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if self.processor.is_some() {
+            self.deactivate();
+        }
+    }
+}
+
+/// Notes sounding after these events, checking that every off ends a sounding note.
+fn sounding_after(events: &[Heard]) -> Vec<u8> {
+    let mut sounding = [false; 128];
+    for e in events {
+        if e.on {
+            sounding[e.key as usize] = true;
+        } else {
+            assert!(
+                std::mem::take(&mut sounding[e.key as usize]),
+                "note-off for silent key {}: {e:?}",
+                e.key
+            );
+        }
+    }
+    (0..128u8).filter(|k| sounding[*k as usize]).collect()
+}
+
+/// Where block sizes come from: a fixed size, or a random sequence.
+type BlockSizes<'a> = Box<dyn FnMut() -> usize + 'a>;
+
+fn fixed(n: usize) -> impl FnMut() -> usize {
+    move || n
+}
+
+#[test]
+fn plays_32_bars_at_every_block_size_and_ends_every_note() {
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let mut random = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        1 + (seed % 2048) as usize
+    };
+    let sizes: Vec<(&str, BlockSizes)> = vec![
+        ("1", Box::new(fixed(1))),
+        ("64", Box::new(fixed(64))),
+        ("512", Box::new(fixed(512))),
+        ("8192", Box::new(fixed(8192))),
+        ("random", Box::new(&mut random)),
+    ];
+    for (name, mut size) in sizes {
+        let mut host = Host::new(48_000.0);
+        // Only one bar at block size 1: 4 beats are already 96,000 process calls.
+        let beats = if name == "1" { 4.0 } else { 128.0 };
+        host.stopped(512, 0.0);
+        let end = host.play(0.0, beats, 120.0, &mut size);
+        let ons = host.heard.iter().filter(|h| h.on).count();
+        assert!(ons as f64 >= beats, "block size {name}: only {ons} notes in {beats} beats");
+        assert!(host.heard.iter().all(|h| h.channel == 0));
+        // Stop: every sounding note ends in that very block, and nothing plays after.
+        let stop = host.stopped(256, end);
+        assert!(sounding_after(&host.heard).is_empty(), "block size {name}: notes left hanging");
+        assert!(stop.iter().all(|h| !h.on && h.offset == 0));
+        for _ in 0..20 {
+            assert!(host.stopped(512, end).is_empty(), "block size {name}: notes while stopped");
+        }
+    }
+}
+
+#[test]
+fn pause_releases_notes_and_resume_continues_the_music() {
+    let mut host = Host::new(48_000.0);
+    let pos = host.play(0.0, 16.0, 120.0, &mut fixed(512));
+    let before_pause = host.heard.len();
+    let released = host.stopped(512, pos);
+    assert!(sounding_after(&host.heard).is_empty(), "pause must end every note in its block");
+    assert!(released.iter().all(|h| !h.on));
+    let _ = before_pause;
+
+    // The same seed and host script give the same notes: a paused-and-resumed run continues
+    // exactly as an uninterrupted one would, but for the notes the pause cut.
+    let resumed_from = host.heard.len();
+    host.play(pos, 16.0, 120.0, &mut fixed(512));
+    let resumed_ons: Vec<(u8, u64)> =
+        host.heard[resumed_from..].iter().filter(|h| h.on).map(|h| (h.key, h.sample)).collect();
+    let mut straight = Host::new(48_000.0);
+    straight.play(0.0, 32.0, 120.0, &mut fixed(512));
+    // The resumed block came one block (512 samples) later in sample time.
+    let straight_ons: Vec<(u8, u64)> = straight
+        .heard
+        .iter()
+        .filter(|h| h.on && h.sample >= (pos * 24_000.0) as u64)
+        .map(|h| (h.key, h.sample + 512))
+        .collect();
+    assert!(!resumed_ons.is_empty());
+    assert_eq!(resumed_ons, straight_ons, "resume did not continue the same music");
+}
+
+#[test]
+fn a_rewind_or_loop_starts_the_music_again() {
+    let mut host = Host::new(48_000.0);
+    host.play(0.0, 8.0, 120.0, &mut fixed(256));
+    let first: Vec<(u8, u64)> = host.heard.iter().filter(|h| h.on).map(|h| (h.key, h.sample)).collect();
+    let jump_at = host.heard.len();
+    // Loop back to the start while playing: notes end at once, then the music restarts.
+    let samples_before = host.samples;
+    let heard = host.block(256, Transport { playing: true, tempo: 120.0, beats: 0.0 });
+    let offs_first = heard.iter().take_while(|h| !h.on).count();
+    assert!(
+        sounding_after(&host.heard[..jump_at + offs_first]).is_empty(),
+        "a jump must end every sounding note first"
+    );
+    host.play(256.0 / 24_000.0, 8.0 - 256.0 / 24_000.0, 120.0, &mut fixed(256));
+    let again: Vec<(u8, u64)> =
+        host.heard[jump_at..].iter().filter(|h| h.on).map(|h| (h.key, h.sample - samples_before)).collect();
+    assert_eq!(again[..first.len().min(again.len())], first[..first.len().min(again.len())]);
+    assert!(again.len() >= first.len() - 1);
+}
+
+#[test]
+fn follows_tempo_changes_and_sample_rates() {
+    for rate in [44_100.0, 48_000.0, 96_000.0, 192_000.0] {
+        let mut host = Host::new(rate);
+        let mut pos = 0.0;
+        for tempo in [90.0, 140.0, 60.0, 180.0] {
+            pos = host.play(pos, 8.0, tempo, &mut fixed(512));
+        }
+        let ons = host.heard.iter().filter(|h| h.on).count();
+        assert!(ons >= 16, "{rate} Hz: {ons} notes");
+        host.stopped(64, pos);
+        assert!(sounding_after(&host.heard).is_empty());
+    }
+    // Same music at another tempo: the note order is the same, only the samples move.
+    let mut slow = Host::new(48_000.0);
+    slow.play(0.0, 16.0, 60.0, &mut fixed(480));
+    let mut fast = Host::new(48_000.0);
+    fast.play(0.0, 16.0, 120.0, &mut fixed(240));
+    let keys = |h: &Host| h.heard.iter().map(|e| (e.key, e.on)).collect::<Vec<_>>();
+    assert_eq!(keys(&slow), keys(&fast));
+    for (s, f) in slow.heard.iter().zip(&fast.heard) {
+        assert!((s.sample as i64 - 2 * f.sample as i64).abs() <= 2, "{s:?} vs {f:?}");
+    }
+}
+
+#[test]
+fn scale_lock_range_and_channel_hold_for_every_note() {
+    let mut host = Host::new(48_000.0);
+    host.set("Key", "D");
+    host.set("Scale", "Mixolydian");
+    host.set("Lowest note", "G3");
+    host.set("Highest note", "G5");
+    host.set("MIDI channel", "10");
+    host.play(0.0, 64.0, 120.0, &mut fixed(512));
+    let d_mixolydian = [2, 4, 6, 7, 9, 11, 0];
+    let ons: Vec<&Heard> = host.heard.iter().filter(|h| h.on).collect();
+    assert!(ons.len() > 16);
+    for h in &ons {
+        assert!((55..=79).contains(&h.key), "{h:?} outside the range");
+        assert!(d_mixolydian.contains(&(h.key % 12)), "{h:?} outside D mixolydian");
+    }
+    let channels: std::collections::BTreeSet<u8> = host.heard.iter().map(|h| h.channel).collect();
+    assert_eq!(channels.into_iter().collect::<Vec<_>>(), vec![9], "MIDI channel 10 is 9 on the wire");
+}
+
+#[test]
+fn same_seed_same_notes_and_state_round_trips() {
+    let run = |seed: &str| {
+        let mut host = Host::new(48_000.0);
+        host.set("Seed", seed);
+        host.play(0.0, 32.0, 120.0, &mut fixed(1024));
+        host.heard.iter().map(|h| (h.key, h.sample, h.on)).collect::<Vec<_>>()
+    };
+    assert_eq!(run("42"), run("42"));
+    assert_ne!(run("42"), run("43"));
+
+    let mut host = Host::new(48_000.0);
+    host.set("Seed", "77");
+    host.set("Temperature", "0.8");
+    host.block(64, Transport { playing: false, tempo: 120.0, beats: 0.0 });
+    let saved = host.save_state();
+    assert_eq!(host.save_state(), saved, "saving twice must give the same bytes");
+    let mut other = Host::new(48_000.0);
+    other.deactivate();
+    other.load_state(&saved);
+    other.activate();
+    assert_eq!(other.save_state(), saved, "state did not round-trip");
+}
