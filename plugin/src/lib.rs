@@ -145,7 +145,9 @@ impl Plugin for Continuo {
         let Some(player) = &mut self.player else { return ProcessStatus::Normal };
         let transport = context.transport();
         let block = BlockTransport {
-            playing: transport.playing,
+            // Bypassed counts as paused: notes end at once; as the host plays on meanwhile,
+            // lifting the bypass is a resume elsewhere, so the music starts anew there.
+            playing: transport.playing && !self.params.bypass.value(),
             tempo: transport.tempo,
             pos_beats: transport.pos_beats,
             sample_rate: transport.sample_rate,

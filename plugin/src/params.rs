@@ -41,6 +41,10 @@ pub struct ContinuoParams {
     /// Turned on, the music starts again from its beginning with the current seed.
     #[id = "restart"]
     pub restart: BoolParam,
+    /// The host's bypass: notes end as on a pause, MIDI coming in still passes through, and the
+    /// music starts anew when it is lifted.
+    #[id = "bypass"]
+    pub bypass: BoolParam,
 }
 
 impl Default for ContinuoParams {
@@ -75,6 +79,7 @@ impl Default for ContinuoParams {
             channel: IntParam::new("MIDI channel", 1, IntRange::Linear { min: 1, max: 16 }),
             seed: IntParam::new("Seed", 1, IntRange::Linear { min: 0, max: 9999 }),
             restart: BoolParam::new("Restart", false),
+            bypass: BoolParam::new("Bypass", false).make_bypass(),
         }
     }
 }

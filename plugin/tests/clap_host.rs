@@ -365,6 +365,25 @@ fn pause_releases_notes_and_resume_continues_the_music() {
 }
 
 #[test]
+fn bypass_ends_every_note_and_lifting_it_plays_on() {
+    let mut host = Host::new(48_000.0);
+    let mut pos = host.play(0.0, 8.0, 120.0, &mut fixed(512));
+    host.set("Bypass", "On");
+    let heard = host.block(512, Transport { playing: true, tempo: 120.0, beats: pos });
+    pos += 512.0 / 24_000.0;
+    assert!(
+        heard.iter().all(|h| !h.on) && sounding_after(&host.heard).is_empty(),
+        "bypass must end every note"
+    );
+    let silent_from = host.heard.len();
+    pos = host.play(pos, 4.0, 120.0, &mut fixed(512));
+    assert_eq!(host.heard.len(), silent_from, "notes while bypassed");
+    host.set("Bypass", "Off");
+    host.play(pos, 8.0, 120.0, &mut fixed(512));
+    assert!(host.heard[silent_from..].iter().any(|h| h.on), "nothing played after the bypass lifted");
+}
+
+#[test]
 fn a_rewind_or_loop_starts_the_music_again() {
     let mut host = Host::new(48_000.0);
     host.play(0.0, 8.0, 120.0, &mut fixed(256));
