@@ -130,7 +130,7 @@ fn the_vst3_bundle_plays_notes_with_the_transport_running() {
         let (mut ons, mut offs, mut sounding) = (0, 0, [false; 128]);
         for i in 0..750 {
             let mut context: ProcessContext = std::mem::zeroed();
-            context.state = (kPlaying | kTempoValid | kProjectTimeMusicValid) as u32;
+            context.state = kPlaying | kTempoValid | kProjectTimeMusicValid;
             context.sampleRate = 48_000.0;
             context.tempo = 120.0;
             context.projectTimeSamples = i * block as i64;
@@ -158,7 +158,7 @@ fn the_vst3_bundle_plays_notes_with_the_transport_running() {
                     event.sampleOffset
                 );
                 match event.r#type as u32 {
-                    t if t == kNoteOnEvent as u32 => {
+                    t if t == kNoteOnEvent => {
                         let pitch = event.__field0.noteOn.pitch as usize;
                         assert!(
                             !std::mem::replace(&mut sounding[pitch], true),
@@ -166,7 +166,7 @@ fn the_vst3_bundle_plays_notes_with_the_transport_running() {
                         );
                         ons += 1;
                     }
-                    t if t == kNoteOffEvent as u32 => {
+                    t if t == kNoteOffEvent => {
                         let pitch = event.__field0.noteOff.pitch as usize;
                         assert!(std::mem::take(&mut sounding[pitch]), "note-off for silent key {pitch}");
                         offs += 1;
