@@ -12,6 +12,8 @@
 #
 # CONTINUO_DATA_ONLY="bach" or "folk" rebuilds one set.
 #
+# The files it writes are byte-identical to the ones the shipped models were trained on.
+#
 # Needs python3 with venv, network access to PyPI, and abc2midi (installed with apt-get when
 # missing and running as root). music21's essenFolksong and palestrina are left out on purpose:
 # their licences do not allow shipping models trained on them.
@@ -59,18 +61,19 @@ PY
 fi
 
 [[ " $only " == *" folk "* ]] || exit 0
-for pair in ryansMammoth:ryans oneills1850:oneills1850 airdsAirs:airdsAirs miscFolk:miscFolk; do
-  from="${pair%%:*}"; to="${pair##*:}"
+# from:to:naming. Ryan's Mammoth holds one tune a file, named after the file; the other
+# collections hold many tunes a file, named by abc2midi after the file and the tune's X: number.
+for spec in ryansMammoth:ryans:file oneills1850:oneills1850:tune airdsAirs:airdsAirs:tune miscFolk:miscFolk:tune; do
+  IFS=: read -r from to naming <<< "$spec"
   echo "folk tunes from $from -> $out/folk/$to"
   mkdir -p "$out/folk/$to"
-  # abc2midi writes its files next to the .abc it reads, named after the file and each tune's
-  # X: number; a file holding a single tune gives one file named after the .abc alone.
+  # abc2midi writes its files next to the .abc it reads, so it reads a copy in a scratch folder.
   (cd "$out/folk/$to" && for abc in "$corpus/$from"/*.abc; do
     stem="$(basename "$abc" .abc)"
     tmp="$(mktemp -d ./.abc.XXXXXX)"
     cp "$abc" "$tmp/" && (cd "$tmp" && abc2midi "$stem.abc" > /dev/null 2>&1 || true)
     made=("$tmp"/*.mid)
-    if [ "${#made[@]}" = 1 ] && [ -e "${made[0]}" ]; then
+    if [ "$naming" = file ] && [ "${#made[@]}" = 1 ] && [ -e "${made[0]}" ]; then
       mv "${made[0]}" "$stem.mid"
     elif [ -e "${made[0]}" ]; then
       mv "${made[@]}" .
