@@ -202,40 +202,30 @@ fn train_learns_a_pattern_and_export_generate_eval_use_it() {
 
     // Generate writes a file the engine reads back, every note in the scale lock.
     let song = dir.path().join("song.mid");
-    ok(&[
-        "generate",
-        s(&onnx),
-        "--out",
-        s(&song),
-        "--bars",
-        "8",
-        "--key",
-        "G",
-        "--scale",
-        "major",
-        "--seed",
-        "3",
-    ]);
+    let g_major = |out: &Path| {
+        ok(&[
+            "generate",
+            s(&onnx),
+            "--out",
+            s(out),
+            "--bars",
+            "8",
+            "--key",
+            "G",
+            "--scale",
+            "major",
+            "--seed",
+            "3",
+        ])
+    };
+    g_major(&song);
     let read = midi::read_file(&song).unwrap();
     assert!(read.notes.len() >= 8, "only {} notes", read.notes.len());
     let lock = ScaleLock { key: 7, scale: Scale::Major };
     assert!(read.notes.iter().all(|n| lock.allows(n.pitch)));
     // The same seed writes the same file; the primer comes first in the output.
     let again = dir.path().join("again.mid");
-    ok(&[
-        "generate",
-        s(&onnx),
-        "--out",
-        s(&again),
-        "--bars",
-        "8",
-        "--key",
-        "G",
-        "--scale",
-        "major",
-        "--seed",
-        "3",
-    ]);
+    g_major(&again);
     assert_eq!(std::fs::read(&song).unwrap(), std::fs::read(&again).unwrap());
     let primed = dir.path().join("primed.mid");
     let primer = dir.path().join("scales/scale0.mid");
