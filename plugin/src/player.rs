@@ -360,3 +360,69 @@ impl Player {
         self.sounding.iter().filter(|s| **s).count()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::ContinuoParams;
+
+    fn player() -> Player {
+        let params = ContinuoParams::default();
+        let model = Model::load(crate::DEFAULT_MODEL, "default").unwrap();
+        Player::new(model, params.generator_settings(), params.output_settings()).unwrap()
+    }
+
+    fn block(playing: bool, tempo: Option<f64>, pos_beats: Option<f64>) -> BlockTransport {
+        BlockTransport { playing, tempo, pos_beats, sample_rate: 48_000.0, samples: 512 }
+    }
+
+    #[test]
+    fn meters_count_what_the_audio_thread_did() {
+        let mut player = player();
+        let meters = player.meters();
+        let mut events = Vec::new();
+        let beats_per_block = 512.0 / 24_000.0;
+        for i in 0..2000 {
+            let steps_before = meters.model_steps.load(Ordering::Relaxed);
+            player
+                .process(block(true, Some(120.0), Some(i as f64 * beats_per_block)), &mut |e| events.push(e));
+            let steps = meters.model_steps.load(Ordering::Relaxed) - steps_before;
+            assert!(steps <= step_cap(512) as u64, "{steps} model steps in one block, above the cap");
+        }
+        assert_eq!(meters.transport.load(Ordering::Relaxed), 1);
+        assert_eq!(meters.tempo_millibpm.load(Ordering::Relaxed), 120_000);
+        player.process(block(false, Some(120.0), Some(2000.0 * beats_per_block)), &mut |e| events.push(e));
+
+        let ons = events.iter().filter(|e| e.is_on()).count() as u64;
+        assert!(ons > 40, "{ons} notes in 42 beats");
+        assert_eq!(meters.notes_on.load(Ordering::Relaxed), ons);
+        assert_eq!(meters.notes_off.load(Ordering::Relaxed), events.len() as u64 - ons);
+        assert_eq!(ons * 2, events.len() as u64, "every note-on has its note-off after the pause");
+        assert_eq!(meters.blocks.load(Ordering::Relaxed), 2001);
+        assert_eq!(meters.transport.load(Ordering::Relaxed), 2, "paused");
+        assert!(meters.model_steps.load(Ordering::Relaxed) > ons);
+        assert!(meters.worst_block_nanos.load(Ordering::Relaxed) > 0);
+        assert_eq!(player.sounding_count(), 0);
+    }
+
+    #[test]
+    fn without_a_host_tempo_or_position_it_plays_at_120_bpm_on_its_own_clock() {
+        let mut player = player();
+        let mut with_host = self::player();
+        let (mut own, mut host) = (Vec::new(), Vec::new());
+        for i in 0..1000i64 {
+            player.process(block(true, None, None), &mut |e| own.push((i, e)));
+            with_host.process(block(true, Some(120.0), Some(i as f64 * 512.0 / 24_000.0)), &mut |e| {
+                host.push((i, e))
+            });
+        }
+        assert!(own.len() > 40);
+        assert_eq!(own.len(), host.len());
+        // The same notes at the same samples, within the rounding of an accumulated clock.
+        for ((ob, o), (hb, h)) in own.iter().zip(&host) {
+            let (own_sample, host_sample) = (ob * 512 + o.offset as i64, hb * 512 + h.offset as i64);
+            assert!((own_sample - host_sample).abs() <= 1, "{o:?} at {own_sample}, {h:?} at {host_sample}");
+            assert_eq!((o.pitch, o.velocity), (h.pitch, h.velocity));
+        }
+    }
+}
