@@ -30,6 +30,8 @@ const MAX_EVENTS_PER_BLOCK: usize = 1024;
 pub struct Continuo {
     params: Arc<ContinuoParams>,
     player: Option<Player>,
+    /// The persisted model path the player was built from ("" for the embedded model).
+    player_model_path: String,
     /// This block's events before they are merged with the input; allocated once.
     events: Vec<OutputEvent>,
     /// The channel notes sound on now, to end them there when it changes.
@@ -42,6 +44,7 @@ impl Default for Continuo {
         Continuo {
             params: Arc::new(ContinuoParams::default()),
             player: None,
+            player_model_path: String::new(),
             events: Vec::with_capacity(MAX_EVENTS_PER_BLOCK),
             channel: 0,
             restart_held: false,
@@ -104,10 +107,12 @@ impl Plugin for Continuo {
         _buffer_config: &BufferConfig,
         _context: &mut impl ActivateContext<Self>,
     ) -> bool {
-        if self.player.is_some() {
+        let path = self.params.model_path.lock().map(|p| p.clone()).unwrap_or_default();
+        // Activation repeats (sample rate or buffer changes); load again only when a restored
+        // project names another model than the one playing.
+        if self.player.is_some() && self.player_model_path == path {
             return true;
         }
-        let path = self.params.model_path.lock().map(|p| p.clone()).unwrap_or_default();
         let (model, problem) = load_model(&path);
         if let Some(problem) = problem {
             nice_warn!("{problem}");
@@ -116,6 +121,7 @@ impl Plugin for Continuo {
             Ok(mut player) => {
                 player.set_step_scope(permit_model_step);
                 self.player = Some(player);
+                self.player_model_path = path;
                 true
             }
             Err(error) => {

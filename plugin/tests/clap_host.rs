@@ -472,3 +472,46 @@ fn same_seed_same_notes_and_state_round_trips() {
     other.activate();
     assert_eq!(other.save_state(), saved, "state did not round-trip");
 }
+
+#[test]
+fn a_project_names_its_model_and_a_missing_one_falls_back_to_the_default() {
+    use continuo_engine::model::{self, ModelInfo, ModelShape, ModelWeights};
+
+    // Another model, written by the engine from random weights.
+    let dir = tempfile::tempdir().unwrap();
+    let other_model = dir.path().join("other.onnx");
+    let shape = ModelShape { layers: 1, hidden: 32, embed: 16, dense: 32, vocab: 384 };
+    let weights = ModelWeights::random(&shape, 9, 0.8);
+    std::fs::write(&other_model, model::write(&weights, &ModelInfo::new("other", shape)).unwrap()).unwrap();
+
+    let saved = Host::new(48_000.0).save_state();
+    // The state as a project would hold it, naming a model file.
+    // nice-plug's CLAP state: a little-endian u64 length, then the JSON.
+    let naming = |path: &str| {
+        let mut state: serde_json::Value = serde_json::from_slice(&saved[8..]).expect("the state is JSON");
+        state["fields"]["model-path"] = serde_json::Value::String(serde_json::to_string(path).unwrap());
+        let json = serde_json::to_vec(&state).unwrap();
+        [(json.len() as u64).to_le_bytes().as_slice(), &json].concat()
+    };
+    let play = |state: Option<Vec<u8>>| {
+        let mut host = Host::new(48_000.0);
+        if let Some(state) = state {
+            host.deactivate();
+            host.load_state(&state);
+            host.activate();
+        }
+        host.play(0.0, 16.0, 120.0, &mut fixed(512));
+        host.heard.iter().map(|h| (h.key, h.sample, h.on)).collect::<Vec<_>>()
+    };
+    let default = play(None);
+    assert_ne!(
+        play(Some(naming(other_model.to_str().unwrap()))),
+        default,
+        "the project's model did not play"
+    );
+    assert_eq!(
+        play(Some(naming("/moved/away/model.onnx"))),
+        default,
+        "a missing model must fall back to the default"
+    );
+}
