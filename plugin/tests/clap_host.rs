@@ -515,3 +515,31 @@ fn a_project_names_its_model_and_a_missing_one_falls_back_to_the_default() {
         "a missing model must fall back to the default"
     );
 }
+
+#[test]
+fn changing_channel_or_range_mid_song_leaves_no_note_hanging() {
+    let mut host = Host::new(48_000.0);
+    let mut pos = host.play(0.0, 8.0, 120.0, &mut fixed(512));
+    host.set("MIDI channel", "5");
+    pos = host.play(pos, 8.0, 120.0, &mut fixed(512));
+    let narrowed_at = host.heard.len();
+    host.set("Highest note", "C4");
+    pos = host.play(pos, 8.0, 120.0, &mut fixed(512));
+    host.stopped(512, pos);
+
+    // Every note-on is ended on its own channel: the old channel's notes end there.
+    let mut sounding = std::collections::BTreeSet::new();
+    for h in &host.heard {
+        if h.on {
+            assert!(sounding.insert((h.channel, h.key)), "{h:?} struck while sounding");
+        } else {
+            assert!(sounding.remove(&(h.channel, h.key)), "{h:?} ends a note that does not sound");
+        }
+    }
+    assert!(sounding.is_empty(), "hanging: {sounding:?}");
+    let channels: std::collections::BTreeSet<u8> = host.heard.iter().map(|h| h.channel).collect();
+    assert_eq!(channels.into_iter().collect::<Vec<_>>(), vec![0, 4]);
+    // After narrowing, no note above middle C starts.
+    assert!(host.heard[narrowed_at..].iter().filter(|h| h.on).all(|h| h.key <= 60));
+    assert!(host.heard[narrowed_at..].iter().any(|h| h.on), "nothing played in the narrowed range");
+}
