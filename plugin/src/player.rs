@@ -29,6 +29,12 @@ pub const QUEUE_CAPACITY: usize = 512;
 /// loop), in beats: far above rounding, far below any musical move.
 pub const JUMP_TOLERANCE_BEATS: f64 = 1e-3;
 
+/// Whether the host is at `pos` when it should be at `expected`: a locate, a loop or a rewind
+/// rather than rounding.
+fn is_jump(expected: f64, pos: f64) -> bool {
+    (expected - pos).abs() > JUMP_TOLERANCE_BEATS
+}
+
 /// Most model steps one block may run: 2 for the smallest blocks, more for long ones, so a
 /// block's worst case stays a small share of its duration.
 pub fn step_cap(samples: usize) -> usize {
@@ -227,7 +233,7 @@ impl Player {
                 self.paused_at = Some(pos);
             }
             (TransportState::Paused, true) => {
-                let resumed = self.paused_at.is_some_and(|p| (p - pos).abs() <= JUMP_TOLERANCE_BEATS);
+                let resumed = self.paused_at.is_some_and(|p| !is_jump(p, pos));
                 if resumed {
                     // The music continues from where it paused: re-anchor the grid clock there.
                     self.origin_beats += pos - self.paused_at.unwrap_or(pos);
@@ -245,7 +251,7 @@ impl Player {
                 self.state = TransportState::Playing;
             }
             (TransportState::Playing, true) => {
-                if self.expected_beats.is_some_and(|e| (e - pos).abs() > JUMP_TOLERANCE_BEATS) {
+                if self.expected_beats.is_some_and(|e| is_jump(e, pos)) {
                     // A locate or a loop: the music starts again from here.
                     self.restart(emit);
                     self.origin_beats = pos;
@@ -253,7 +259,7 @@ impl Player {
             }
             (TransportState::Paused, false) => {
                 // Moved while paused (a stop that rewinds, or a locate): next play starts afresh.
-                if self.paused_at.is_some_and(|p| (p - pos).abs() > JUMP_TOLERANCE_BEATS) {
+                if self.paused_at.is_some_and(|p| is_jump(p, pos)) {
                     self.restart(emit);
                     self.state = TransportState::Stopped;
                 }
