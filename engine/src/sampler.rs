@@ -136,7 +136,9 @@ impl Sampler {
             Token::NoteOn(p) => {
                 !polyphony_full && self.pitch_allowed[p as usize & 127] && !voices.is_sounding(p)
             }
-            Token::NoteOff(p) => voices.is_sounding(p),
+            // A note lasts at least one grid step, as every note the model learned from did
+            // (`quantise`); ended on its onset step, the host would hear nothing.
+            Token::NoteOff(p) => voices.onset(p).is_some_and(|onset| onset < voices.now()),
             Token::TimeShift(_) | Token::Velocity(_) => true,
         }
     }

@@ -76,12 +76,14 @@ fn main() {
     for samples in [64usize, 512] {
         let model = Model::load(continuo::DEFAULT_MODEL, "default").expect("the embedded model loads");
         let mut player =
-            Player::new(model, params.generator_settings(), params.output_settings()).expect("player");
+            Player::new(model, params.generator_settings(), params.output_settings(), Default::default())
+                .expect("player");
         let beats_per_block = samples as f64 / (SAMPLE_RATE as f64 * 60.0 / TEMPO);
         let blocks = (BARS * 4.0 / beats_per_block) as usize;
         let mut times = Vec::with_capacity(blocks);
         let mut steps_per_block = Vec::with_capacity(blocks);
-        let meters = player.meters();
+        let monitor = player.monitor().clone();
+        let meters = &monitor.meters;
         let allocations_before = allocations();
         for i in 0..blocks {
             let steps_before = meters.model_steps.load(Ordering::Relaxed);
@@ -91,6 +93,8 @@ fn main() {
                 pos_beats: Some(i as f64 * beats_per_block),
                 sample_rate: SAMPLE_RATE,
                 samples,
+                time_signature: Some((4, 4)),
+                bar_start: None,
             };
             let start = Instant::now();
             player.process(transport, &mut |_| {});

@@ -2,20 +2,32 @@
 //! in time with its tempo, with the host's transport as play, pause and stop.
 //!
 //! This file is the nice-plug glue and the whole signal path: `process()` reads the transport
-//! and the parameters, lets the [`player::Player`] generate and place this block's notes, and
-//! sends them, merged in time order with the MIDI coming in (passed through). Models are loaded
-//! and warmed in `activate()`, never on the audio thread. [`params`] holds the parameters.
+//! and the parameters, switches to a new model's player when one is handed over, lets the
+//! [`player::Player`] generate and place this block's notes, and sends them, merged in time order
+//! with the MIDI coming in (passed through and logged for the editor). Models are loaded and
+//! warmed in `activate()` or by a background task ([`models`]), never on the audio thread.
 
+pub mod editor;
+pub mod models;
+pub mod monitor;
 pub mod params;
+pub mod piano_roll;
 pub mod player;
+pub mod recording;
 
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use continuo_engine::midi::{self, Note};
 use continuo_engine::model::Model;
 use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
+use nice_plug_egui::{EguiEditor, EguiEditorState};
 
+use crate::editor::EditorApp;
+use crate::models::ModelSwitch;
+use crate::monitor::{Monitor, NoteSource};
 use crate::params::ContinuoParams;
 use crate::player::{BlockTransport, OutputEvent, Player};
 
@@ -27,8 +39,23 @@ pub const DEFAULT_MODEL_NAME: &str = "embedded Bach chorales model";
 /// Our own events in one block, at most: generation is capped far below this.
 const MAX_EVENTS_PER_BLOCK: usize = 1024;
 
+/// Work the window asks for, run on nice-plug's background thread.
+pub enum Task {
+    /// Load, check and warm the model at this path ("" for the embedded one) and switch to it.
+    LoadModel(String),
+    /// Write these notes (beats from the file's start) to a MIDI file at this tempo.
+    SaveMidi { path: PathBuf, notes: Vec<Note>, bpm: f64 },
+}
+
+/// What the last "Save MIDI" did: the message to show.
+pub type SaveReport = Mutex<Option<Result<String, String>>>;
+
 pub struct Continuo {
     params: Arc<ContinuoParams>,
+    monitor: Arc<Monitor>,
+    switch: Arc<ModelSwitch>,
+    saves: Arc<SaveReport>,
+    editor_state: Arc<EguiEditorState>,
     player: Option<Player>,
     /// The persisted model path the player was built from ("" for the embedded model).
     player_model_path: String,
@@ -43,6 +70,10 @@ impl Default for Continuo {
     fn default() -> Self {
         Continuo {
             params: Arc::new(ContinuoParams::default()),
+            monitor: Arc::default(),
+            switch: Arc::default(),
+            saves: Arc::default(),
+            editor_state: editor::default_state(),
             player: None,
             player_model_path: String::new(),
             events: Vec::with_capacity(MAX_EVENTS_PER_BLOCK),
@@ -54,7 +85,7 @@ impl Default for Continuo {
 
 /// Wraps the model step: allocation is allowed there (tract allocates) and nowhere else on the
 /// audio thread, which `assert_process_allocs` enforces in debug builds.
-fn permit_model_step(step: &mut dyn FnMut()) {
+pub(crate) fn permit_model_step(step: &mut dyn FnMut()) {
     nice_plug::util::permit_alloc(step)
 }
 
@@ -93,12 +124,38 @@ impl Plugin for Continuo {
     const MIDI_OUTPUT: MidiConfig = MidiConfig::MidiCCs;
     const SAMPLE_ACCURATE_AUTOMATION: bool = false;
 
-    type Editor = ();
+    type Editor = EguiEditor<EditorApp>;
     type SysExMessage = ();
-    type BackgroundTask = ();
+    type BackgroundTask = Task;
 
     fn params(&self) -> Arc<dyn Params> {
         self.params.clone()
+    }
+
+    fn editor(&mut self, executor: AsyncExecutor<Self>) -> Option<Self::Editor> {
+        let app = EditorApp::new(
+            self.params.clone(),
+            self.monitor.clone(),
+            self.switch.clone(),
+            self.saves.clone(),
+            executor,
+        );
+        let settings = nice_plug_egui::EguiNiceSettings::new().with_tile("Continuo");
+        nice_plug_egui::create_egui_editor(self.editor_state.clone(), Default::default(), settings, app)
+    }
+
+    fn task_executor(&mut self) -> TaskExecutor<Self> {
+        let (params, monitor, switch, saves) =
+            (self.params.clone(), self.monitor.clone(), self.switch.clone(), self.saves.clone());
+        Box::new(move |task| match task {
+            Task::LoadModel(path) => switch.load(&path, &params, &monitor),
+            Task::SaveMidi { path, notes, bpm } => {
+                let result = save_midi(&path, &notes, bpm);
+                if let Ok(mut report) = saves.lock() {
+                    *report = Some(result);
+                }
+            }
+        })
     }
 
     fn activate(
@@ -107,6 +164,15 @@ impl Plugin for Continuo {
         _buffer_config: &BufferConfig,
         _context: &mut impl ActivateContext<Self>,
     ) -> bool {
+        // A model switched to while the host was not processing takes over now.
+        if let Some(mut handover) = self.switch.take_ready() {
+            if let Some(player) = &mut self.player {
+                std::mem::swap(player, &mut handover.player);
+                std::mem::swap(&mut self.player_model_path, &mut handover.path);
+                self.switch.retire(handover.generation, handover);
+            }
+            self.switch.collect_retired();
+        }
         let path = self.params.model_path.lock().map(|p| p.clone()).unwrap_or_default();
         // Activation repeats (sample rate or buffer changes); load again only when a restored
         // project names another model than the one playing.
@@ -114,13 +180,22 @@ impl Plugin for Continuo {
             return true;
         }
         let (model, problem) = load_model(&path);
-        if let Some(problem) = problem {
+        if let Some(problem) = &problem {
             nice_warn!("{problem}");
         }
-        match Player::new(model, self.params.generator_settings(), self.params.output_settings()) {
+        let info = model.info().clone();
+        let settings = (self.params.generator_settings(), self.params.output_settings());
+        match Player::new(model, settings.0, settings.1, self.monitor.clone()) {
             Ok(mut player) => {
                 player.set_step_scope(permit_model_step);
+                // The project's model replaces the one playing: that one's notes end.
+                if let Some(old) = &mut self.player {
+                    old.restart(&mut |_| {});
+                }
                 self.player = Some(player);
+                let shown_path = if problem.is_some() { "" } else { path.as_str() };
+                let generation = self.switch.register(&info, shown_path);
+                self.switch.mark_playing(generation);
                 self.player_model_path = path;
                 true
             }
@@ -150,6 +225,10 @@ impl Plugin for Continuo {
     ) -> ProcessStatus {
         let Some(player) = &mut self.player else { return ProcessStatus::Normal };
         let transport = context.transport();
+        let time_signature = match (transport.time_sig_numerator, transport.time_sig_denominator) {
+            (Some(n), Some(d)) if n > 0 && d > 0 => Some((n as u32, d as u32)),
+            _ => None,
+        };
         let block = BlockTransport {
             // Bypassed counts as paused: notes end at once; as the host plays on meanwhile,
             // lifting the bypass is a resume elsewhere, so the music starts anew there.
@@ -158,35 +237,43 @@ impl Plugin for Continuo {
             pos_beats: transport.pos_beats,
             sample_rate: transport.sample_rate,
             samples: buffer.samples(),
+            time_signature,
+            bar_start: transport.bar_start_pos_beats(),
         };
         let events = &mut self.events;
         events.clear();
-        let mut emit = |event: OutputEvent| {
-            if events.len() < MAX_EVENTS_PER_BLOCK {
-                events.push(event);
-            }
-        };
 
+        // A new model: the notes of the one playing end, then the new player plays on from this
+        // block. The old one goes back to be dropped off the audio thread; swapping the contents
+        // of the box it came in allocates and frees nothing here.
+        if let Some(mut handover) = self.switch.take_ready() {
+            player.all_notes_off(0, &mut capped(events));
+            std::mem::swap(player, &mut handover.player);
+            std::mem::swap(&mut self.player_model_path, &mut handover.path);
+            self.switch.retire(handover.generation, handover);
+        }
         // A new channel: the old one's notes end there, first.
         let channel = self.params.channel_index();
-        let mut old_channel_events = 0;
         if channel != self.channel {
-            // One note-off per sounding note, the first events of the block.
-            old_channel_events = player.sounding_count();
-            player.all_notes_off(0, &mut emit);
+            player.all_notes_off(0, &mut capped(events));
         }
-        let restart = self.params.restart.value();
-        if restart && !self.restart_held {
-            player.restart(&mut emit);
+        // Everything so far ends notes sounding on the channel they started on.
+        let old_channel_events = events.len();
+        {
+            let mut emit = capped(events);
+            let restart = self.params.restart.value();
+            if restart && !self.restart_held {
+                player.restart(&mut emit);
+            }
+            self.restart_held = restart;
+            player.set_output(self.params.output_settings());
+            player.set_settings(self.params.generator_settings(), &mut emit);
+            player.process(block, &mut emit);
         }
-        self.restart_held = restart;
-        player.set_output(self.params.output_settings());
-        player.set_settings(self.params.generator_settings(), &mut emit);
-        player.process(block, &mut emit);
 
         // Merge with the incoming MIDI (passed through), in time order.
-        let meters = player.meters_ref();
-        let mut ours = self.events.iter().enumerate().peekable();
+        let meters = &player.monitor().meters;
+        let mut ours = events.iter().enumerate().peekable();
         let old = self.channel;
         let send = |context: &mut _, (index, e): (usize, &OutputEvent)| {
             let ch = if index < old_channel_events { old } else { channel };
@@ -195,6 +282,16 @@ impl Plugin for Continuo {
             }
         };
         while let Some(incoming) = context.next_event() {
+            match incoming {
+                NoteEvent::NoteOn { timing, key: Key::Number(pitch), velocity, .. } => {
+                    let velocity = (velocity * 127.0).round().clamp(1.0, 127.0) as u8;
+                    player.log(timing, pitch, velocity, NoteSource::Input);
+                }
+                NoteEvent::NoteOff { timing, key: Key::Number(pitch), .. } => {
+                    player.log(timing, pitch, 0, NoteSource::Input)
+                }
+                _ => {}
+            }
             while let Some(&(i, e)) = ours.peek() {
                 if e.offset > incoming.timing() {
                     break;
@@ -212,6 +309,27 @@ impl Plugin for Continuo {
         self.channel = channel;
         ProcessStatus::Normal
     }
+}
+
+/// Collects this block's events, at most [`MAX_EVENTS_PER_BLOCK`] (the capacity allocated).
+fn capped(events: &mut Vec<OutputEvent>) -> impl FnMut(OutputEvent) + '_ {
+    move |event| {
+        if events.len() < MAX_EVENTS_PER_BLOCK {
+            events.push(event);
+        }
+    }
+}
+
+/// Writes saved notes through the engine's MIDI writer; the message says where, or why not.
+fn save_midi(path: &std::path::Path, notes: &[Note], bpm: f64) -> Result<String, String> {
+    if notes.is_empty() {
+        return Err("nothing to save yet: no notes were played in those bars".to_string());
+    }
+    if let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty()) {
+        std::fs::create_dir_all(folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+    }
+    midi::write_file(path, notes, bpm).map_err(|e| e.to_string())?;
+    Ok(format!("saved {} notes at {bpm:.1} BPM to {}", notes.len(), path.display()))
 }
 
 /// Sends an event; an error means the host's buffer is full and the event is lost.

@@ -10,13 +10,15 @@
 //! Nothing here allocates after [`Player::new`]; the one allocating call, the model step inside
 //! the generator, runs inside the generator's step scope.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
 use continuo_engine::generator::{Generator, GeneratorSettings};
 use continuo_engine::model::Model;
 use continuo_engine::vocab::{NoteEvent, NoteEventKind, STEPS_PER_BEAT};
+
+use crate::monitor::{LoggedEvent, Monitor, NoteSource};
 
 /// The tempo assumed when the host gives none.
 pub const DEFAULT_BPM: f64 = 120.0;
@@ -50,6 +52,10 @@ pub struct BlockTransport {
     pub pos_beats: Option<f64>,
     pub sample_rate: f32,
     pub samples: usize,
+    /// (numerator, denominator), when the host says.
+    pub time_signature: Option<(u32, u32)>,
+    /// Where the bar being played started, in beats, when the host says.
+    pub bar_start: Option<f64>,
 }
 
 /// A note event for the host, `offset` samples into the block.
@@ -73,27 +79,6 @@ pub enum TransportState {
     Stopped,
     Playing,
     Paused,
-}
-
-/// Counters the editor and the tests read, written by the audio thread with relaxed atomics.
-#[derive(Debug, Default)]
-pub struct Meters {
-    pub model_steps: AtomicU64,
-    pub blocks: AtomicU64,
-    pub notes_on: AtomicU64,
-    pub notes_off: AtomicU64,
-    /// Events that fell due before generation reached them and were played at the block start.
-    pub late_events: AtomicU64,
-    /// Events the host's buffer had no room for.
-    pub dropped_events: AtomicU64,
-    /// Nanoseconds spent in model steps, in total, and the worst single block.
-    pub step_nanos: AtomicU64,
-    pub worst_block_nanos: AtomicU64,
-    /// 0 stopped, 1 playing, 2 paused.
-    pub transport: AtomicU64,
-    pub tempo_millibpm: AtomicU64,
-    /// Host position in thousandths of a beat.
-    pub position_millibeats: AtomicU64,
 }
 
 /// Musician's settings that are not the sampler's.
@@ -122,11 +107,25 @@ pub struct Player {
     sounding: [bool; 128],
     /// The music is at its start (nothing played since the last restart).
     fresh: bool,
-    meters: Arc<Meters>,
+    /// Start the music on the host's next beat rather than where play starts (a model switch
+    /// happens at any block; its music must still fall on the beat).
+    start_on_beat: bool,
+    /// The performance clock at this block's first sample, and the block's samples per beat:
+    /// what stamps the notes logged during the block.
+    block_clock: f64,
+    samples_per_beat: f64,
+    monitor: Arc<Monitor>,
 }
 
 impl Player {
-    pub fn new(model: Model, settings: GeneratorSettings, output: OutputSettings) -> Result<Player, String> {
+    /// A player reporting to `monitor`; successive players (a model switch) share one, so the
+    /// counters, the performance clock and the note log run on across the switch.
+    pub fn new(
+        model: Model,
+        settings: GeneratorSettings,
+        output: OutputSettings,
+        monitor: Arc<Monitor>,
+    ) -> Result<Player, String> {
         let generator = Generator::new(model, settings).map_err(|e| e.to_string())?;
         Ok(Player {
             generator,
@@ -141,17 +140,32 @@ impl Player {
             queue_len: 0,
             sounding: [false; 128],
             fresh: true,
-            meters: Arc::new(Meters::default()),
+            start_on_beat: false,
+            block_clock: 0.0,
+            samples_per_beat: 48_000.0 * 60.0 / DEFAULT_BPM,
+            monitor,
         })
     }
 
-    pub fn meters(&self) -> Arc<Meters> {
-        self.meters.clone()
+    pub fn monitor(&self) -> &Arc<Monitor> {
+        &self.monitor
     }
 
-    /// The meters, borrowed: for the audio thread, where cloning the `Arc` is not needed.
-    pub fn meters_ref(&self) -> &Meters {
-        &self.meters
+    /// Generates the first beat now, so that a player built off the audio thread (a model
+    /// switch) starts on time without running a beat's worth of steps in its first blocks.
+    pub fn prime(&mut self) {
+        self.generate_ahead(LOOKAHEAD_STEPS, usize::MAX);
+    }
+
+    /// Makes this player start its music on the host's next beat (see `start_on_beat`).
+    pub fn start_on_next_beat(&mut self) {
+        self.start_on_beat = true;
+    }
+
+    /// Logs a note event `offset` samples into the current block (after [`Player::process`]).
+    pub fn log(&self, offset: u32, pitch: u8, velocity: u8, source: NoteSource) {
+        let time = self.block_clock + offset as f64 / self.samples_per_beat;
+        self.monitor.notes.record(LoggedEvent { time, pitch, velocity, source });
     }
 
     pub fn set_step_scope(&mut self, scope: continuo_engine::generator::StepScope) {
@@ -193,10 +207,18 @@ impl Player {
     pub fn all_notes_off(&mut self, offset: u32, emit: &mut impl FnMut(OutputEvent)) {
         for pitch in 0..128u8 {
             if std::mem::take(&mut self.sounding[pitch as usize]) {
-                emit(OutputEvent { offset, pitch, velocity: 0 });
-                self.meters.notes_off.fetch_add(1, Ordering::Relaxed);
+                self.emit_logged(OutputEvent { offset, pitch, velocity: 0 }, emit);
             }
         }
+    }
+
+    /// Emits one of our events, counts it and logs it.
+    fn emit_logged(&self, event: OutputEvent, emit: &mut impl FnMut(OutputEvent)) {
+        emit(event);
+        let counter =
+            if event.is_on() { &self.monitor.meters.notes_on } else { &self.monitor.meters.notes_off };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.log(event.offset, event.pitch, event.velocity, NoteSource::Generated);
     }
 
     /// Back to the start of the music: notes off, generator state and clock reset, queue empty.
@@ -224,6 +246,8 @@ impl Player {
             .pos_beats
             .filter(|p| p.is_finite())
             .unwrap_or_else(|| self.expected_beats.unwrap_or(0.0));
+        self.block_clock = self.monitor.meters.clock();
+        self.samples_per_beat = samples_per_beat;
 
         match (self.state, transport.playing) {
             (TransportState::Playing, false) => {
@@ -247,7 +271,8 @@ impl Player {
                 if !self.fresh {
                     self.restart(emit);
                 }
-                self.origin_beats = pos;
+                // A hair before the beat counts as on it: host positions carry rounding.
+                self.origin_beats = if self.start_on_beat { (pos - 1e-6).ceil() } else { pos };
                 self.state = TransportState::Playing;
             }
             (TransportState::Playing, true) => {
@@ -273,6 +298,14 @@ impl Player {
             self.generate_ahead(block_end_steps as u64 + LOOKAHEAD_STEPS, step_cap(transport.samples));
             self.play_due(pos, block_end_steps, samples_per_beat, transport.samples, emit);
             self.expected_beats = Some(pos + block_beats);
+            let clock = self.block_clock + block_beats;
+            let meters = &self.monitor.meters;
+            meters.clock_bits.store(clock.to_bits(), Ordering::Relaxed);
+            let bar = crate::recording::beats_per_bar(transport.time_signature.unwrap_or((4, 4)));
+            let bar_start =
+                transport.bar_start.filter(|b| b.is_finite()).unwrap_or((pos / bar).floor() * bar);
+            let bar_clock = self.block_clock - (pos - bar_start);
+            meters.bar_clock_bits.store(bar_clock.to_bits(), Ordering::Relaxed);
         } else {
             if self.fresh {
                 // Stopped at the start of the music: fill the lookahead now, so play starts on time.
@@ -281,7 +314,7 @@ impl Player {
             self.expected_beats = Some(pos);
         }
 
-        let m = &self.meters;
+        let m = &self.monitor.meters;
         m.blocks.fetch_add(1, Ordering::Relaxed);
         let steps = self.generator.tokens_read().saturating_sub(steps_before);
         m.model_steps.fetch_add(steps, Ordering::Relaxed);
@@ -298,6 +331,10 @@ impl Player {
         m.transport.store(state, Ordering::Relaxed);
         m.tempo_millibpm.store((tempo * 1000.0) as u64, Ordering::Relaxed);
         m.position_millibeats.store((pos.max(0.0) * 1000.0) as u64, Ordering::Relaxed);
+        let (numerator, denominator) = transport.time_signature.unwrap_or((4, 4));
+        m.set_time_signature(numerator, denominator);
+        let budget = transport.samples as f64 / transport.sample_rate as f64 * 1e9;
+        m.block_budget_nanos.store(budget as u64, Ordering::Relaxed);
     }
 
     fn generate_ahead(&mut self, target_steps: u64, cap: usize) {
@@ -337,24 +374,22 @@ impl Player {
             let beats = self.origin_beats + event.step as f64 / STEPS_PER_BEAT as f64;
             let exact = (beats - pos) * samples_per_beat;
             if exact < -0.5 {
-                self.meters.late_events.fetch_add(1, Ordering::Relaxed);
+                self.monitor.meters.late_events.fetch_add(1, Ordering::Relaxed);
             }
             let offset = exact.round().clamp(0.0, last) as u32;
             match event.kind {
                 NoteEventKind::On { pitch, velocity } => {
                     if std::mem::replace(&mut self.sounding[pitch as usize], true) {
-                        emit(OutputEvent { offset, pitch, velocity: 0 });
+                        self.emit_logged(OutputEvent { offset, pitch, velocity: 0 }, emit);
                     }
                     let scaled =
                         (velocity as f32 * self.output.velocity_scale).round().clamp(1.0, 127.0) as u8;
-                    emit(OutputEvent { offset, pitch, velocity: scaled });
-                    self.meters.notes_on.fetch_add(1, Ordering::Relaxed);
+                    self.emit_logged(OutputEvent { offset, pitch, velocity: scaled }, emit);
                 }
                 NoteEventKind::Off { pitch } => {
                     // Only notes the host heard: one ended by a pause or a settings change is gone.
                     if std::mem::take(&mut self.sounding[pitch as usize]) {
-                        emit(OutputEvent { offset, pitch, velocity: 0 });
-                        self.meters.notes_off.fetch_add(1, Ordering::Relaxed);
+                        self.emit_logged(OutputEvent { offset, pitch, velocity: 0 }, emit);
                     }
                 }
             }
@@ -375,17 +410,26 @@ mod tests {
     fn player() -> Player {
         let params = ContinuoParams::default();
         let model = Model::load(crate::DEFAULT_MODEL, "default").unwrap();
-        Player::new(model, params.generator_settings(), params.output_settings()).unwrap()
+        Player::new(model, params.generator_settings(), params.output_settings(), Arc::default()).unwrap()
     }
 
     fn block(playing: bool, tempo: Option<f64>, pos_beats: Option<f64>) -> BlockTransport {
-        BlockTransport { playing, tempo, pos_beats, sample_rate: 48_000.0, samples: 512 }
+        BlockTransport {
+            playing,
+            tempo,
+            pos_beats,
+            sample_rate: 48_000.0,
+            samples: 512,
+            time_signature: None,
+            bar_start: None,
+        }
     }
 
     #[test]
     fn meters_count_what_the_audio_thread_did() {
         let mut player = player();
-        let meters = player.meters();
+        let monitor = player.monitor().clone();
+        let meters = &monitor.meters;
         let mut events = Vec::new();
         let beats_per_block = 512.0 / 24_000.0;
         for i in 0..2000 {

@@ -1,0 +1,588 @@
+//! The plugin window (nice-plug-egui): the piano roll, the transport as the plugin sees it, every
+//! parameter (through nice-plug's `ParamSetter`, so the host's automation and the window never
+//! disagree), the model playing and what it costs, choosing another model, and saving the last
+//! bars as a MIDI file.
+//!
+//! Nothing here blocks: loading a model and writing a file run as background tasks, and the
+//! window reads the audio thread's [`Monitor`] through atomics and its lock-free note log.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use continuo_engine::music::{Scale, KEY_NAMES};
+use egui::{self, Color32, RichText, Vec2};
+use nice_plug::context::gui::GuiContext;
+use nice_plug::editor::dpi::LogicalSize;
+use nice_plug::prelude::*;
+use nice_plug_egui::widgets::ParamSlider;
+use nice_plug_egui::{EguiEditorState, Frame, NiceEguiApp};
+
+use crate::models::{self, LoadReport, ModelCard, ModelSwitch};
+use crate::monitor::Monitor;
+use crate::params::ContinuoParams;
+use crate::piano_roll::{self, RollView};
+use crate::recording::{self, Recording, SAVE_BAR_CHOICES};
+use crate::{Continuo, SaveReport, Task};
+
+pub const WIDTH: u32 = 980;
+pub const HEIGHT: u32 = 660;
+/// Bars the piano roll shows.
+const BARS_SHOWN: f64 = 4.0;
+/// How often the live cost is recomputed.
+const COST_WINDOW: Duration = Duration::from_secs(1);
+
+pub fn default_state() -> Arc<EguiEditorState> {
+    EguiEditorState::from_size(LogicalSize::new(WIDTH as f64, HEIGHT as f64), 1.0)
+}
+
+/// The model's cost over the last second, from the audio thread's counters.
+#[derive(Debug, Default, Clone, Copy)]
+struct Cost {
+    mean_step_micros: f64,
+    worst_block_micros: f64,
+    steps_per_second: f64,
+    worst_block_share: f64,
+}
+
+struct CostWindow {
+    since: Instant,
+    steps: u64,
+    nanos: u64,
+    shown: Option<Cost>,
+}
+
+impl CostWindow {
+    fn new(monitor: &Monitor) -> CostWindow {
+        let m = &monitor.meters;
+        CostWindow {
+            since: Instant::now(),
+            steps: m.model_steps.load(Ordering::Relaxed),
+            nanos: m.step_nanos.load(Ordering::Relaxed),
+            shown: None,
+        }
+    }
+
+    fn update(&mut self, monitor: &Monitor) {
+        let elapsed = self.since.elapsed();
+        if elapsed < COST_WINDOW {
+            return;
+        }
+        let m = &monitor.meters;
+        let (steps, nanos) = (m.model_steps.load(Ordering::Relaxed), m.step_nanos.load(Ordering::Relaxed));
+        let worst = m.worst_block_nanos.swap(0, Ordering::Relaxed) as f64;
+        let budget = m.block_budget_nanos.load(Ordering::Relaxed).max(1) as f64;
+        let (d_steps, d_nanos) = (steps - self.steps, nanos - self.nanos);
+        self.shown = (d_steps > 0).then(|| Cost {
+            mean_step_micros: d_nanos as f64 / d_steps as f64 / 1e3,
+            worst_block_micros: worst / 1e3,
+            steps_per_second: d_steps as f64 / elapsed.as_secs_f64(),
+            worst_block_share: worst / budget,
+        });
+        (self.since, self.steps, self.nanos) = (Instant::now(), steps, nanos);
+    }
+}
+
+pub struct EditorApp {
+    params: Arc<ContinuoParams>,
+    monitor: Arc<Monitor>,
+    switch: Arc<ModelSwitch>,
+    saves: Arc<SaveReport>,
+    executor: AsyncExecutor<Continuo>,
+    gui: Option<GuiContext>,
+    recording: Recording,
+    path_field: String,
+    folder_models: Vec<PathBuf>,
+    recent_models: Vec<PathBuf>,
+    /// The model generation the lists were read for.
+    lists_generation: u64,
+    save_bars: u32,
+    save_path: String,
+    cost: CostWindow,
+    restart_pressed: bool,
+    trace: Option<trace::Trace>,
+}
+
+impl EditorApp {
+    pub fn new(
+        params: Arc<ContinuoParams>,
+        monitor: Arc<Monitor>,
+        switch: Arc<ModelSwitch>,
+        saves: Arc<SaveReport>,
+        executor: AsyncExecutor<Continuo>,
+    ) -> EditorApp {
+        EditorApp {
+            cost: CostWindow::new(&monitor),
+            params,
+            monitor,
+            switch,
+            saves,
+            executor,
+            gui: None,
+            recording: Recording::default(),
+            path_field: String::new(),
+            folder_models: Vec::new(),
+            recent_models: Vec::new(),
+            lists_generation: u64::MAX,
+            save_bars: 8,
+            save_path: String::new(),
+            restart_pressed: false,
+            trace: trace::Trace::from_env(),
+        }
+    }
+
+    fn refresh_lists(&mut self) {
+        self.folder_models = models::models_in_folder();
+        self.recent_models = models::recent_models();
+        self.lists_generation = self.switch.playing_generation();
+    }
+}
+
+impl NiceEguiApp for EditorApp {
+    fn build(
+        &mut self,
+        egui_ctx: egui::Context,
+        gui: GuiContext,
+        _frame: &mut Frame,
+    ) -> Result<(), nice_plug_egui::baseview::HandlerError> {
+        egui_ctx.set_visuals(egui::Visuals::dark());
+        self.gui = Some(gui);
+        self.refresh_lists();
+        Ok(())
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut Frame) {
+        // The roll scrolls: draw again soon whatever happens.
+        ui.ctx().request_repaint_after(Duration::from_millis(33));
+        let Some(gui) = self.gui.clone() else { return };
+        let setter = gui.param_setter();
+        self.switch.collect_retired();
+        if self.lists_generation != self.switch.playing_generation() {
+            self.refresh_lists();
+        }
+        let monitor = self.monitor.clone();
+        let meters = &monitor.meters;
+        let now = meters.clock();
+        self.recording.update(&self.monitor.notes, now);
+        self.cost.update(&self.monitor);
+        if self.restart_pressed {
+            // Restart acts on the rising edge; let go of it one frame later.
+            setter.begin_set_parameter(&self.params.restart);
+            setter.set_parameter(&self.params.restart, false);
+            setter.end_set_parameter(&self.params.restart);
+            self.restart_pressed = false;
+        }
+        let mut trace = trace::Frame::default();
+
+        egui::Panel::top("transport").show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.heading("Continuo");
+                ui.separator();
+                let line = transport_line(&self.monitor);
+                ui.monospace(&line);
+                trace.transport = line;
+            });
+        });
+
+        egui::Panel::bottom("controls").show(ui, |ui| {
+            ui.add_space(4.0);
+            self.parameter_controls(ui, &setter);
+            ui.separator();
+            self.save_controls(ui, &mut trace);
+            ui.add_space(4.0);
+        });
+
+        egui::Panel::right("model").exact_size(330.0).show(ui, |ui| {
+            self.model_panel(ui, &mut trace);
+        });
+
+        egui::CentralPanel::default().show(ui, |ui| {
+            let signature = meters.time_signature();
+            let view = RollView {
+                now,
+                bar_clock: meters.bar_clock(),
+                beats_per_bar: recording::beats_per_bar(signature),
+                beat: 4.0 / signature.1.max(1) as f64,
+                bars_shown: BARS_SHOWN,
+                lowest: (self.params.lowest.value().min(self.params.highest.value()) as u8).saturating_sub(2),
+                highest: (self.params.lowest.value().max(self.params.highest.value()) as u8 + 2).min(127),
+                scale_lock: RollView::shaded(self.params.generator_settings().sampler.scale_lock),
+            };
+            let legend = |ui: &mut egui::Ui| {
+                ui.horizontal(|ui| {
+                    ui.label(RichText::new("    ").background_color(piano_roll::GENERATED));
+                    ui.label("generated");
+                    ui.label(RichText::new("    ").background_color(piano_roll::INPUT));
+                    ui.label("MIDI input");
+                    if view.scale_lock.is_some() {
+                        ui.weak("shaded rows: the scale");
+                    }
+                });
+            };
+            legend(ui);
+            let size = ui.available_size();
+            let (response, drawn) = piano_roll::show(ui, size, &self.recording, &view);
+            trace.control("piano roll", response.rect);
+            trace.drawn = drawn;
+        });
+
+        if let Some(t) = &mut self.trace {
+            t.write(trace);
+        }
+    }
+}
+
+impl EditorApp {
+    fn parameter_controls(&mut self, ui: &mut egui::Ui, setter: &ParamSetter) {
+        let p = &self.params;
+        egui::Grid::new("parameters").num_columns(6).spacing(Vec2::new(10.0, 6.0)).show(ui, |ui| {
+            ui.label("Temperature");
+            ui.add(ParamSlider::for_param(&p.temperature, setter).with_width(120.0));
+            ui.label("Key");
+            choice(ui, setter, &p.key, "key", &KEY_NAMES);
+            ui.label("Scale");
+            let scales: Vec<&str> = Scale::ALL.iter().map(|s| s.name()).collect();
+            choice(ui, setter, &p.scale, "scale", &scales);
+            ui.end_row();
+
+            ui.label("Lowest note");
+            ui.add(ParamSlider::for_param(&p.lowest, setter).with_width(120.0));
+            ui.label("Highest note");
+            ui.add(ParamSlider::for_param(&p.highest, setter).with_width(120.0));
+            ui.label("Polyphony");
+            ui.add(ParamSlider::for_param(&p.polyphony, setter).with_width(120.0));
+            ui.end_row();
+
+            ui.label("Velocity");
+            ui.add(ParamSlider::for_param(&p.velocity, setter).with_width(120.0));
+            ui.label("MIDI channel");
+            ui.add(ParamSlider::for_param(&p.channel, setter).with_width(120.0));
+            ui.label("Seed");
+            ui.horizontal(|ui| {
+                ui.add(ParamSlider::for_param(&p.seed, setter).with_width(70.0));
+                if ui.button("New seed").on_hover_text("A different take on the music").clicked() {
+                    let seed = new_seed(p.seed.value());
+                    setter.begin_set_parameter(&p.seed);
+                    setter.set_parameter(&p.seed, seed);
+                    setter.end_set_parameter(&p.seed);
+                }
+            });
+            ui.end_row();
+
+            ui.label("");
+            if ui.button("Restart").on_hover_text("Start the music again from its beginning").clicked() {
+                setter.begin_set_parameter(&p.restart);
+                setter.set_parameter(&p.restart, true);
+                setter.end_set_parameter(&p.restart);
+                self.restart_pressed = true;
+            }
+            let mut bypassed = p.bypass.value();
+            if ui.checkbox(&mut bypassed, "Bypass").changed() {
+                setter.begin_set_parameter(&p.bypass);
+                setter.set_parameter(&p.bypass, bypassed);
+                setter.end_set_parameter(&p.bypass);
+            }
+            ui.end_row();
+        });
+    }
+
+    fn model_panel(&mut self, ui: &mut egui::Ui, trace: &mut trace::Frame) {
+        ui.add_space(4.0);
+        match self.switch.playing_card() {
+            Some(card) => {
+                let lines = model_lines(&card);
+                ui.label(RichText::new(&lines[0]).strong().size(16.0));
+                for line in &lines[1..] {
+                    ui.label(line);
+                }
+                trace.model = lines;
+            }
+            None => {
+                ui.label("No model playing yet: the host has not activated the plugin.");
+            }
+        }
+        ui.add_space(4.0);
+        let cost = match self.cost.shown {
+            Some(c) => vec![
+                format!("{:.1} µs per step (mean), {:.0} steps/s", c.mean_step_micros, c.steps_per_second),
+                format!(
+                    "worst block {:.0} µs, {:.1}% of its time budget",
+                    c.worst_block_micros,
+                    c.worst_block_share * 100.0
+                ),
+            ],
+            None => vec!["cost: shown while the model plays".to_string()],
+        };
+        for line in &cost {
+            ui.monospace(line);
+        }
+        trace.cost = cost;
+
+        ui.separator();
+        ui.strong("Load model");
+        ui.horizontal(|ui| {
+            let field = ui.add(
+                egui::TextEdit::singleline(&mut self.path_field)
+                    .hint_text("path to a Continuo .onnx model")
+                    .desired_width(230.0),
+            );
+            trace.control("model path", field.rect);
+            let load = ui.button("Load");
+            trace.control("load", load.rect);
+            let entered = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            if (load.clicked() || entered) && !self.path_field.trim().is_empty() {
+                self.executor.execute_background(Task::LoadModel(self.path_field.trim().to_string()));
+            }
+        });
+        let default = ui.button("Use default model");
+        trace.control("use default model", default.rect);
+        if default.clicked() {
+            self.executor.execute_background(Task::LoadModel(String::new()));
+        }
+        if let Some(report) = self.switch.report() {
+            let (text, color) = match &report {
+                LoadReport::Loading(what) => (format!("loading {what} ..."), Color32::LIGHT_YELLOW),
+                LoadReport::Playing(what) => (what.clone(), Color32::LIGHT_GREEN),
+                LoadReport::Refused(why) => (format!("refused: {why}"), Color32::from_rgb(255, 120, 110)),
+            };
+            ui.add(egui::Label::new(RichText::new(&text).color(color)).wrap());
+            trace.report = text;
+        }
+
+        let mut chosen = None;
+        if !self.recent_models.is_empty() {
+            ui.add_space(4.0);
+            ui.weak("Recent");
+            for path in &self.recent_models {
+                if model_button(ui, path, "recent", trace).clicked() {
+                    chosen = Some(path.clone());
+                }
+            }
+        }
+        ui.add_space(4.0);
+        ui.horizontal(|ui| {
+            ui.weak("In your models folder");
+            if ui.small_button("Rescan").clicked() {
+                self.lists_generation = u64::MAX;
+            }
+        });
+        let folder = models::models_folder();
+        if self.folder_models.is_empty() {
+            ui.add(egui::Label::new(RichText::new(format!("(none in {})", folder.display())).weak()).wrap());
+        }
+        for path in &self.folder_models {
+            if model_button(ui, path, "folder", trace).clicked() {
+                chosen = Some(path.clone());
+            }
+        }
+        if let Some(path) = chosen {
+            self.path_field = path.display().to_string();
+            self.executor.execute_background(Task::LoadModel(self.path_field.clone()));
+        }
+    }
+
+    fn save_controls(&mut self, ui: &mut egui::Ui, trace: &mut trace::Frame) {
+        ui.horizontal(|ui| {
+            ui.strong("Keep what you like");
+            egui::ComboBox::from_id_salt("save bars")
+                .selected_text(format!("last {} bars", self.save_bars))
+                .show_ui(ui, |ui| {
+                    for bars in SAVE_BAR_CHOICES {
+                        ui.selectable_value(&mut self.save_bars, bars, format!("last {bars} bars"));
+                    }
+                });
+            let field = ui.add(
+                egui::TextEdit::singleline(&mut self.save_path)
+                    .hint_text("file (empty: a new file in your midi folder)")
+                    .desired_width(300.0),
+            );
+            trace.control("save path", field.rect);
+            let save = ui.button("Save MIDI...");
+            trace.control("save midi", save.rect);
+            if save.clicked() {
+                let request = self.save_request();
+                self.executor.execute_background(request);
+            }
+        });
+        if let Ok(report) = self.saves.lock() {
+            if let Some(result) = report.as_ref() {
+                let (text, color) = match result {
+                    Ok(what) => (what.clone(), Color32::LIGHT_GREEN),
+                    Err(why) => (why.clone(), Color32::from_rgb(255, 120, 110)),
+                };
+                ui.colored_label(color, &text);
+                trace.saved = text;
+            }
+        }
+    }
+
+    /// The notes to save, taken now (what was heard when the button was pressed).
+    fn save_request(&self) -> Task {
+        let meters = &self.monitor.meters;
+        let (now, bar) = (meters.clock(), recording::beats_per_bar(meters.time_signature()));
+        let from = recording::last_bars_start(meters.bar_clock(), bar, self.save_bars);
+        let notes = self.recording.generated_between(from, now, self.params.channel_index());
+        let path = match self.save_path.trim() {
+            "" => default_midi_path(self.save_bars),
+            typed => PathBuf::from(typed),
+        };
+        let bpm = meters.tempo_millibpm.load(Ordering::Relaxed) as f64 / 1000.0;
+        Task::SaveMidi { path, notes, bpm: if bpm > 0.0 { bpm } else { crate::player::DEFAULT_BPM } }
+    }
+}
+
+/// A drop-down for an integer parameter whose values have names.
+fn choice(ui: &mut egui::Ui, setter: &ParamSetter, param: &IntParam, id: &str, names: &[&str]) {
+    let current = param.value();
+    let mut chosen = current;
+    egui::ComboBox::from_id_salt(id)
+        .selected_text(names.get(current as usize).copied().unwrap_or("?"))
+        .show_ui(ui, |ui| {
+            for (i, name) in names.iter().enumerate() {
+                ui.selectable_value(&mut chosen, i as i32, *name);
+            }
+        });
+    if chosen != current {
+        setter.begin_set_parameter(param);
+        setter.set_parameter(param, chosen);
+        setter.end_set_parameter(param);
+    }
+}
+
+fn model_button(ui: &mut egui::Ui, path: &Path, list: &str, trace: &mut trace::Frame) -> egui::Response {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let response = ui.button(&name).on_hover_text(path.display().to_string());
+    trace.control(&format!("{list}: {name}"), response.rect);
+    response
+}
+
+/// A seed other than the current one, from the clock: new music each press.
+fn new_seed(current: i32) -> i32 {
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+    let seed = (nanos % 10_000) as i32;
+    if seed == current {
+        (seed + 1) % 10_000
+    } else {
+        seed
+    }
+}
+
+/// "playing  120.0 BPM  4/4  bar 5.2", as the plugin sees the host's transport.
+pub fn transport_line(monitor: &Monitor) -> String {
+    let m = &monitor.meters;
+    let state = match m.transport.load(Ordering::Relaxed) {
+        1 => "▶ playing",
+        2 => "⏸ paused",
+        _ => "⏹ stopped",
+    };
+    let tempo = m.tempo_millibpm.load(Ordering::Relaxed) as f64 / 1000.0;
+    let (numerator, denominator) = m.time_signature();
+    let pos = m.position_millibeats.load(Ordering::Relaxed) as f64 / 1000.0;
+    let bar = recording::beats_per_bar((numerator, denominator));
+    let beat = 4.0 / denominator.max(1) as f64;
+    let bar_number = (pos / bar).floor();
+    let beat_in_bar = ((pos - bar_number * bar) / beat).floor();
+    format!(
+        "{state}   {tempo:.1} BPM   {numerator}/{denominator}   bar {}.{}",
+        bar_number as i64 + 1,
+        beat_in_bar as i64 + 1
+    )
+}
+
+/// The model panel's text: name first.
+pub fn model_lines(card: &ModelCard) -> Vec<String> {
+    let info = &card.info;
+    let t = &info.training;
+    let s = info.shape;
+    let mut lines = vec![info.name.clone()];
+    if !t.dataset.is_empty() {
+        lines.push(format!("trained on {}", t.dataset));
+    }
+    lines.push(format!(
+        "LSTM {} x {}, embedding {}, dense {}: {} parameters",
+        s.layers,
+        s.hidden,
+        s.embed,
+        s.dense,
+        s.parameter_count()
+    ));
+    lines.push(format!("vocabulary {} v{}, {} tokens", info.vocab.name, info.vocab.version, s.vocab));
+    lines.push(match t.validation_loss {
+        Some(loss) => format!("validation loss {loss:.3} nats/token after {} steps", t.steps),
+        None => "validation loss unknown".to_string(),
+    });
+    lines.push(if card.path.is_empty() { "built into the plugin".to_string() } else { card.path.clone() });
+    lines
+}
+
+/// A new file in the user's midi folder, named after the time and the bars.
+fn default_midi_path(bars: u32) -> PathBuf {
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(':', "-");
+    models::user_folder().join("midi").join(format!("continuo-{stamp}-{bars}-bars.mid"))
+}
+
+/// What the window shows, written as JSON when `CONTINUO_EDITOR_TRACE` names a file: the text of
+/// the model panel and the transport, how many notes the piano roll drew, and where the controls
+/// are. The GUI tests read it to click the right places and to check what a musician would see.
+mod trace {
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+    use std::time::{Duration, Instant};
+
+    use egui::Rect;
+    use serde_json::json;
+
+    use crate::piano_roll::Drawn;
+
+    #[derive(Default)]
+    pub struct Frame {
+        pub transport: String,
+        pub model: Vec<String>,
+        pub cost: Vec<String>,
+        pub report: String,
+        pub saved: String,
+        pub drawn: Drawn,
+        pub controls: BTreeMap<String, [f32; 4]>,
+    }
+
+    impl Frame {
+        pub fn control(&mut self, name: &str, rect: Rect) {
+            self.controls.insert(name.to_string(), [rect.min.x, rect.min.y, rect.max.x, rect.max.y]);
+        }
+    }
+
+    pub struct Trace {
+        path: PathBuf,
+        last: Instant,
+    }
+
+    impl Trace {
+        pub fn from_env() -> Option<Trace> {
+            let path = std::env::var_os("CONTINUO_EDITOR_TRACE")?;
+            Some(Trace { path: PathBuf::from(path), last: Instant::now() - Duration::from_secs(1) })
+        }
+
+        pub fn write(&mut self, frame: Frame) {
+            if self.last.elapsed() < Duration::from_millis(100) {
+                return;
+            }
+            self.last = Instant::now();
+            let value = json!({
+                "transport": frame.transport,
+                "model": frame.model,
+                "cost": frame.cost,
+                "report": frame.report,
+                "saved": frame.saved,
+                "drawn": { "generated": frame.drawn.generated, "input": frame.drawn.input },
+                "controls": frame.controls,
+            });
+            // Whole or not at all: readers never see half a file.
+            let partial = self.path.with_extension("partial");
+            if std::fs::write(&partial, value.to_string()).is_ok() {
+                let _ = std::fs::rename(&partial, &self.path);
+            }
+        }
+    }
+}

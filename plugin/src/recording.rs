@@ -1,0 +1,148 @@
+//! The music played lately, as notes with a start and an end: what the piano roll draws and
+//! what "Save MIDI" writes. Built off the audio thread from the [`NoteLog`]'s events.
+
+use std::collections::VecDeque;
+
+use continuo_engine::midi::Note;
+
+use crate::monitor::{LoggedEvent, NoteLog, NoteSource};
+
+/// Bars "Save MIDI" offers.
+pub const SAVE_BAR_CHOICES: [u32; 4] = [4, 8, 16, 32];
+/// How much music is kept, in beats: the longest save at 8 quarter notes a bar, with room.
+const KEEP_BEATS: f64 = 32.0 * 8.0 + 16.0;
+/// A bound on memory, whatever the density.
+const MAX_NOTES: usize = 50_000;
+
+/// A note on the performance clock; `end` is `None` while it sounds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecordedNote {
+    pub pitch: u8,
+    pub velocity: u8,
+    pub start: f64,
+    pub end: Option<f64>,
+    pub source: NoteSource,
+}
+
+impl RecordedNote {
+    /// Its end, or `now` while it sounds.
+    pub fn end_or(&self, now: f64) -> f64 {
+        self.end.unwrap_or(now).max(self.start)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Recording {
+    /// In order of their start.
+    notes: VecDeque<RecordedNote>,
+}
+
+impl Recording {
+    /// Takes in everything logged since the last call, then forgets what is older than any save
+    /// could want.
+    pub fn update(&mut self, log: &NoteLog, now: f64) {
+        log.drain(|event| self.add(event));
+        while self.notes.len() > MAX_NOTES
+            || self.notes.front().is_some_and(|n| n.end.is_some_and(|end| end < now - KEEP_BEATS))
+        {
+            self.notes.pop_front();
+        }
+    }
+
+    pub fn add(&mut self, event: LoggedEvent) {
+        // The latest note of this pitch and source still sounding, if any: a note-off ends it, a
+        // note-on of a sounding pitch ends it first (the host hears the same).
+        let sounding = self
+            .notes
+            .iter_mut()
+            .rev()
+            .find(|n| n.pitch == event.pitch && n.source == event.source && n.end.is_none());
+        if let Some(note) = sounding {
+            note.end = Some(event.time);
+        }
+        if event.velocity > 0 {
+            self.notes.push_back(RecordedNote {
+                pitch: event.pitch,
+                velocity: event.velocity,
+                start: event.time,
+                end: None,
+                source: event.source,
+            });
+        }
+    }
+
+    pub fn notes(&self) -> impl DoubleEndedIterator<Item = &RecordedNote> {
+        self.notes.iter()
+    }
+
+    /// The generated notes that start in `[from, to)`, moved so that `from` is beat 0, as the
+    /// engine's MIDI writer takes them. Notes still sounding end at `to`. A note on the line at
+    /// `from` belongs to the window, whatever the rounding of the host's positions.
+    pub fn generated_between(&self, from: f64, to: f64, channel: u8) -> Vec<Note> {
+        const ON_THE_LINE: f64 = 1e-6;
+        self.notes
+            .iter()
+            .filter(|n| n.source == NoteSource::Generated && n.start >= from - ON_THE_LINE && n.start < to)
+            .map(|n| Note {
+                pitch: n.pitch,
+                velocity: n.velocity,
+                start: (n.start - from).max(0.0),
+                end: n.end_or(to).min(to) - from,
+                channel,
+                program: 0,
+                is_drum: false,
+                track: 0,
+            })
+            .collect()
+    }
+}
+
+/// Where the last `bars` bars begin on the performance clock: whole bars, counted back from the
+/// start of the bar being played (`bar_clock`), so a saved file starts on a downbeat.
+pub fn last_bars_start(bar_clock: f64, beats_per_bar: f64, bars: u32) -> f64 {
+    bar_clock - (bars.saturating_sub(1)) as f64 * beats_per_bar
+}
+
+/// Beats (quarter notes) in a bar of this time signature.
+pub fn beats_per_bar((numerator, denominator): (u32, u32)) -> f64 {
+    numerator as f64 * 4.0 / denominator.max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(time: f64, pitch: u8, velocity: u8) -> LoggedEvent {
+        LoggedEvent { time, pitch, velocity, source: NoteSource::Generated }
+    }
+
+    #[test]
+    fn notes_pair_up_and_a_saved_window_starts_at_zero() {
+        let log = NoteLog::default();
+        for e in [event(0.0, 60, 90), event(1.0, 60, 0), event(4.5, 64, 80), event(5.0, 67, 70)] {
+            log.record(e);
+        }
+        log.record(LoggedEvent { time: 4.5, pitch: 40, velocity: 100, source: NoteSource::Input });
+        let mut recording = Recording::default();
+        recording.update(&log, 6.0);
+        assert_eq!(recording.notes().count(), 4);
+        // A retrigger ends the sounding note.
+        recording.add(event(5.5, 64, 81));
+
+        let window = recording.generated_between(last_bars_start(4.0, 4.0, 1), 6.0, 2);
+        let got: Vec<_> = window.iter().map(|n| (n.pitch, n.start, n.end, n.channel)).collect();
+        assert_eq!(got, vec![(64, 0.5, 1.5, 2), (67, 1.0, 2.0, 2), (64, 1.5, 2.0, 2)]);
+        assert_eq!(last_bars_start(40.0, beats_per_bar((3, 4)), 4), 31.0);
+        assert_eq!(beats_per_bar((6, 8)), 3.0);
+    }
+
+    #[test]
+    fn old_music_is_forgotten() {
+        let mut recording = Recording::default();
+        recording.add(event(0.0, 60, 90));
+        recording.add(event(1.0, 60, 0));
+        recording.add(event(1000.0, 62, 90));
+        recording.update(&NoteLog::default(), 1001.0);
+        assert_eq!(recording.notes().map(|n| n.pitch).collect::<Vec<_>>(), vec![62]);
+    }
+}
