@@ -179,6 +179,10 @@ impl NiceEguiApp for EditorApp {
             ui.horizontal(|ui| {
                 ui.heading("Continuo");
                 ui.separator();
+                if crate::STANDALONE.load(Ordering::Relaxed) {
+                    self.own_transport_buttons(ui, &mut trace);
+                    ui.separator();
+                }
                 let line = transport_line(&self.monitor);
                 ui.monospace(&line);
                 trace.transport = line;
@@ -234,6 +238,23 @@ impl NiceEguiApp for EditorApp {
 }
 
 impl EditorApp {
+    /// Play, pause and stop for the standalone program, which has no host transport to follow.
+    fn own_transport_buttons(&self, ui: &mut egui::Ui, trace: &mut trace::Frame) {
+        use crate::monitor::OwnTransport;
+        let own = &self.monitor.own_transport;
+        for (label, state) in [
+            ("▶ Play", OwnTransport::PLAYING),
+            ("⏸ Pause", OwnTransport::PAUSED),
+            ("⏹ Stop", OwnTransport::STOPPED),
+        ] {
+            let button = ui.selectable_label(own.requested() == state, label);
+            trace.control(label, button.rect);
+            if button.clicked() {
+                own.request(state);
+            }
+        }
+    }
+
     fn parameter_controls(&mut self, ui: &mut egui::Ui, setter: &ParamSetter) {
         let p = &self.params;
         egui::Grid::new("parameters").num_columns(6).spacing(Vec2::new(10.0, 6.0)).show(ui, |ui| {

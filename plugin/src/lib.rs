@@ -31,6 +31,10 @@ use crate::monitor::{Monitor, NoteSource};
 use crate::params::ContinuoParams;
 use crate::player::{BlockTransport, OutputEvent, Player};
 
+/// Set by the standalone program before it starts the plugin: there the plugin keeps its own
+/// transport (see [`monitor::OwnTransport`]) unless JACK's transport gives a beat position.
+pub static STANDALONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// The default model, compiled in so the plugin plays with no file to find. Trained by
 /// `continuo-train` on the Bach chorales; see models/MODEL_CARD.md.
 pub const DEFAULT_MODEL: &[u8] = include_bytes!("../../models/bach-chorales.onnx");
@@ -64,6 +68,8 @@ pub struct Continuo {
     /// The channel notes sound on now, to end them there when it changes.
     channel: u8,
     restart_held: bool,
+    /// The standalone program's own position, in beats, when it keeps its own transport.
+    own_position: f64,
 }
 
 impl Default for Continuo {
@@ -79,6 +85,7 @@ impl Default for Continuo {
             events: Vec::with_capacity(MAX_EVENTS_PER_BLOCK),
             channel: 0,
             restart_held: false,
+            own_position: 0.0,
         }
     }
 }
@@ -229,12 +236,27 @@ impl Plugin for Continuo {
             (Some(n), Some(d)) if n > 0 && d > 0 => Some((n as u32, d as u32)),
             _ => None,
         };
+        let (mut playing, mut pos_beats) = (transport.playing, transport.pos_beats);
+        if STANDALONE.load(Ordering::Relaxed) && pos_beats.is_none() {
+            let own = &self.monitor.own_transport;
+            let requested = own.requested();
+            (playing, pos_beats) = (requested == monitor::OwnTransport::PLAYING, Some(self.own_position));
+            if requested == monitor::OwnTransport::STOPPED {
+                // This block pauses where the music was; the next, back at 0, is the rewind
+                // that makes the next Play start the music from its beginning.
+                self.own_position = 0.0;
+            }
+            if playing {
+                let tempo = transport.tempo.filter(|t| *t > 0.0).unwrap_or(player::DEFAULT_BPM);
+                self.own_position += buffer.samples() as f64 * tempo / 60.0 / transport.sample_rate as f64;
+            }
+        }
         let block = BlockTransport {
             // Bypassed counts as paused: notes end at once; as the host plays on meanwhile,
             // lifting the bypass is a resume elsewhere, so the music starts anew there.
-            playing: transport.playing && !self.params.bypass.value(),
+            playing: playing && !self.params.bypass.value(),
             tempo: transport.tempo,
-            pos_beats: transport.pos_beats,
+            pos_beats,
             sample_rate: transport.sample_rate,
             samples: buffer.samples(),
             time_signature,

@@ -112,9 +112,33 @@ impl NoteLog {
     }
 }
 
+/// The plugin's own play / pause / stop, for the standalone program when nothing else drives
+/// the music (no JACK transport with a beat position). The window sets it; the audio thread
+/// reads it and keeps the position.
+#[derive(Debug, Default)]
+pub struct OwnTransport {
+    /// 0 stopped, 1 playing, 2 paused.
+    requested: AtomicU64,
+}
+
+impl OwnTransport {
+    pub const STOPPED: u64 = 0;
+    pub const PLAYING: u64 = 1;
+    pub const PAUSED: u64 = 2;
+
+    pub fn request(&self, state: u64) {
+        self.requested.store(state, Ordering::Relaxed);
+    }
+
+    pub fn requested(&self) -> u64 {
+        self.requested.load(Ordering::Relaxed)
+    }
+}
+
 /// Everything the audio thread reports, shared by the players it runs one after another.
 #[derive(Default)]
 pub struct Monitor {
     pub meters: Meters,
     pub notes: NoteLog,
+    pub own_transport: OwnTransport,
 }

@@ -475,4 +475,26 @@ mod tests {
             assert_eq!((o.pitch, o.velocity), (h.pitch, h.velocity));
         }
     }
+
+    #[test]
+    fn a_switched_in_player_starts_its_music_on_the_next_beat() {
+        let mut player = player();
+        player.prime();
+        player.start_on_next_beat();
+        let beats_per_block = 512.0 / 24_000.0;
+        let start = 10.3;
+        let mut first = None;
+        for i in 0..200 {
+            let pos = start + i as f64 * beats_per_block;
+            player.process(block(true, Some(120.0), Some(pos)), &mut |e| {
+                if e.is_on() && first.is_none() {
+                    first = Some(pos + e.offset as f64 / 24_000.0);
+                }
+            });
+        }
+        let first = first.expect("the primed player plays");
+        // On the grid that starts at beat 11: a whole number of 24ths of a beat from it.
+        let steps = (first - 11.0) * STEPS_PER_BEAT as f64;
+        assert!(first >= 11.0 - 1e-9 && (steps - steps.round()).abs() < 0.05, "first note at beat {first}");
+    }
 }

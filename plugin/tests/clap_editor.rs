@@ -237,12 +237,18 @@ fn the_window_shows_the_music_switches_models_while_playing_and_saves_midi() {
     assert_eq!(support::sounding_after(&heard), Vec::<u8>::new());
     std::thread::sleep(Duration::from_millis(300));
     click(&trace, "save midi");
-    play_until(&mut host, &mut pos, Duration::from_secs(30), "the saved file", |host, _| {
+    // Paused blocks go on meanwhile, as a host's do.
+    let started = Instant::now();
+    while !shown(&trace)["saved"].as_str().unwrap_or_default().starts_with("saved") {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "gave up waiting for the saved file: {}",
+            shown(&trace)
+        );
         host.block(BLOCK, Transport { playing: false, tempo: TEMPO, beats: paused_at });
         host.main_thread_tick();
         std::thread::sleep(Duration::from_millis(5));
-        shown(&trace)["saved"].as_str().unwrap_or_default().starts_with("saved")
-    });
+    }
     let saved: Vec<PathBuf> =
         std::fs::read_dir(home.join("midi")).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(saved.len(), 1, "{saved:?}");
@@ -274,6 +280,13 @@ fn the_window_shows_the_music_switches_models_while_playing_and_saves_midi() {
     assert!(expected.len() > 8, "only {} notes in 8 bars", expected.len());
     assert_eq!(got, expected);
     assert_eq!(song.initial_bpm(), TEMPO, "saved at the host's tempo");
+
+    // Back to the built-in model.
+    click(&trace, "use default model");
+    play_until(&mut host, &mut pos, Duration::from_secs(60), "the default model", |_, _| {
+        model_name(&trace) == "Bach chorales"
+    });
+    assert!(shown(&trace)["model"].to_string().contains("built into the plugin"));
 }
 
 /// Beats to MIDI ticks at 480 per beat, the writer's resolution.

@@ -2,13 +2,18 @@
 //!
 //! - `cargo xtask bundle continuo [--release]` builds `target/bundled/Continuo.clap` and
 //!   `Continuo.vst3` (nice-plug-xtask, names from bundler.toml).
-//! - `cargo xtask test [ARGS]` bundles the plugin (debug profile, so `assert_process_allocs`
-//!   is armed), then runs `cargo test --workspace ARGS`: the plugin's tests load that bundle.
+//! - `cargo xtask test [ARGS]` builds every test (debug profile, so `assert_process_allocs` is
+//!   armed), bundles the plugin library that build made, then runs `cargo test --workspace ARGS`:
+//!   the plugin's tests load that bundle. Without an X display it runs them under `xvfb-run`
+//!   (package `xvfb`), for the tests of the plugin's window.
+//! - `cargo xtask screenshot` runs only the window's test, which leaves pictures of the window
+//!   playing in `target/screenshots/`.
 //! - `cargo xtask install` copies those bundles where hosts look for plugins: `~/.clap` and
 //!   `~/.vst3` on Linux, `~/Library/Audio/Plug-Ins/{CLAP,VST3}` on macOS, and
 //!   `%COMMONPROGRAMFILES%\{CLAP,VST3}` on Windows.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
@@ -19,6 +24,11 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("install") => install(),
         Some("test") => test(&args[1..]),
+        Some("screenshot") => {
+            test(&["--test".to_string(), "clap_editor".to_string()])?;
+            println!("screenshots: target/screenshots/continuo-editor.png, continuo-editor-second-model.png");
+            Ok(())
+        }
         Some("--help") | Some("-h") | None => {
             println!(
                 "{}",
@@ -37,18 +47,36 @@ fn main() -> Result<()> {
 
 fn test(args: &[String]) -> Result<()> {
     nice_plug_xtask::chdir_workspace_root()?;
-    let locked: Vec<String> =
-        args.iter().filter(|a| *a == "--locked" || *a == "--offline").cloned().collect();
-    nice_plug_xtask::main_with_args(
-        "cargo xtask",
-        ["bundle".to_string(), "continuo".to_string()].into_iter().chain(locked),
-    )?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = std::process::Command::new(cargo).args(["test", "--workspace"]).args(args).status()?;
+    let locked: Vec<&String> = args.iter().filter(|a| *a == "--locked" || *a == "--offline").collect();
+    // One build for everything: the bundle is the plugin library the test build made, so no
+    // crate is compiled a second time with the different features a lone `cargo build -p
+    // continuo` would resolve. Built whole, whatever ARGS select, so the trainer binary the
+    // window's test uses is there.
+    let status = Command::new(&cargo).args(["test", "--workspace", "--no-run"]).args(&locked).status()?;
+    if !status.success() {
+        bail!("cargo test --no-run failed");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
+    nice_plug_xtask::bundle(&target, "continuo", &[], false)?;
+
+    let mut command = if std::env::var_os("DISPLAY").is_none() && which("xvfb-run") {
+        let mut xvfb = Command::new("xvfb-run");
+        xvfb.args(["-a", "-s", "-screen 0 1280x1024x24", &cargo]);
+        xvfb
+    } else {
+        Command::new(&cargo)
+    };
+    let status = command.args(["test", "--workspace"]).args(args).status()?;
     if !status.success() {
         bail!("cargo test failed");
     }
     Ok(())
+}
+
+fn which(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
 fn install() -> Result<()> {
