@@ -299,13 +299,7 @@ impl Player {
             self.play_due(pos, block_end_steps, samples_per_beat, transport.samples, emit);
             self.expected_beats = Some(pos + block_beats);
             let clock = self.block_clock + block_beats;
-            let meters = &self.monitor.meters;
-            meters.clock_bits.store(clock.to_bits(), Ordering::Relaxed);
-            let bar = crate::recording::beats_per_bar(transport.time_signature.unwrap_or((4, 4)));
-            let bar_start =
-                transport.bar_start.filter(|b| b.is_finite()).unwrap_or((pos / bar).floor() * bar);
-            let bar_clock = self.block_clock - (pos - bar_start);
-            meters.bar_clock_bits.store(bar_clock.to_bits(), Ordering::Relaxed);
+            self.monitor.meters.clock_bits.store(clock.to_bits(), Ordering::Relaxed);
         } else {
             if self.fresh {
                 // Stopped at the start of the music: fill the lookahead now, so play starts on time.
@@ -315,6 +309,16 @@ impl Player {
         }
 
         let m = &self.monitor.meters;
+        // The bar being played, on the performance clock: while playing, and on the block that
+        // pauses (the bar the music stopped in). A position moved while paused says nothing of
+        // the music played.
+        if self.state == TransportState::Playing || self.paused_at == Some(pos) {
+            let bar = crate::recording::beats_per_bar(transport.time_signature.unwrap_or((4, 4)));
+            let bar_start =
+                transport.bar_start.filter(|b| b.is_finite()).unwrap_or((pos / bar).floor() * bar);
+            let bar_clock = self.block_clock - (pos - bar_start);
+            m.bar_clock_bits.store(bar_clock.to_bits(), Ordering::Relaxed);
+        }
         m.blocks.fetch_add(1, Ordering::Relaxed);
         let steps = self.generator.tokens_read().saturating_sub(steps_before);
         m.model_steps.fetch_add(steps, Ordering::Relaxed);

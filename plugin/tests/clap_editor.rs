@@ -154,6 +154,9 @@ fn the_window_shows_the_music_switches_models_while_playing_and_saves_midi() {
     };
     assert!(width >= 800 && height >= 500, "editor is {width}x{height}");
 
+    // D dorian: the roll shades the scale's rows.
+    host.set("Key", "D");
+    host.set("Scale", "Dorian");
     // A few bars: the window shows the default model, the transport and the notes.
     let mut pos = 0.0;
     play_until(&mut host, &mut pos, Duration::from_secs(60), "the window's first frames", |host, _| {
@@ -229,7 +232,11 @@ fn the_window_shows_the_music_switches_models_while_playing_and_saves_midi() {
         |host, pos| ours(host)[refused_at..].iter().filter(|h| h.on).count() > 8 && pos > refused_pos + 32.0,
     );
 
-    // Pause, then save the last 8 bars.
+    // Pause inside a bar (not on a bar line, where rounding could put it in either bar), then
+    // save the last 8 bars.
+    while !(1.0..3.0).contains(&(pos % 4.0)) {
+        play_blocks(&mut host, &mut pos, 1);
+    }
     let paused_at = pos;
     host.block(BLOCK, Transport { playing: false, tempo: TEMPO, beats: paused_at });
     let heard = ours(&host);

@@ -272,7 +272,9 @@ impl Host {
             )
             .unwrap();
         connection.map_window(window).unwrap();
-        connection.flush().unwrap();
+        // A round trip, so the server has made the window before the plugin's own connection
+        // looks for it.
+        x11rb::wrapper::ConnectionExt::sync(&connection).expect("the X server answers");
         unsafe { gui.set_parent(&handle, Window::from_x11_handle(window as _)) }
             .expect("the editor takes our window");
         gui.show(&handle).expect("the editor shows");
