@@ -343,16 +343,10 @@ impl EditorApp {
         ui.separator();
         ui.strong("Load model");
         ui.horizontal(|ui| {
-            let field = ui.add(
-                egui::TextEdit::singleline(&mut self.path_field)
-                    .hint_text("path to a Continuo .onnx model")
-                    .desired_width(230.0),
-            );
-            trace.control("model path", field.rect);
-            let load = ui.button("Load");
-            trace.control("load", load.rect);
-            let entered = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-            if (load.clicked() || entered) && !self.path_field.trim().is_empty() {
+            let field = ("model path", "path to a Continuo .onnx model", 230.0);
+            if field_and_button(ui, &mut self.path_field, field, "Load", trace)
+                && !self.path_field.trim().is_empty()
+            {
                 self.executor.execute_background(Task::LoadModel(self.path_field.trim().to_string()));
             }
         });
@@ -413,15 +407,8 @@ impl EditorApp {
                         ui.selectable_value(&mut self.save_bars, bars, format!("last {bars} bars"));
                     }
                 });
-            let field = ui.add(
-                egui::TextEdit::singleline(&mut self.save_path)
-                    .hint_text("file (empty: a new file in your midi folder)")
-                    .desired_width(300.0),
-            );
-            trace.control("save path", field.rect);
-            let save = ui.button("Save MIDI...");
-            trace.control("save midi", save.rect);
-            if save.clicked() {
+            let field = ("save path", "file (empty: a new file in your midi folder)", 300.0);
+            if field_and_button(ui, &mut self.save_path, field, "Save MIDI...", trace) {
                 let request = self.save_request();
                 self.executor.execute_background(request);
             }
@@ -451,6 +438,23 @@ impl EditorApp {
         let bpm = meters.tempo_millibpm.load(Ordering::Relaxed) as f64 / 1000.0;
         Task::SaveMidi { path, notes, bpm: if bpm > 0.0 { bpm } else { crate::player::DEFAULT_BPM } }
     }
+}
+
+/// A text field (name, hint, width) and a button after it, both traced (the button as its label,
+/// in lower case). Whether the button was pressed, or Enter typed in the field.
+fn field_and_button(
+    ui: &mut egui::Ui,
+    text: &mut String,
+    (name, hint, width): (&str, &str, f32),
+    label: &str,
+    trace: &mut trace::Frame,
+) -> bool {
+    let field = ui.add(egui::TextEdit::singleline(text).hint_text(hint).desired_width(width));
+    trace.control(name, field.rect);
+    let button = ui.button(label);
+    trace.control(&label.trim_end_matches('.').to_lowercase(), button.rect);
+    let entered = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+    button.clicked() || entered
 }
 
 /// A drop-down for an integer parameter whose values have names.

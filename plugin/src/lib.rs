@@ -172,11 +172,10 @@ impl Plugin for Continuo {
         _context: &mut impl ActivateContext<Self>,
     ) -> bool {
         // A model switched to while the host was not processing takes over now.
-        if let Some(mut handover) = self.switch.take_ready() {
+        if let Some(handover) = self.switch.take_ready() {
+            // Deactivation ended the old player's notes.
             if let Some(player) = &mut self.player {
-                std::mem::swap(player, &mut handover.player);
-                std::mem::swap(&mut self.player_model_path, &mut handover.path);
-                self.switch.retire(handover.generation, handover);
+                self.switch.hand_over(handover, player, &mut self.player_model_path);
             }
             self.switch.collect_retired();
         }
@@ -266,13 +265,10 @@ impl Plugin for Continuo {
         events.clear();
 
         // A new model: the notes of the one playing end, then the new player plays on from this
-        // block. The old one goes back to be dropped off the audio thread; swapping the contents
-        // of the box it came in allocates and frees nothing here.
-        if let Some(mut handover) = self.switch.take_ready() {
+        // block. The old one goes back to be dropped off the audio thread.
+        if let Some(handover) = self.switch.take_ready() {
             player.all_notes_off(0, &mut capped(events));
-            std::mem::swap(player, &mut handover.player);
-            std::mem::swap(&mut self.player_model_path, &mut handover.path);
-            self.switch.retire(handover.generation, handover);
+            self.switch.hand_over(handover, player, &mut self.player_model_path);
         }
         // A new channel: the old one's notes end there, first.
         let channel = self.params.channel_index();

@@ -91,11 +91,15 @@ impl ModelSwitch {
         self.ready.pop()
     }
 
-    /// Audio thread: hands back what `handover` now holds (the replaced player) to be dropped
-    /// elsewhere, and marks its generation as playing.
-    pub fn retire(&self, playing_generation: u64, replaced: Box<Handover>) {
-        self.playing.store(playing_generation, Ordering::Release);
-        if let Err(replaced) = self.retired.push(replaced) {
+    /// Audio thread: puts the handed-over player in `player`'s place (and its path in `path`),
+    /// marks its generation as playing, and sends the replaced player back, in the same box, to
+    /// be dropped elsewhere. Allocates and frees nothing. The caller ends the replaced player's
+    /// notes first.
+    pub fn hand_over(&self, mut handover: Box<Handover>, player: &mut Player, path: &mut String) {
+        std::mem::swap(player, &mut handover.player);
+        std::mem::swap(path, &mut handover.path);
+        self.playing.store(handover.generation, Ordering::Release);
+        if let Err(replaced) = self.retired.push(handover) {
             // Cannot happen (a load collects before it offers); if it did, leaking one player
             // is better than freeing megabytes on the audio thread.
             std::mem::forget(replaced);

@@ -58,6 +58,12 @@ fn test(args: &[String]) -> Result<()> {
         bail!("cargo test --no-run failed");
     }
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
+    // A test build leaves the plugin library in deps/; `cargo build` would have copied it up a
+    // folder, where the bundler looks.
+    let library = format!("{}continuo{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
+    let built = target.join("debug/deps").join(&library);
+    std::fs::copy(&built, target.join("debug").join(&library))
+        .with_context(|| format!("{}: the test build made no plugin library", built.display()))?;
     nice_plug_xtask::bundle(&target, "continuo", &[], false)?;
 
     let mut command = if std::env::var_os("DISPLAY").is_none() && which("xvfb-run") {
