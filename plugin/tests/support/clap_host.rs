@@ -399,11 +399,20 @@ impl Host {
 
 impl Drop for Host {
     fn drop(&mut self) {
-        if self.editor.take().is_some() {
+        if let Some(window) = self.editor.take() {
             let handle = self.instance.plugin_handle();
             if let Some(gui) = handle.get_extension::<PluginGui>() {
                 gui.destroy(&handle);
             }
+            // Only now close our connection, which makes the X server destroy our window and
+            // the plugin's window inside it: before, the plugin's GL thread would be drawing
+            // into a window that is gone.
+            drop(window);
+            // The plugin's window thread still tears down its EGL display after `destroy`
+            // returns; a process that exits meanwhile crashed in that teardown (a core dump
+            // showed `EglDisplayInner::drop` running during `exit`, about one run in twelve).
+            // A DAW does not exit the instant a window closes; the test waits as long.
+            std::thread::sleep(std::time::Duration::from_millis(500));
         }
         if self.processor.is_some() {
             self.deactivate();
