@@ -20,7 +20,7 @@ use nice_plug_egui::widgets::ParamSlider;
 use nice_plug_egui::{EguiEditorState, Frame, NiceEguiApp};
 
 use crate::models::{self, LoadReport, ModelCard, ModelSwitch};
-use crate::monitor::Monitor;
+use crate::monitor::{Monitor, TransportState};
 use crate::params::ContinuoParams;
 use crate::piano_roll::{self, RollView};
 use crate::recording::{self, Recording, SAVE_BAR_CHOICES};
@@ -168,9 +168,7 @@ impl NiceEguiApp for EditorApp {
         self.cost.update(&self.monitor);
         if self.restart_pressed {
             // Restart acts on the rising edge; let go of it one frame later.
-            setter.begin_set_parameter(&self.params.restart);
-            setter.set_parameter(&self.params.restart, false);
-            setter.end_set_parameter(&self.params.restart);
+            set(&setter, &self.params.restart, false);
             self.restart_pressed = false;
         }
         let mut trace = trace::Frame::default();
@@ -213,18 +211,15 @@ impl NiceEguiApp for EditorApp {
                 highest: (self.params.lowest.value().max(self.params.highest.value()) as u8 + 2).min(127),
                 scale_lock: RollView::shaded(self.params.generator_settings().sampler.scale_lock),
             };
-            let legend = |ui: &mut egui::Ui| {
-                ui.horizontal(|ui| {
-                    ui.label(RichText::new("    ").background_color(piano_roll::GENERATED));
-                    ui.label("generated");
-                    ui.label(RichText::new("    ").background_color(piano_roll::INPUT));
-                    ui.label("MIDI input");
-                    if view.scale_lock.is_some() {
-                        ui.weak("shaded rows: the scale");
-                    }
-                });
-            };
-            legend(ui);
+            ui.horizontal(|ui| {
+                ui.label(RichText::new("    ").background_color(piano_roll::GENERATED));
+                ui.label("generated");
+                ui.label(RichText::new("    ").background_color(piano_roll::INPUT));
+                ui.label("MIDI input");
+                if view.scale_lock.is_some() {
+                    ui.weak("shaded rows: the scale");
+                }
+            });
             let size = ui.available_size();
             let (response, drawn) = piano_roll::show(ui, size, &self.recording, &view);
             trace.control("piano roll", response.rect);
@@ -240,12 +235,11 @@ impl NiceEguiApp for EditorApp {
 impl EditorApp {
     /// Play, pause and stop for the standalone program, which has no host transport to follow.
     fn own_transport_buttons(&self, ui: &mut egui::Ui, trace: &mut trace::Frame) {
-        use crate::monitor::OwnTransport;
         let own = &self.monitor.own_transport;
         for (label, state) in [
-            ("▶ Play", OwnTransport::PLAYING),
-            ("⏸ Pause", OwnTransport::PAUSED),
-            ("⏹ Stop", OwnTransport::STOPPED),
+            ("▶ Play", TransportState::Playing),
+            ("⏸ Pause", TransportState::Paused),
+            ("⏹ Stop", TransportState::Stopped),
         ] {
             let button = ui.selectable_label(own.requested() == state, label);
             trace.control(label, button.rect);
@@ -258,51 +252,38 @@ impl EditorApp {
     fn parameter_controls(&mut self, ui: &mut egui::Ui, setter: &ParamSetter) {
         let p = &self.params;
         egui::Grid::new("parameters").num_columns(6).spacing(Vec2::new(10.0, 6.0)).show(ui, |ui| {
-            ui.label("Temperature");
-            ui.add(ParamSlider::for_param(&p.temperature, setter).with_width(120.0));
-            ui.label("Key");
+            slider(ui, setter, &p.temperature);
+            ui.label(p.key.name());
             choice(ui, setter, &p.key, "key", &KEY_NAMES);
-            ui.label("Scale");
+            ui.label(p.scale.name());
             let scales: Vec<&str> = Scale::ALL.iter().map(|s| s.name()).collect();
             choice(ui, setter, &p.scale, "scale", &scales);
             ui.end_row();
 
-            ui.label("Lowest note");
-            ui.add(ParamSlider::for_param(&p.lowest, setter).with_width(120.0));
-            ui.label("Highest note");
-            ui.add(ParamSlider::for_param(&p.highest, setter).with_width(120.0));
-            ui.label("Polyphony");
-            ui.add(ParamSlider::for_param(&p.polyphony, setter).with_width(120.0));
+            slider(ui, setter, &p.lowest);
+            slider(ui, setter, &p.highest);
+            slider(ui, setter, &p.polyphony);
             ui.end_row();
 
-            ui.label("Velocity");
-            ui.add(ParamSlider::for_param(&p.velocity, setter).with_width(120.0));
-            ui.label("MIDI channel");
-            ui.add(ParamSlider::for_param(&p.channel, setter).with_width(120.0));
-            ui.label("Seed");
+            slider(ui, setter, &p.velocity);
+            slider(ui, setter, &p.channel);
+            ui.label(p.seed.name());
             ui.horizontal(|ui| {
                 ui.add(ParamSlider::for_param(&p.seed, setter).with_width(70.0));
                 if ui.button("New seed").on_hover_text("A different take on the music").clicked() {
-                    let seed = new_seed(p.seed.value());
-                    setter.begin_set_parameter(&p.seed);
-                    setter.set_parameter(&p.seed, seed);
-                    setter.end_set_parameter(&p.seed);
+                    set(setter, &p.seed, new_seed(p.seed.value()));
                 }
             });
             ui.end_row();
 
             ui.label("");
             if ui.button("Restart").on_hover_text("Start the music again from its beginning").clicked() {
-                setter.begin_set_parameter(&p.restart);
-                setter.set_parameter(&p.restart, true);
-                setter.end_set_parameter(&p.restart);
+                set(setter, &p.restart, true);
                 self.restart_pressed = true;
             }
             let mut bypassed = p.bypass.value();
             if ui.checkbox(&mut bypassed, "Bypass").changed() {
-                setter.begin_set_parameter(&p.bypass);
-                setter.set_parameter(&p.bypass, bypassed);
-                setter.end_set_parameter(&p.bypass);
+                set(setter, &p.bypass, bypassed);
             }
             ui.end_row();
         });
@@ -457,6 +438,19 @@ fn field_and_button(
     button.clicked() || entered
 }
 
+/// Sets a parameter from the window as one gesture, as the host records automation.
+fn set<P: Param>(setter: &ParamSetter, param: &P, value: P::Plain) {
+    setter.begin_set_parameter(param);
+    setter.set_parameter(param, value);
+    setter.end_set_parameter(param);
+}
+
+/// A parameter's name and its slider, two cells of the parameter grid.
+fn slider<P: Param>(ui: &mut egui::Ui, setter: &ParamSetter, param: &P) {
+    ui.label(param.name());
+    ui.add(ParamSlider::for_param(param, setter).with_width(120.0));
+}
+
 /// A drop-down for an integer parameter whose values have names.
 fn choice(ui: &mut egui::Ui, setter: &ParamSetter, param: &IntParam, id: &str, names: &[&str]) {
     let current = param.value();
@@ -469,9 +463,7 @@ fn choice(ui: &mut egui::Ui, setter: &ParamSetter, param: &IntParam, id: &str, n
             }
         });
     if chosen != current {
-        setter.begin_set_parameter(param);
-        setter.set_parameter(param, chosen);
-        setter.end_set_parameter(param);
+        set(setter, param, chosen);
     }
 }
 
@@ -497,10 +489,10 @@ fn new_seed(current: i32) -> i32 {
 /// "playing  120.0 BPM  4/4  bar 5.2", as the plugin sees the host's transport.
 pub fn transport_line(monitor: &Monitor) -> String {
     let m = &monitor.meters;
-    let state = match m.transport.load(Ordering::Relaxed) {
-        1 => "▶ playing",
-        2 => "⏸ paused",
-        _ => "⏹ stopped",
+    let state = match m.transport() {
+        TransportState::Playing => "▶ playing",
+        TransportState::Paused => "⏸ paused",
+        TransportState::Stopped => "⏹ stopped",
     };
     let tempo = m.tempo_millibpm.load(Ordering::Relaxed) as f64 / 1000.0;
     let (numerator, denominator) = m.time_signature();

@@ -27,7 +27,7 @@ use nice_plug_egui::{EguiEditor, EguiEditorState};
 
 use crate::editor::EditorApp;
 use crate::models::ModelSwitch;
-use crate::monitor::{Monitor, NoteSource};
+use crate::monitor::{Monitor, NoteSource, TransportState};
 use crate::params::ContinuoParams;
 use crate::player::{BlockTransport, OutputEvent, Player};
 
@@ -239,8 +239,8 @@ impl Plugin for Continuo {
         if STANDALONE.load(Ordering::Relaxed) && pos_beats.is_none() {
             let own = &self.monitor.own_transport;
             let requested = own.requested();
-            (playing, pos_beats) = (requested == monitor::OwnTransport::PLAYING, Some(self.own_position));
-            if requested == monitor::OwnTransport::STOPPED {
+            (playing, pos_beats) = (requested == TransportState::Playing, Some(self.own_position));
+            if requested == TransportState::Stopped {
                 // This block pauses where the music was; the next, back at 0, is the rewind
                 // that makes the next Play start the music from its beginning.
                 self.own_position = 0.0;

@@ -23,7 +23,7 @@ pub struct Meters {
     pub worst_block_nanos: AtomicU64,
     /// The duration of the last block, at the host's sample rate: the budget a block has.
     pub block_budget_nanos: AtomicU64,
-    /// 0 stopped, 1 playing, 2 paused.
+    /// The player's [`TransportState`], as [`TransportState::code`].
     pub transport: AtomicU64,
     pub tempo_millibpm: AtomicU64,
     /// Host position in thousandths of a beat (quarter note).
@@ -40,6 +40,10 @@ pub struct Meters {
 }
 
 impl Meters {
+    pub fn transport(&self) -> TransportState {
+        TransportState::from_code(self.transport.load(Ordering::Relaxed))
+    }
+
     pub fn clock(&self) -> f64 {
         f64::from_bits(self.clock_bits.load(Ordering::Relaxed))
     }
@@ -59,6 +63,33 @@ impl Meters {
 
     pub fn set_time_signature(&self, numerator: u32, denominator: u32) {
         self.time_signature.store((numerator as u64) << 32 | denominator as u64, Ordering::Relaxed);
+    }
+}
+
+/// Where the transport stands, as the player sees it (and, standalone, as the window asks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportState {
+    Stopped,
+    Playing,
+    Paused,
+}
+
+impl TransportState {
+    /// How it is kept in an atomic.
+    pub fn code(self) -> u64 {
+        match self {
+            TransportState::Stopped => 0,
+            TransportState::Playing => 1,
+            TransportState::Paused => 2,
+        }
+    }
+
+    pub fn from_code(code: u64) -> TransportState {
+        match code {
+            1 => TransportState::Playing,
+            2 => TransportState::Paused,
+            _ => TransportState::Stopped,
+        }
     }
 }
 
@@ -117,21 +148,17 @@ impl NoteLog {
 /// reads it and keeps the position.
 #[derive(Debug, Default)]
 pub struct OwnTransport {
-    /// 0 stopped, 1 playing, 2 paused.
+    /// A [`TransportState::code`].
     requested: AtomicU64,
 }
 
 impl OwnTransport {
-    pub const STOPPED: u64 = 0;
-    pub const PLAYING: u64 = 1;
-    pub const PAUSED: u64 = 2;
-
-    pub fn request(&self, state: u64) {
-        self.requested.store(state, Ordering::Relaxed);
+    pub fn request(&self, state: TransportState) {
+        self.requested.store(state.code(), Ordering::Relaxed);
     }
 
-    pub fn requested(&self) -> u64 {
-        self.requested.load(Ordering::Relaxed)
+    pub fn requested(&self) -> TransportState {
+        TransportState::from_code(self.requested.load(Ordering::Relaxed))
     }
 }
 

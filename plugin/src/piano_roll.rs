@@ -93,10 +93,9 @@ pub fn show(
         if x < roll.left() || x > roll.right() {
             continue;
         }
-        let (color, width) =
-            if k.rem_euclid(beats_per_bar_line) == 0 { (BAR_LINE, 1.0) } else { (BEAT_LINE, 1.0) };
+        let color = if k.rem_euclid(beats_per_bar_line) == 0 { BAR_LINE } else { BEAT_LINE };
         painter
-            .line_segment([Pos2::new(x, roll.top()), Pos2::new(x, roll.bottom())], Stroke::new(width, color));
+            .line_segment([Pos2::new(x, roll.top()), Pos2::new(x, roll.bottom())], Stroke::new(1.0, color));
     }
 
     let mut drawn = Drawn::default();

@@ -18,6 +18,7 @@ use continuo_engine::generator::{Generator, GeneratorSettings};
 use continuo_engine::model::Model;
 use continuo_engine::vocab::{NoteEvent, NoteEventKind, STEPS_PER_BEAT};
 
+pub use crate::monitor::TransportState;
 use crate::monitor::{LoggedEvent, Monitor, NoteSource};
 
 /// The tempo assumed when the host gives none.
@@ -71,14 +72,6 @@ impl OutputEvent {
     pub fn is_on(&self) -> bool {
         self.velocity > 0
     }
-}
-
-/// Where the transport stands, as the player sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransportState {
-    Stopped,
-    Playing,
-    Paused,
 }
 
 /// Musician's settings that are not the sampler's.
@@ -327,12 +320,7 @@ impl Player {
             m.step_nanos.fetch_add(nanos, Ordering::Relaxed);
         }
         m.worst_block_nanos.fetch_max(nanos, Ordering::Relaxed);
-        let state = match self.state {
-            TransportState::Stopped => 0,
-            TransportState::Playing => 1,
-            TransportState::Paused => 2,
-        };
-        m.transport.store(state, Ordering::Relaxed);
+        m.transport.store(self.state.code(), Ordering::Relaxed);
         m.tempo_millibpm.store((tempo * 1000.0) as u64, Ordering::Relaxed);
         m.position_millibeats.store((pos.max(0.0) * 1000.0) as u64, Ordering::Relaxed);
         let (numerator, denominator) = transport.time_signature.unwrap_or((4, 4));
@@ -443,7 +431,7 @@ mod tests {
             let steps = meters.model_steps.load(Ordering::Relaxed) - steps_before;
             assert!(steps <= step_cap(512) as u64, "{steps} model steps in one block, above the cap");
         }
-        assert_eq!(meters.transport.load(Ordering::Relaxed), 1);
+        assert_eq!(meters.transport(), TransportState::Playing);
         assert_eq!(meters.tempo_millibpm.load(Ordering::Relaxed), 120_000);
         player.process(block(false, Some(120.0), Some(2000.0 * beats_per_block)), &mut |e| events.push(e));
 
@@ -453,7 +441,7 @@ mod tests {
         assert_eq!(meters.notes_off.load(Ordering::Relaxed), events.len() as u64 - ons);
         assert_eq!(ons * 2, events.len() as u64, "every note-on has its note-off after the pause");
         assert_eq!(meters.blocks.load(Ordering::Relaxed), 2001);
-        assert_eq!(meters.transport.load(Ordering::Relaxed), 2, "paused");
+        assert_eq!(meters.transport(), TransportState::Paused);
         assert!(meters.model_steps.load(Ordering::Relaxed) > ons);
         assert!(meters.worst_block_nanos.load(Ordering::Relaxed) > 0);
         assert_eq!(player.sounding_count(), 0);
