@@ -5,25 +5,16 @@
 //! a limit. The trainer's `generate` command and the plugin both drive this type, so what the CLI
 //! writes is what the plugin plays with the same model, settings and seed.
 //!
-//! After [`Generator::new`], nothing here allocates: only the model step inside tract does, and
-//! it runs inside a [`StepScope`] so that a real-time caller can mark it as the one permitted
-//! region.
+//! After [`Generator::new`], nothing here allocates: only the model step inside tract does, from
+//! the model's real-time memory (see [`crate::realtime`]), never from the system allocator.
 
 use crate::model::{LstmState, Model, ModelError};
-use crate::sampler::{Sampler, SamplerSettings};
+use crate::sampler::{Rng, Sampler, SamplerSettings};
 use crate::vocab::{Decoder, NoteEvent, NoteEventKind, Token, DEFAULT_VELOCITY_BIN, STEPS_PER_BEAT};
 
 /// The token the model reads before anything else: "play at the default velocity". Songs in
 /// training begin with a VELOCITY token too, so this is a natural first word.
 pub const START_TOKEN: Token = Token::Velocity(DEFAULT_VELOCITY_BIN);
-
-/// Wraps every model step. The plugin passes one that permits allocation for the duration of
-/// the step (tract allocates) while the rest of the audio thread stays allocation-checked.
-pub type StepScope = fn(&mut dyn FnMut());
-
-fn run_directly(step: &mut dyn FnMut()) {
-    step()
-}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GeneratorSettings {
@@ -46,7 +37,20 @@ pub struct Generator {
     sampler: Sampler,
     decoder: Decoder,
     max_note_steps: u64,
-    step_scope: StepScope,
+    tokens: u64,
+    /// Model steps run since the generator was made, whatever came back: for meters.
+    steps_run: u64,
+}
+
+/// Where a generator stood, to go back there without running the model again: the LSTM state,
+/// the next-token logits, the random sequence, the clock and the sounding notes. Taking one with
+/// [`Generator::snapshot_into`] and going back with [`Generator::restore`] allocate nothing.
+#[derive(Debug, Clone)]
+pub struct GeneratorSnapshot {
+    state: LstmState,
+    logits: Vec<f32>,
+    rng: Rng,
+    decoder: Decoder,
     tokens: u64,
 }
 
@@ -71,17 +75,12 @@ impl Generator {
             sampler: Sampler::new(settings.sampler),
             decoder: Decoder::new(),
             max_note_steps: 1,
-            step_scope: run_directly,
             tokens: 0,
+            steps_run: 0,
         };
         generator.set_settings(settings);
         generator.reset()?;
         Ok(generator)
-    }
-
-    /// Marks the model step, e.g. as the one region of the audio thread allowed to allocate.
-    pub fn set_step_scope(&mut self, scope: StepScope) {
-        self.step_scope = scope;
     }
 
     pub fn model(&self) -> &Model {
@@ -101,6 +100,49 @@ impl Generator {
     /// The clock in beats.
     pub fn now_beats(&self) -> f64 {
         self.decoder.now() as f64 / STEPS_PER_BEAT as f64
+    }
+
+    /// Whether the model has room for its next step (see [`Model::has_room_for_step`]). A
+    /// real-time caller asks before [`Generator::next`]: a refused step would make an error
+    /// message, and a message is an allocation.
+    pub fn can_step(&self) -> bool {
+        self.model.has_room_for_step()
+    }
+
+    /// Model steps run since the generator was made (resets and restores do not go back).
+    pub fn steps_run(&self) -> u64 {
+        self.steps_run
+    }
+
+    /// Where the generator stands now (allocates: take it off the audio thread, then keep it
+    /// current with [`Generator::snapshot_into`]).
+    pub fn snapshot(&self) -> GeneratorSnapshot {
+        GeneratorSnapshot {
+            state: self.state.clone(),
+            logits: self.logits.clone(),
+            rng: self.sampler.rng().clone(),
+            decoder: self.decoder.clone(),
+            tokens: self.tokens,
+        }
+    }
+
+    /// Overwrites `snapshot` with where the generator stands now, allocating nothing.
+    pub fn snapshot_into(&self, snapshot: &mut GeneratorSnapshot) {
+        snapshot.state = self.state.clone();
+        snapshot.logits.copy_from_slice(&self.logits);
+        snapshot.rng = self.sampler.rng().clone();
+        snapshot.decoder = self.decoder.clone();
+        snapshot.tokens = self.tokens;
+    }
+
+    /// Goes back to where `snapshot` was taken: what follows is what followed then, under the
+    /// same settings. Allocates nothing.
+    pub fn restore(&mut self, snapshot: &GeneratorSnapshot) {
+        self.state = snapshot.state.clone();
+        self.logits.copy_from_slice(&snapshot.logits);
+        self.sampler.set_rng(&snapshot.rng);
+        self.decoder = snapshot.decoder.clone();
+        self.tokens = snapshot.tokens;
     }
 
     /// Tokens the model has read since the start (the start token included).
@@ -127,9 +169,8 @@ impl Generator {
     /// Back to the start: zero state, clock at 0, nothing sounding, the random sequence from its
     /// seed, and the start token read. Emits nothing: release sounding notes first.
     pub fn reset(&mut self) -> Result<(), ModelError> {
-        // Dropping the old state frees tract's tensors: model memory, so inside the step scope.
-        let Generator { model, state, .. } = self;
-        (self.step_scope)(&mut || *state = model.initial_state());
+        // The old state's tensors go back to the model's memory, not to the system.
+        self.state = self.model.initial_state();
         self.decoder.reset();
         self.sampler.reseed();
         self.tokens = 0;
@@ -205,10 +246,10 @@ impl Generator {
 
     fn run_model(&mut self, token: Token) -> Result<(), ModelError> {
         let Generator { model, state, logits, .. } = self;
-        let mut result = Ok(());
-        (self.step_scope)(&mut || result = model.step(token.id(), state, logits));
+        self.steps_run += 1;
+        model.step(token.id(), state, logits)?;
         self.tokens += 1;
-        result
+        Ok(())
     }
 }
 

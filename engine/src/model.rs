@@ -17,6 +17,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use prost::Message;
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,7 @@ use tract_onnx::pb;
 use tract_onnx::prelude::*;
 
 use crate::midi::Role;
+use crate::realtime::{self, StepPool};
 use crate::vocab::VocabSpec;
 
 /// Version of this contract. A model with another version is refused, with a message saying
@@ -393,11 +395,43 @@ pub struct LstmState {
 /// A loaded, checked and optimised model, ready to step.
 pub struct Model {
     info: ModelInfo,
-    plan: Arc<TypedSimplePlan>,
+    plan: Arc<TypedRunnableModel>,
     /// Per-model execution scratch, reused across steps.
     runner: TypedSimpleState,
     zero_state: LstmState,
+    /// The memory every step allocates from (see [`realtime`]); dropped last, after everything
+    /// that lives in it.
+    pool: StepPool,
+    /// The most pool memory one step has taken: a step runs only with room for twice that.
+    step_growth: usize,
+    step_cost: StepCost,
 }
+
+/// Where a model step's allocations come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepMemory {
+    /// A pool reserved at load (the default): no system allocator in the step.
+    Pool,
+    /// The system allocator, as before pools: for comparisons.
+    System,
+}
+
+/// What one step costs on this machine, timed at load over [`COST_STEPS`] steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StepCost {
+    pub median: Duration,
+    /// The 90th percentile: what a player should plan for.
+    pub p90: Duration,
+}
+
+/// Steps run at load, before timing: the first ones set up tract's scratch memory.
+const WARM_UP_STEPS: usize = 8;
+/// Steps timed at load for [`StepCost`].
+pub const COST_STEPS: usize = 32;
+/// A pool holds this many times what loading and warming the model took at most, and at least
+/// [`MIN_POOL_BYTES`]: room for tract's scratch on the audio thread and for fragmentation.
+const POOL_HEADROOM: usize = 4;
+const MIN_POOL_BYTES: usize = 256 * 1024;
 
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -406,15 +440,37 @@ impl std::fmt::Debug for Model {
 }
 
 impl Clone for Model {
-    /// Another runner over the same optimised plan: cheap, and each clone steps independently.
+    /// Another runner over the same optimised plan, in a pool of its own: each clone steps
+    /// independently.
     fn clone(&self) -> Model {
+        let mut pool = if self.pool.is_reserved() {
+            StepPool::reserve(self.pool.capacity()).expect("a pool as large as one reserved before")
+        } else {
+            StepPool::none()
+        };
+        let (runner, zero_state) = pool
+            .run(|| fresh_runner(&self.plan, &self.info.shape))
+            .expect("a plan that ran once spawns again");
         Model {
             info: self.info.clone(),
             plan: self.plan.clone(),
-            runner: TypedSimpleState::new(&self.plan).expect("a plan that ran once spawns again"),
-            zero_state: self.zero_state.clone(),
+            runner,
+            zero_state,
+            pool,
+            step_growth: self.step_growth,
+            step_cost: self.step_cost,
         }
     }
+}
+
+/// A runner and the zero state, made in whatever memory the caller runs this in.
+fn fresh_runner(
+    plan: &Arc<TypedRunnableModel>,
+    shape: &ModelShape,
+) -> TractResult<(TypedSimpleState, LstmState)> {
+    let runner = TypedSimpleState::new(plan)?;
+    let zeros = Tensor::zero::<f32>(&[shape.layers, 1, shape.hidden])?;
+    Ok((runner, LstmState { h: zeros.clone().into_tvalue(), c: zeros.into_tvalue() }))
 }
 
 impl Model {
@@ -428,6 +484,11 @@ impl Model {
 
     /// Loads a model from ONNX bytes; `origin` names them in errors (a file name, "embedded").
     pub fn load(bytes: &[u8], origin: &str) -> Result<Model, ModelError> {
+        Model::load_with_memory(bytes, origin, StepMemory::Pool)
+    }
+
+    /// [`Model::load`], choosing where the steps allocate.
+    pub fn load_with_memory(bytes: &[u8], origin: &str, memory: StepMemory) -> Result<Model, ModelError> {
         let fail = |problem: String| ModelError::new(origin, problem);
         if bytes.is_empty() {
             return Err(fail("the file is empty".into()));
@@ -447,21 +508,48 @@ impl Model {
             .and_then(|m| m.into_optimized())
             .and_then(|m| m.into_runnable())
             .map_err(|e| fail(format!("the graph does not run: {e:#}")))?;
-        let runner = TypedSimpleState::new(&plan).map_err(|e| fail(format!("{e:#}")))?;
-        let zeros = Tensor::zero::<f32>(&[l, 1, h]).map_err(|e| fail(format!("{e:#}")))?;
-        let zero_state = LstmState { h: zeros.clone().into_tvalue(), c: zeros.into_tvalue() };
-        let mut model = Model { info, plan, runner, zero_state };
+
+        // How much memory the steps need: a runner warmed up on the system allocator, measured.
+        let mut pool = if memory == StepMemory::Pool && realtime::allocator_installed() {
+            let (warmed, peak) = realtime::measure_peak(|| -> TractResult<()> {
+                let (mut runner, zero_state) = fresh_runner(&plan, &s)?;
+                let mut state = zero_state;
+                let mut logits = vec![0.0; s.vocab];
+                for token in 0..WARM_UP_STEPS {
+                    run_step(&mut runner, token as u32, &mut state, &mut logits)?;
+                }
+                Ok(())
+            });
+            warmed.map_err(|e| fail(format!("the graph does not run: {e:#}")))?;
+            StepPool::reserve((peak * POOL_HEADROOM).max(MIN_POOL_BYTES)).map_err(fail)?
+        } else {
+            StepPool::none()
+        };
+        let (runner, zero_state) =
+            pool.run(|| fresh_runner(&plan, &s)).map_err(|e| fail(format!("{e:#}")))?;
+        let mut model =
+            Model { info, plan, runner, zero_state, pool, step_growth: 0, step_cost: StepCost::default() };
 
         // Warm up, and check the outputs are what the contract promises, before anyone relies on it.
         let mut state = model.initial_state();
         let mut logits = vec![0.0; s.vocab];
-        model.step(0, &mut state, &mut logits).map_err(|e| fail(e.problem))?;
+        for token in 0..WARM_UP_STEPS {
+            model.step(token as u32, &mut state, &mut logits).map_err(|e| fail(e.problem))?;
+        }
         if state.h.shape() != [l, 1, h] || state.c.shape() != [l, 1, h] {
             return Err(fail(format!(
                 "the graph returns a state of shape {:?}, not [{l}, 1, {h}]",
                 state.h.shape()
             )));
         }
+        let mut times = Vec::with_capacity(COST_STEPS);
+        for i in 0..COST_STEPS {
+            let started = Instant::now();
+            model.step((i * 37 % s.vocab) as u32, &mut state, &mut logits).map_err(|e| fail(e.problem))?;
+            times.push(started.elapsed());
+        }
+        times.sort();
+        model.step_cost = StepCost { median: times[COST_STEPS / 2], p90: times[COST_STEPS * 9 / 10] };
         Ok(model)
     }
 
@@ -474,8 +562,32 @@ impl Model {
         self.zero_state.clone()
     }
 
+    /// What a step cost when the model loaded.
+    pub fn step_cost(&self) -> StepCost {
+        self.step_cost
+    }
+
+    /// The model's real-time memory: bytes reserved (0 when steps use the system allocator)
+    /// and bytes in use.
+    pub fn memory(&self) -> (usize, usize) {
+        (self.pool.capacity(), self.pool.in_use())
+    }
+
+    /// Whether the next step has room in the model's memory. A real-time caller asks first: a
+    /// step without room is refused (see [`Model::step`]), and the caller skips it.
+    pub fn has_room_for_step(&self) -> bool {
+        !self.pool.is_reserved() || self.pool.free() >= 2 * self.step_growth
+    }
+
+    /// Runs `f` with allocations served from the model's real-time memory, as a step's are
+    /// (tests use it to fill that memory).
+    pub fn run_in_step_memory<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        self.pool.run(f)
+    }
+
     /// Reads one token, advances `state`, and writes the next token's logits into `logits`
-    /// (length V). The one place that allocates per step, inside tract.
+    /// (length V). tract allocates inside; with a pool, from the pool only. A step without room
+    /// in the pool is refused with an error, and nothing changes.
     pub fn step(&mut self, token: u32, state: &mut LstmState, logits: &mut [f32]) -> Result<(), ModelError> {
         let origin = &self.info.name;
         let vocab = self.info.shape.vocab;
@@ -485,30 +597,48 @@ impl Model {
                 format!("token {token} or logits buffer of {} outside vocabulary of {vocab}", logits.len()),
             ));
         }
-        let inputs = tvec!(tensor1(&[token as i64]).into_tvalue(), state.h.clone(), state.c.clone());
-        let mut outputs =
-            self.runner.run(inputs).map_err(|e| ModelError::new(origin, format!("step failed: {e:#}")))?;
-        if outputs.len() != 3 {
+        if !self.has_room_for_step() {
             return Err(ModelError::new(
                 origin,
-                format!("the graph returned {} outputs, not 3", outputs.len()),
+                format!(
+                    "no room for a step in the model's real-time memory ({} of {} bytes in use)",
+                    self.pool.in_use(),
+                    self.pool.capacity()
+                ),
             ));
         }
-        state.c = outputs.pop().expect("3 outputs");
-        state.h = outputs.pop().expect("3 outputs");
-        let out = outputs[0]
-            .try_as_plain_ram()
-            .and_then(|view| view.as_slice::<f32>())
-            .map_err(|e| ModelError::new(origin, format!("{e:#}")))?;
-        if out.len() != vocab {
-            return Err(ModelError::new(
-                origin,
-                format!("the graph returned {} logits, not {vocab}", out.len()),
-            ));
-        }
-        logits.copy_from_slice(out);
-        Ok(())
+        let before = self.pool.in_use();
+        let Model { pool, runner, .. } = self;
+        let result = pool.run(|| run_step(runner, token, state, logits));
+        self.step_growth = self.step_growth.max(self.pool.peak_of_last_run().saturating_sub(before));
+        result.map_err(|e| ModelError::new(&self.info.name, format!("step failed: {e:#}")))
     }
+}
+
+/// One step through tract: the graph's state outputs move into `state`, its logits are copied.
+fn run_step(
+    runner: &mut TypedSimpleState,
+    token: u32,
+    state: &mut LstmState,
+    logits: &mut [f32],
+) -> TractResult<()> {
+    let inputs = tvec!(tensor1(&[token as i64]).into_tvalue(), state.h.clone(), state.c.clone());
+    let mut outputs = runner.run(inputs)?;
+    if outputs.len() != 3 {
+        return Err(TractError::msg(format!("the graph returned {} outputs, not 3", outputs.len())));
+    }
+    state.c = outputs.pop().expect("3 outputs");
+    state.h = outputs.pop().expect("3 outputs");
+    let out = outputs[0].try_as_plain_ram().and_then(|view| view.as_slice::<f32>())?;
+    if out.len() != logits.len() {
+        return Err(TractError::msg(format!(
+            "the graph returned {} logits, not {}",
+            out.len(),
+            logits.len()
+        )));
+    }
+    logits.copy_from_slice(out);
+    Ok(())
 }
 
 impl LstmState {

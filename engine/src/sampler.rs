@@ -126,6 +126,15 @@ impl Sampler {
         self.rng = Rng::new(self.settings.seed);
     }
 
+    /// Where the random sequence stands, to come back to it ([`Sampler::set_rng`]).
+    pub fn rng(&self) -> &Rng {
+        &self.rng
+    }
+
+    pub fn set_rng(&mut self, rng: &Rng) {
+        self.rng = rng.clone();
+    }
+
     /// Whether `token` may come next, given what sounds now.
     pub fn allows(&self, token: Token, voices: &Decoder) -> bool {
         self.allows_with(token, voices, voices.sounding_count() >= self.settings.max_polyphony)

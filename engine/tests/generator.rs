@@ -1,45 +1,16 @@
 //! The generator as the plugin and the CLI drive it: a real ONNX model written by the engine,
 //! loaded by tract, sampled under the musician's settings.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use continuo_engine::generator::{Generator, GeneratorSettings};
 use continuo_engine::model::{self, Model, ModelInfo, ModelShape, ModelWeights};
 use continuo_engine::music::{Scale, ScaleLock};
+use continuo_engine::realtime::{self, RealtimeAllocator, Violation};
 use continuo_engine::sampler::SamplerSettings;
 use continuo_engine::vocab::{NoteEvent, NoteEventKind, Token, STEPS_PER_BEAT};
 
-/// Counts allocations made on this thread outside the model step.
-struct CountingAllocator;
-
-static OUTSIDE_STEP: AtomicUsize = AtomicUsize::new(0);
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static IN_STEP: Cell<bool> = const { Cell::new(false) };
-}
-
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.with(Cell::get) && !IN_STEP.with(Cell::get) {
-            OUTSIDE_STEP.fetch_add(1, Ordering::Relaxed);
-        }
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
+/// As in the plugin: model steps allocate from their pool, and the audio thread is checked.
 #[global_allocator]
-static ALLOCATOR: CountingAllocator = CountingAllocator;
-
-fn permit_step(step: &mut dyn FnMut()) {
-    IN_STEP.with(|s| s.set(true));
-    step();
-    IN_STEP.with(|s| s.set(false));
-}
+static ALLOCATOR: RealtimeAllocator = RealtimeAllocator;
 
 const SHAPE: ModelShape = ModelShape { layers: 2, hidden: 48, embed: 16, dense: 32, vocab: 384 };
 
@@ -132,28 +103,43 @@ fn feeding_a_primer_moves_the_clock_and_changes_what_follows() {
 }
 
 #[test]
-fn generating_allocates_nothing_outside_the_model_step() {
+fn generating_never_calls_the_system_allocator_the_model_step_included() {
+    // Counted rather than aborted, to fail with a message (no other test here runs as the audio
+    // thread, so the count is this test's).
+    realtime::set_violation(Violation::Count);
     let mut generator = Generator::new(model(5), settings(11)).unwrap();
-    generator.set_step_scope(permit_step);
     let mut events = [None; 64];
     let mut count = 0usize;
-    // Warm up first: the first steps may size tract's scratch space.
-    generator.generate_until(4 * STEPS_PER_BEAT as u64, 10_000, |_| {}).unwrap();
-
-    OUTSIDE_STEP.store(0, Ordering::Relaxed);
-    COUNTING.with(|c| c.set(true));
-    for _ in 0..2000 {
-        generator
-            .next(|e| {
-                events[count % 64] = Some(e);
-                count += 1;
-            })
-            .unwrap();
-    }
-    generator.release_all(|_| count += 1);
-    generator.reset().unwrap();
-    generator.generate_until(8 * STEPS_PER_BEAT as u64, 10_000, |_| count += 1).unwrap();
-    COUNTING.with(|c| c.set(false));
-    assert_eq!(OUTSIDE_STEP.load(Ordering::Relaxed), 0, "the generator allocated outside the model step");
+    let before = realtime::system_calls_on_audio_thread();
+    realtime::audio_thread(|| {
+        for _ in 0..2000 {
+            assert!(generator.can_step());
+            generator
+                .next(|e| {
+                    events[count % 64] = Some(e);
+                    count += 1;
+                })
+                .unwrap();
+        }
+        generator.release_all(|_| count += 1);
+        generator.reset().unwrap();
+        generator.generate_until(8 * STEPS_PER_BEAT as u64, 10_000, |_| count += 1).unwrap();
+    });
+    let calls = realtime::system_calls_on_audio_thread() - before;
+    assert_eq!(calls, 0, "{calls} calls to the system allocator while generating on the audio thread");
     assert!(count > 50, "only {count} events in 2000 tokens");
+}
+
+#[test]
+fn a_restored_snapshot_plays_on_as_the_generator_did() {
+    let mut generator = Generator::new(model(1), settings(7)).unwrap();
+    play(&mut generator, 4);
+    let snapshot = generator.snapshot();
+    // `play` runs to an absolute beat: beats 4 to 40.
+    let first = play(&mut generator, 40);
+    assert!(first.len() >= 8, "{} events", first.len());
+    generator.reset().unwrap();
+    play(&mut generator, 2);
+    generator.restore(&snapshot);
+    assert_eq!(play(&mut generator, 40), first);
 }

@@ -1,132 +1,163 @@
-//! What the plugin costs the audio thread:
-//! `cargo bench -p continuo --bench process --no-default-features` (without the allocation
-//! assertions, whose global allocator would replace the counting one here).
+//! What the plugin costs the audio thread: `cargo bench -p continuo --bench process`.
 //!
-//! Drives the plugin's `Player` (everything `process()` does but the nice-plug glue) with the
-//! embedded default model, as a host playing 64 bars at 120 BPM and 48 kHz would, and prints per
-//! block size: median and worst block time, the share of the block's duration, model steps per
-//! second of music, and heap allocations per block (all of them tract's, inside the model step).
-//! The densest passage is the block with the most model steps.
+//! Drives the plugin's `Player` (everything `process()` does but the nice-plug glue) as a host
+//! playing 64 bars at 120 BPM and 48 kHz would, as the audio thread (the plugin's real-time
+//! allocator counts every call to the system allocator there), for the embedded default model
+//! and for 2 x 256 and 3 x 512 models written by the engine, at 32, 64 and 512 samples a block,
+//! with the model step's memory from the system allocator (before) and from the model's pool
+//! (after), side by side in one run. Per row: block time median, p99.9 and worst, the worst as a
+//! share of the block's duration, the step cap and the most steps a block ran, model steps per
+//! second of music, system allocator calls per block, and note-ons skipped for being late.
 
-#[cfg(not(feature = "assert-process-allocs"))]
-use std::alloc::{GlobalAlloc, Layout, System};
-#[cfg(not(feature = "assert-process-allocs"))]
-use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use continuo::params::ContinuoParams;
-use continuo::player::{BlockTransport, Player};
-use continuo_engine::model::Model;
-
-/// Counts heap allocations, when nice-plug's own checking allocator is not installed.
-#[cfg(not(feature = "assert-process-allocs"))]
-mod counting {
-    use super::*;
-
-    pub static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-    struct CountingAllocator;
-
-    unsafe impl GlobalAlloc for CountingAllocator {
-        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-            unsafe { System.alloc(layout) }
-        }
-        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-            unsafe { System.dealloc(ptr, layout) }
-        }
-    }
-
-    #[global_allocator]
-    static ALLOCATOR: CountingAllocator = CountingAllocator;
-}
-
-fn allocations() -> usize {
-    #[cfg(not(feature = "assert-process-allocs"))]
-    return counting::ALLOCATIONS.load(Ordering::Relaxed);
-    #[cfg(feature = "assert-process-allocs")]
-    return 0;
-}
+use continuo::player::{smallest_block, step_cap, HostTransport, Player, STEP_BUDGET, WORST_CASE_FACTOR};
+use continuo_engine::model::{self, Model, ModelInfo, ModelShape, ModelWeights, StepMemory};
+use continuo_engine::realtime::{self, Violation};
 
 const SAMPLE_RATE: f32 = 48_000.0;
 const TEMPO: f64 = 120.0;
 const BARS: f64 = 64.0;
+const BLOCK_SIZES: [usize; 3] = [32, 64, 512];
 
 fn main() {
-    if cfg!(feature = "assert-process-allocs") {
-        println!("(allocations are not counted: run with --no-default-features)");
-    }
+    realtime::set_violation(Violation::Count);
     let params = ContinuoParams::default();
+    let mut models: Vec<(String, Vec<u8>)> = vec![("default".into(), continuo::DEFAULT_MODEL.to_vec())];
+    for (layers, hidden) in [(2, 256), (3, 512)] {
+        let shape = ModelShape { layers, hidden, embed: 64, dense: hidden, vocab: 384 };
+        let name = format!("{layers}x{hidden}");
+        let bytes =
+            model::write(&ModelWeights::random(&shape, 7, 0.5), &ModelInfo::new(&name, shape)).unwrap();
+        models.push((name, bytes));
+    }
+
     println!(
-        "{:>6} {:>8} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8} {:>13} {:>13} {:>11} {:>12}",
+        "{:>9} {:>7} {:>6} {:>7} {:>10} {:>9} {:>9} {:>8} {:>4} {:>9} {:>8} {:>11} {:>5}",
+        "model",
+        "memory",
         "block",
         "blocks",
         "median us",
         "p99.9 us",
         "worst us",
-        "budget",
         "worst %",
+        "cap",
+        "max steps",
         "steps/s",
-        "dense steps/s",
-        "max steps/blk",
-        "allocs/blk",
-        "allocs/step"
+        "sys allocs",
+        "late"
     );
-    for samples in [64usize, 512] {
-        let model = Model::load(continuo::DEFAULT_MODEL, "default").expect("the embedded model loads");
-        let mut player =
-            Player::new(model, params.generator_settings(), params.output_settings(), Default::default())
-                .expect("player");
-        let beats_per_block = samples as f64 / (SAMPLE_RATE as f64 * 60.0 / TEMPO);
-        let blocks = (BARS * 4.0 / beats_per_block) as usize;
-        let mut times = Vec::with_capacity(blocks);
-        let mut steps_per_block = Vec::with_capacity(blocks);
-        let monitor = player.monitor().clone();
-        let meters = &monitor.meters;
-        let allocations_before = allocations();
-        for i in 0..blocks {
-            let steps_before = meters.model_steps.load(Ordering::Relaxed);
-            let transport = BlockTransport {
-                playing: true,
-                tempo: Some(TEMPO),
-                pos_beats: Some(i as f64 * beats_per_block),
-                sample_rate: SAMPLE_RATE,
-                samples,
-                time_signature: Some((4, 4)),
-                bar_start: None,
-            };
-            let start = Instant::now();
-            player.process(transport, &mut |_| {});
-            times.push(start.elapsed().as_secs_f64() * 1e6);
-            steps_per_block.push(meters.model_steps.load(Ordering::Relaxed) - steps_before);
+    for (name, bytes) in &models {
+        for memory in [StepMemory::System, StepMemory::Pool] {
+            let model = Model::load_with_memory(bytes, name, memory).expect("the model loads");
+            let (cost, (pool, _)) = (model.step_cost(), model.memory());
+            let mut player =
+                Player::new(model, params.generator_settings(), params.output_settings(), Default::default())
+                    .expect("player");
+            if memory == StepMemory::Pool {
+                let token = player.token_cost();
+                println!(
+                    "{name}: a model step costs {:.0} us (median) / {:.0} us (p90) at load, a token with sampling \
+                     {:.0} us (p90); pool {} KiB; the cap plans one token within {:.0}% from {} samples",
+                    cost.median.as_secs_f64() * 1e6,
+                    cost.p90.as_secs_f64() * 1e6,
+                    token.as_secs_f64() * 1e6,
+                    pool / 1024,
+                    STEP_BUDGET * 100.0,
+                    smallest_block(SAMPLE_RATE, token)
+                );
+            }
+            for samples in BLOCK_SIZES {
+                run(name, memory, &mut player, samples);
+            }
         }
-        let allocations = (allocations() - allocations_before) as f64 / blocks as f64;
-        let seconds_of_music = BARS * 4.0 * 60.0 / TEMPO;
-        let steps: u64 = steps_per_block.iter().sum();
-        // The densest beat: the most model steps any one beat of music took.
-        let blocks_per_beat = (1.0 / beats_per_block).round().max(1.0) as usize;
-        let densest_beat =
-            steps_per_block.chunks(blocks_per_beat).map(|b| b.iter().sum::<u64>()).max().unwrap_or(0);
-        let budget_us = samples as f64 / SAMPLE_RATE as f64 * 1e6;
-        times.sort_by(f64::total_cmp);
-        let (median, tail, worst) = (times[blocks / 2], times[blocks * 999 / 1000], times[blocks - 1]);
-        println!(
-            "{:>6} {:>8} {:>10.2} {:>9.1} {:>9.1} {:>7.0}us {:>7.1}% {:>8.1} {:>13.1} {:>13} {:>11.2} {:>12.1}",
-            samples,
-            blocks,
-            median,
-            tail,
-            worst,
-            budget_us,
-            100.0 * worst / budget_us,
-            steps as f64 / seconds_of_music,
-            densest_beat as f64 * TEMPO / 60.0,
-            steps_per_block.iter().max().unwrap(),
-            allocations,
-            allocations * blocks as f64 / steps.max(1) as f64
+    }
+    println!(
+        "memory: where the model step allocates (system: the system allocator, as before; pool: the model's"
+    );
+    println!("real-time pool); worst %: of the block's duration at 48 kHz; cap: model steps a block may run");
+    println!(
+        "(planned: {WORST_CASE_FACTOR} x the token cost measured at load, within {:.0}% of the block); sys allocs:",
+        STEP_BUDGET * 100.0
+    );
+    println!("calls to the system allocator per block on the audio thread; late: note-ons skipped because");
+    println!("generation had not reached them");
+}
+
+fn run(name: &str, memory: StepMemory, player: &mut Player, samples: usize) {
+    let monitor = player.monitor().clone();
+    let meters = &monitor.meters;
+    let samples_per_beat = SAMPLE_RATE as f64 * 60.0 / TEMPO;
+    let blocks = (BARS * 4.0 * samples_per_beat / samples as f64) as usize;
+    let mut times = Vec::with_capacity(blocks);
+    let mut steps_per_block = Vec::with_capacity(blocks);
+    let (late_before, system_before) =
+        (meters.late_events.load(Ordering::Relaxed), realtime::system_calls_on_audio_thread());
+    // A rewind first: every run plays the music from its start.
+    let stop = HostTransport {
+        playing: false,
+        tempo: Some(TEMPO),
+        pos_beats: Some(0.0),
+        pos_seconds: Some(0.0),
+        sample_rate: SAMPLE_RATE,
+        samples,
+        time_signature: Some((4, 4)),
+        bar_start: None,
+    };
+    player.restart_from_the_top(&mut |_| {});
+    player.process(stop, &mut |_| {});
+    for i in 0..blocks {
+        let steps_before = meters.model_steps.load(Ordering::Relaxed);
+        let beats = (i * samples) as f64 / samples_per_beat;
+        let host =
+            HostTransport { playing: true, pos_beats: Some(beats), pos_seconds: Some(beats / 2.0), ..stop };
+        let started = Instant::now();
+        realtime::audio_thread(|| player.process(host, &mut |_| {}));
+        times.push(started.elapsed().as_secs_f64() * 1e6);
+        steps_per_block.push(meters.model_steps.load(Ordering::Relaxed) - steps_before);
+    }
+    let system_calls = realtime::system_calls_on_audio_thread() - system_before;
+    if std::env::var_os("CONTINUO_BENCH_WORST").is_some() {
+        let mut order: Vec<usize> = (0..blocks).collect();
+        order.sort_by(|a, b| times[*b].total_cmp(&times[*a]));
+        let worst: Vec<String> = order[..5]
+            .iter()
+            .map(|&i| format!("#{i}: {:.0} us, {} steps", times[i], steps_per_block[i]))
+            .collect();
+        let (mut with_steps, mut step_count) = (0.0, 0);
+        for i in 0..blocks {
+            if steps_per_block[i] > 0 {
+                with_steps += times[i];
+                step_count += steps_per_block[i];
+            }
+        }
+        eprintln!(
+            "worst blocks: {}; mean {:.1} us per step in blocks that step",
+            worst.join("; "),
+            with_steps / step_count as f64
         );
     }
-    println!("steps/s: model steps per second of music, on average and in the densest beat;");
-    println!("budget: the block's duration at 48 kHz; allocations are all tract's, inside the model step");
+    let steps: u64 = steps_per_block.iter().sum();
+    let budget_us = samples as f64 / SAMPLE_RATE as f64 * 1e6;
+    times.sort_by(f64::total_cmp);
+    let (median, tail, worst) = (times[blocks / 2], times[blocks * 999 / 1000], times[blocks - 1]);
+    println!(
+        "{:>9} {:>7} {:>6} {:>7} {:>10.2} {:>9.1} {:>9.1} {:>7.1}% {:>4} {:>9} {:>8.1} {:>11.2} {:>5}",
+        name,
+        if memory == StepMemory::Pool { "pool" } else { "system" },
+        samples,
+        blocks,
+        median,
+        tail,
+        worst,
+        100.0 * worst / budget_us,
+        step_cap(samples, SAMPLE_RATE, player.token_cost()),
+        steps_per_block.iter().max().unwrap(),
+        steps as f64 / (BARS * 4.0 * 60.0 / TEMPO),
+        system_calls as f64 / blocks as f64,
+        meters.late_events.load(Ordering::Relaxed) - late_before,
+    );
 }

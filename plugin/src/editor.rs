@@ -20,10 +20,12 @@ use nice_plug_egui::widgets::ParamSlider;
 use nice_plug_egui::{EguiEditorState, Frame, NiceEguiApp};
 
 use crate::models::{self, LoadReport, ModelCard, ModelSwitch};
-use crate::monitor::{Monitor, TransportState};
+use crate::monitor::{Meters, Monitor};
 use crate::params::ContinuoParams;
 use crate::piano_roll::{self, RollView};
-use crate::recording::{self, Recording, SAVE_BAR_CHOICES};
+use crate::player::smallest_block;
+use crate::recording::{Recording, SAVE_BAR_CHOICES};
+use crate::transport::{self, TransportState};
 use crate::{Continuo, SaveReport, Task};
 
 pub const WIDTH: u32 = 980;
@@ -204,7 +206,7 @@ impl NiceEguiApp for EditorApp {
             let view = RollView {
                 now,
                 bar_clock: meters.bar_clock(),
-                beats_per_bar: recording::beats_per_bar(signature),
+                beats_per_bar: transport::beats_per_bar(signature),
                 beat: 4.0 / signature.1.max(1) as f64,
                 bars_shown: BARS_SHOWN,
                 lowest: (self.params.lowest.value().min(self.params.highest.value()) as u8).saturating_sub(2),
@@ -316,6 +318,7 @@ impl EditorApp {
             ],
             None => vec!["cost: shown while the model plays".to_string()],
         };
+        let cost: Vec<String> = cost.into_iter().chain(real_time_lines(&self.monitor.meters)).collect();
         for line in &cost {
             ui.monospace(line);
         }
@@ -409,8 +412,8 @@ impl EditorApp {
     /// The notes to save, taken now (what was heard when the button was pressed).
     fn save_request(&self) -> Task {
         let meters = &self.monitor.meters;
-        let (now, bar) = (meters.clock(), recording::beats_per_bar(meters.time_signature()));
-        let from = recording::last_bars_start(meters.bar_clock(), bar, self.save_bars);
+        let (now, bar) = (meters.clock(), transport::beats_per_bar(meters.time_signature()));
+        let from = transport::last_bars_start(meters.bar_clock(), bar, self.save_bars);
         let notes = self.recording.generated_between(from, now, self.params.channel_index());
         let path = match self.save_path.trim() {
             "" => default_midi_path(self.save_bars),
@@ -497,15 +500,41 @@ pub fn transport_line(monitor: &Monitor) -> String {
     let tempo = m.tempo_millibpm.load(Ordering::Relaxed) as f64 / 1000.0;
     let (numerator, denominator) = m.time_signature();
     let pos = m.position_millibeats.load(Ordering::Relaxed) as f64 / 1000.0;
-    let bar = recording::beats_per_bar((numerator, denominator));
-    let beat = 4.0 / denominator.max(1) as f64;
-    let bar_number = (pos / bar).floor();
-    let beat_in_bar = ((pos - bar_number * bar) / beat).floor();
-    format!(
-        "{state}   {tempo:.1} BPM   {numerator}/{denominator}   bar {}.{}",
-        bar_number as i64 + 1,
-        beat_in_bar as i64 + 1
-    )
+    let (bar, beat) = transport::bar_and_beat(pos, (numerator, denominator));
+    format!("{state}   {tempo:.1} BPM   {numerator}/{denominator}   bar {bar}.{beat}")
+}
+
+/// What a model step costs against small blocks, and what the audio thread had to give up.
+/// A model too slow for 64-sample blocks still plays (one step a block, late notes skipped); the
+/// window says so, with the buffer size it needs, rather than letting the host crackle.
+pub fn real_time_lines(meters: &Meters) -> Vec<String> {
+    let token = Duration::from_nanos(meters.step_cost_nanos.load(Ordering::Relaxed));
+    let rate = match meters.sample_rate_hz.load(Ordering::Relaxed) {
+        0 => 48_000.0,
+        hz => hz as f32,
+    };
+    let share = token.as_secs_f64() / (64.0 / rate as f64) * 100.0;
+    let micros = token.as_secs_f64() * 1e6;
+    let needs = smallest_block(rate, token);
+    let fit = if needs <= 64 {
+        format!("a token: {micros:.0} µs, {share:.0}% of a 64-sample block at {:.0} kHz: fits", rate / 1e3)
+    } else {
+        format!(
+            "a token: {micros:.0} µs, {share:.0}% of a 64-sample block at {:.0} kHz; for its worst case \
+             it needs a host buffer of {needs} samples or more",
+            rate / 1e3
+        )
+    };
+    let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+    vec![
+        fit,
+        format!(
+            "audio thread: {} system allocations, {} late notes skipped, {} steps refused",
+            continuo_engine::realtime::system_calls_on_audio_thread(),
+            load(&meters.late_events),
+            load(&meters.refused_steps)
+        ),
+    ]
 }
 
 /// The model panel's text: name first.

@@ -1,11 +1,13 @@
 //! Continuo, the plugin (CLAP and VST3): plays new music from the engine's model into the host,
 //! in time with its tempo, with the host's transport as play, pause and stop.
 //!
-//! This file is the nice-plug glue and the whole signal path: `process()` reads the transport
-//! and the parameters, switches to a new model's player when one is handed over, lets the
+//! This file is the nice-plug glue and the whole signal path: `process()` reads the transport,
+//! takes a new model's player when one is handed over, applies the parameters, lets the
 //! [`player::Player`] generate and place this block's notes, and sends them, merged in time order
 //! with the MIDI coming in (passed through and logged for the editor). Models are loaded and
-//! warmed in `activate()` or by a background task ([`models`]), never on the audio thread.
+//! warmed in `activate()` or by a background task ([`models`]), never on the audio thread, and
+//! `process()` runs as the audio thread for [`realtime`]: the model steps in its own memory, and
+//! nothing calls the system allocator.
 
 pub mod editor;
 pub mod models;
@@ -14,6 +16,7 @@ pub mod params;
 pub mod piano_roll;
 pub mod player;
 pub mod recording;
+pub mod transport;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -21,19 +24,30 @@ use std::sync::{Arc, Mutex};
 
 use continuo_engine::midi::{self, Note};
 use continuo_engine::model::Model;
+use continuo_engine::realtime::{self, RealtimeAllocator};
 use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
 use nice_plug_egui::{EguiEditor, EguiEditorState};
 
 use crate::editor::EditorApp;
 use crate::models::ModelSwitch;
-use crate::monitor::{Monitor, NoteSource, TransportState};
+use crate::monitor::{Monitor, NoteSource};
 use crate::params::ContinuoParams;
-use crate::player::{BlockTransport, OutputEvent, Player};
+use crate::player::{OutputEvent, Player};
+use crate::transport::HostTransport;
+
+/// Every allocation of the plugin goes through the real-time allocator: a model step's come
+/// from the model's pool, and a system allocation on the audio thread is counted (in debug
+/// builds, reported and aborted: the tests run debug bundles).
+#[global_allocator]
+static ALLOCATOR: RealtimeAllocator = RealtimeAllocator;
 
 /// Set by the standalone program before it starts the plugin: there the plugin keeps its own
-/// transport (see [`monitor::OwnTransport`]) unless JACK's transport gives a beat position.
+/// transport (see [`transport::OwnTransport`]) unless JACK's transport gives a beat position.
 pub static STANDALONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// A file the plugin writes its meters to as JSON at every deactivation and when it is
+/// destroyed, for hosts that test it without its window.
+pub const METERS_TRACE_VARIABLE: &str = "CONTINUO_METERS_TRACE";
 
 /// The default model, compiled in so the plugin plays with no file to find. Trained by
 /// `continuo-train` on the Bach chorales; see models/MODEL_CARD.md.
@@ -88,12 +102,6 @@ impl Default for Continuo {
             own_position: 0.0,
         }
     }
-}
-
-/// Wraps the model step: allocation is allowed there (tract allocates) and nowhere else on the
-/// audio thread, which `assert_process_allocs` enforces in debug builds.
-pub(crate) fn permit_model_step(step: &mut dyn FnMut()) {
-    nice_plug::util::permit_alloc(step)
 }
 
 /// Loads the persisted model, or the embedded one when none is set or it cannot be loaded.
@@ -193,10 +201,10 @@ impl Plugin for Continuo {
         let settings = (self.params.generator_settings(), self.params.output_settings());
         match Player::new(model, settings.0, settings.1, self.monitor.clone()) {
             Ok(mut player) => {
-                player.set_step_scope(permit_model_step);
-                // The project's model replaces the one playing: that one's notes end.
-                if let Some(old) = &mut self.player {
-                    old.restart(&mut |_| {});
+                // The project's model replaces the one playing: that one's notes end in the
+                // first block.
+                if let Some(old) = &self.player {
+                    player.take_over_notes(old);
                 }
                 self.player = Some(player);
                 let shown_path = if problem.is_some() { "" } else { path.as_str() };
@@ -212,15 +220,19 @@ impl Plugin for Continuo {
         }
     }
 
+    /// Called by the host on the audio thread when processing starts, and when it resets the
+    /// plugin: the music goes back to its start, and the notes the host heard sound end at the
+    /// start of the next block.
     fn reset(&mut self) {
         if let Some(player) = &mut self.player {
-            player.restart(&mut |_| {});
+            player.reset();
         }
     }
 
     fn deactivate(&mut self) {
-        // The host takes no events after this: start clean when it activates again.
+        // The host takes no events until it activates the plugin again.
         self.reset();
+        self.write_meters_trace();
     }
 
     fn process(
@@ -229,103 +241,158 @@ impl Plugin for Continuo {
         _aux: &mut AuxiliaryBuffers,
         context: &mut impl ProcessContext<Self>,
     ) -> ProcessStatus {
-        let Some(player) = &mut self.player else { return ProcessStatus::Normal };
-        let transport = context.transport();
+        let samples = buffer.samples();
+        realtime::audio_thread(|| {
+            let host = self.read_transport(context.transport(), samples);
+            let Some(player) = &mut self.player else { return };
+            let events = &mut self.events;
+            events.clear();
+
+            // A new model: the notes of the one playing end, then the new player plays on from
+            // this block. The old one goes back to be dropped off the audio thread.
+            if let Some(handover) = self.switch.take_ready() {
+                player.all_notes_off(0, &mut capped(events));
+                self.switch.hand_over(handover, player, &mut self.player_model_path);
+            }
+            // A new channel: the old one's notes end there, first.
+            let channel = self.params.channel_index();
+            if channel != self.channel {
+                player.all_notes_off(0, &mut capped(events));
+            }
+            // Everything so far ends notes sounding on the channel they started on.
+            let old_channel_events = events.len();
+            apply_parameters(&self.params, &mut self.restart_held, player, &mut capped(events));
+            player.process(host, &mut capped(events));
+            send_merged(context, player, events, (self.channel, old_channel_events), channel);
+            self.channel = channel;
+        });
+        ProcessStatus::Normal
+    }
+}
+
+impl Continuo {
+    /// What the host says about this block, as the player reads it. Bypassed counts as paused:
+    /// notes end at once; as the host plays on meanwhile, lifting the bypass is a resume
+    /// elsewhere, so the music starts anew on the next beat. The standalone program without a
+    /// beat position from JACK plays its own transport.
+    fn read_transport(&mut self, transport: &Transport, samples: usize) -> HostTransport {
         let time_signature = match (transport.time_sig_numerator, transport.time_sig_denominator) {
             (Some(n), Some(d)) if n > 0 && d > 0 => Some((n as u32, d as u32)),
             _ => None,
         };
-        let (mut playing, mut pos_beats) = (transport.playing, transport.pos_beats);
-        if STANDALONE.load(Ordering::Relaxed) && pos_beats.is_none() {
-            let own = &self.monitor.own_transport;
-            let requested = own.requested();
-            (playing, pos_beats) = (requested == TransportState::Playing, Some(self.own_position));
-            if requested == TransportState::Stopped {
-                // This block pauses where the music was; the next, back at 0, is the rewind
-                // that makes the next Play start the music from its beginning.
-                self.own_position = 0.0;
-            }
-            if playing {
-                let tempo = transport.tempo.filter(|t| *t > 0.0).unwrap_or(player::DEFAULT_BPM);
-                self.own_position += buffer.samples() as f64 * tempo / 60.0 / transport.sample_rate as f64;
-            }
-        }
-        let block = BlockTransport {
-            // Bypassed counts as paused: notes end at once; as the host plays on meanwhile,
-            // lifting the bypass is a resume elsewhere, so the music starts anew there.
-            playing: playing && !self.params.bypass.value(),
+        let mut host = HostTransport {
+            playing: transport.playing,
             tempo: transport.tempo,
-            pos_beats,
+            // What the host itself says: its beats (possibly rounded), and its seconds or sample
+            // position (exact). Not nice-plug's conversions of one into the other, which assume
+            // the tempo never changed.
+            pos_beats: transport.pos_beats,
+            pos_seconds: transport
+                .pos_seconds
+                .or(transport.pos_samples.map(|samples| samples as f64 / transport.sample_rate as f64)),
             sample_rate: transport.sample_rate,
-            samples: buffer.samples(),
+            samples,
             time_signature,
             bar_start: transport.bar_start_pos_beats(),
         };
-        let events = &mut self.events;
-        events.clear();
+        if STANDALONE.load(Ordering::Relaxed) && transport.pos_beats.is_none() {
+            (host, self.own_position) = self.monitor.own_transport.host_transport(host, self.own_position);
+        }
+        host.playing &= !self.params.bypass.value();
+        host
+    }
 
-        // A new model: the notes of the one playing end, then the new player plays on from this
-        // block. The old one goes back to be dropped off the audio thread.
-        if let Some(handover) = self.switch.take_ready() {
-            player.all_notes_off(0, &mut capped(events));
-            self.switch.hand_over(handover, player, &mut self.player_model_path);
+    /// Writes the meters to the file named by [`METERS_TRACE_VARIABLE`], if set.
+    fn write_meters_trace(&self) {
+        let Some(path) = std::env::var_os(METERS_TRACE_VARIABLE) else { return };
+        let m = &self.monitor.meters;
+        let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+        let json = serde_json::json!({
+            "blocks": load(&m.blocks),
+            "model_steps": load(&m.model_steps),
+            "notes_on": load(&m.notes_on),
+            "notes_off": load(&m.notes_off),
+            "late_events": load(&m.late_events),
+            "dropped_events": load(&m.dropped_events),
+            "refused_steps": load(&m.refused_steps),
+            "restarts": load(&m.restarts),
+            "resyncs": load(&m.resyncs),
+            "worst_block_nanos": load(&m.worst_block_nanos),
+            "step_cost_nanos": load(&m.step_cost_nanos),
+            "system_calls_on_audio_thread": realtime::system_calls_on_audio_thread(),
+            "pool_exhausted": realtime::pool_exhausted_count(),
+        });
+        if let Err(error) = std::fs::write(&path, json.to_string()) {
+            nice_warn!("{}: cannot write the meters: {error}", std::path::Path::new(&path).display());
         }
-        // A new channel: the old one's notes end there, first.
-        let channel = self.params.channel_index();
-        if channel != self.channel {
-            player.all_notes_off(0, &mut capped(events));
-        }
-        // Everything so far ends notes sounding on the channel they started on.
-        let old_channel_events = events.len();
-        {
-            let mut emit = capped(events);
-            let restart = self.params.restart.value();
-            if restart && !self.restart_held {
-                player.restart(&mut emit);
-            }
-            self.restart_held = restart;
-            player.set_output(self.params.output_settings());
-            player.set_settings(self.params.generator_settings(), &mut emit);
-            player.process(block, &mut emit);
-        }
+    }
+}
 
-        // Merge with the incoming MIDI (passed through), in time order.
-        let meters = &player.monitor().meters;
-        let mut ours = events.iter().enumerate().peekable();
-        let old = self.channel;
-        let send = |context: &mut _, (index, e): (usize, &OutputEvent)| {
-            let ch = if index < old_channel_events { old } else { channel };
-            if context_send(context, note_event::<Continuo>(e, ch)).is_err() {
-                meters.dropped_events.fetch_add(1, Ordering::Relaxed);
-            }
-        };
-        while let Some(incoming) = context.next_event() {
-            match incoming {
-                NoteEvent::NoteOn { timing, key: Key::Number(pitch), velocity, .. } => {
-                    let velocity = (velocity * 127.0).round().clamp(1.0, 127.0) as u8;
-                    player.log(timing, pitch, velocity, NoteSource::Input);
-                }
-                NoteEvent::NoteOff { timing, key: Key::Number(pitch), .. } => {
-                    player.log(timing, pitch, 0, NoteSource::Input)
-                }
-                _ => {}
-            }
-            while let Some(&(i, e)) = ours.peek() {
-                if e.offset > incoming.timing() {
-                    break;
-                }
-                send(context, (i, e));
-                ours.next();
-            }
-            if context_send(context, incoming).is_err() {
-                meters.dropped_events.fetch_add(1, Ordering::Relaxed);
-            }
+impl Drop for Continuo {
+    fn drop(&mut self) {
+        self.write_meters_trace();
+    }
+}
+
+/// The Restart button (on: the music starts again from its seed, on the next beat), then the
+/// rest of the parameters.
+fn apply_parameters(
+    params: &ContinuoParams,
+    restart_held: &mut bool,
+    player: &mut Player,
+    emit: &mut impl FnMut(OutputEvent),
+) {
+    let restart = params.restart.value();
+    if restart && !*restart_held {
+        player.restart_from_the_top(emit);
+    }
+    *restart_held = restart;
+    player.set_output(params.output_settings());
+    player.set_settings(params.generator_settings(), emit);
+}
+
+/// Sends this block's events, merged in time order with the incoming MIDI, which passes
+/// through and is logged for the editor. Events before `old.1` go out on the old channel
+/// `old.0`, the rest on `channel`.
+fn send_merged(
+    context: &mut impl ProcessContext<Continuo>,
+    player: &Player,
+    events: &[OutputEvent],
+    old: (u8, usize),
+    channel: u8,
+) {
+    let meters = &player.monitor().meters;
+    let mut ours = events.iter().enumerate().peekable();
+    let send = |context: &mut _, (index, e): (usize, &OutputEvent)| {
+        let ch = if index < old.1 { old.0 } else { channel };
+        if context_send(context, note_event::<Continuo>(e, ch)).is_err() {
+            meters.dropped_events.fetch_add(1, Ordering::Relaxed);
         }
-        for item in ours {
-            send(context, item);
+    };
+    while let Some(incoming) = context.next_event() {
+        match incoming {
+            NoteEvent::NoteOn { timing, key: Key::Number(pitch), velocity, .. } => {
+                let velocity = (velocity * 127.0).round().clamp(1.0, 127.0) as u8;
+                player.log(timing, pitch, velocity, NoteSource::Input);
+            }
+            NoteEvent::NoteOff { timing, key: Key::Number(pitch), .. } => {
+                player.log(timing, pitch, 0, NoteSource::Input)
+            }
+            _ => {}
         }
-        self.channel = channel;
-        ProcessStatus::Normal
+        while let Some(&(i, e)) = ours.peek() {
+            if e.offset > incoming.timing() {
+                break;
+            }
+            send(context, (i, e));
+            ours.next();
+        }
+        if context_send(context, incoming).is_err() {
+            meters.dropped_events.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    for item in ours {
+        send(context, item);
     }
 }
 

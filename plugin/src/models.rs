@@ -93,9 +93,11 @@ impl ModelSwitch {
 
     /// Audio thread: puts the handed-over player in `player`'s place (and its path in `path`),
     /// marks its generation as playing, and sends the replaced player back, in the same box, to
-    /// be dropped elsewhere. Allocates and frees nothing. The caller ends the replaced player's
-    /// notes first.
+    /// be dropped elsewhere. Allocates and frees nothing. Notes the replaced player still has
+    /// sounding end in the new one's first block (the audio thread ends them before, at offset 0;
+    /// at activation, they end in the first block).
     pub fn hand_over(&self, mut handover: Box<Handover>, player: &mut Player, path: &mut String) {
+        handover.player.take_over_notes(player);
         std::mem::swap(player, &mut handover.player);
         std::mem::swap(path, &mut handover.path);
         self.playing.store(handover.generation, Ordering::Release);
@@ -175,9 +177,8 @@ impl ModelSwitch {
             Ok(player) => player,
             Err(error) => return self.set_report(LoadReport::Refused(format!("{path}: {error}"))),
         };
-        player.set_step_scope(crate::permit_model_step);
+        // Its music starts on the host's next beat, like any start.
         player.prime();
-        player.start_on_next_beat();
         let generation = self.register(&info, path);
         let handover = Box::new(Handover { player, path: path.to_string(), generation });
         // A player offered earlier and not yet taken (the host is not processing) is replaced.

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam::queue::ArrayQueue;
 
+use crate::transport::{OwnTransport, TransportState};
+
 /// Counters the editor and the tests read, written by the audio thread with relaxed atomics.
 #[derive(Debug, Default)]
 pub struct Meters {
@@ -13,8 +15,19 @@ pub struct Meters {
     pub blocks: AtomicU64,
     pub notes_on: AtomicU64,
     pub notes_off: AtomicU64,
-    /// Events that fell due before generation reached them and were played at the block start.
+    /// Note-ons that fell due before generation reached them: skipped, since playing them late
+    /// would put them off the grid (their note-offs are skipped with them).
     pub late_events: AtomicU64,
+    /// Model steps not run because the model's real-time memory had no room (its notes ended).
+    pub refused_steps: AtomicU64,
+    /// Times the music started again from its beginning: play from stop, a jump, a loop.
+    pub restarts: AtomicU64,
+    /// Times the clock followed the host's drift without restarting the music.
+    pub resyncs: AtomicU64,
+    /// What one step of the playing model costs, in nanoseconds (its 90th percentile at load),
+    /// and the sample rate the host runs at: whether small blocks can afford the model.
+    pub step_cost_nanos: AtomicU64,
+    pub sample_rate_hz: AtomicU64,
     /// Events the host's buffer had no room for.
     pub dropped_events: AtomicU64,
     /// Nanoseconds spent in blocks that ran the model, in total, and the worst single block. A
@@ -64,33 +77,46 @@ impl Meters {
     pub fn set_time_signature(&self, numerator: u32, denominator: u32) {
         self.time_signature.store((numerator as u64) << 32 | denominator as u64, Ordering::Relaxed);
     }
-}
 
-/// Where the transport stands, as the player sees it (and, standalone, as the window asks).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransportState {
-    Stopped,
-    Playing,
-    Paused,
-}
-
-impl TransportState {
-    /// How it is kept in an atomic.
-    pub fn code(self) -> u64 {
-        match self {
-            TransportState::Stopped => 0,
-            TransportState::Playing => 1,
-            TransportState::Paused => 2,
+    /// Writes what one block did: the one place the audio thread updates the block meters.
+    pub fn record_block(&self, block: &BlockReport) {
+        let relaxed = Ordering::Relaxed;
+        self.blocks.fetch_add(1, relaxed);
+        self.model_steps.fetch_add(block.steps, relaxed);
+        if block.steps > 0 {
+            self.step_nanos.fetch_add(block.nanos, relaxed);
+        }
+        self.worst_block_nanos.fetch_max(block.nanos, relaxed);
+        self.transport.store(block.state.code(), relaxed);
+        self.tempo_millibpm.store((block.tempo * 1000.0) as u64, relaxed);
+        self.position_millibeats.store((block.position.max(0.0) * 1000.0) as u64, relaxed);
+        self.set_time_signature(block.time_signature.0, block.time_signature.1);
+        let budget = block.samples as f64 / block.sample_rate as f64 * 1e9;
+        self.block_budget_nanos.store(budget as u64, relaxed);
+        self.sample_rate_hz.store(block.sample_rate as u64, relaxed);
+        self.clock_bits.store(block.clock.to_bits(), relaxed);
+        if let Some(bar_clock) = block.bar_clock {
+            self.bar_clock_bits.store(bar_clock.to_bits(), relaxed);
         }
     }
+}
 
-    pub fn from_code(code: u64) -> TransportState {
-        match code {
-            1 => TransportState::Playing,
-            2 => TransportState::Paused,
-            _ => TransportState::Stopped,
-        }
-    }
+/// What one block did, for [`Meters::record_block`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BlockReport {
+    pub state: TransportState,
+    pub tempo: f64,
+    /// The block's start, in host beats.
+    pub position: f64,
+    pub time_signature: (u32, u32),
+    pub samples: usize,
+    pub sample_rate: f32,
+    pub steps: u64,
+    pub nanos: u64,
+    /// The performance clock at the block's end.
+    pub clock: f64,
+    /// The performance clock at the start of the bar being played, when the block says.
+    pub bar_clock: Option<f64>,
 }
 
 /// Where a logged note came from.
@@ -140,25 +166,6 @@ impl NoteLog {
         while let Some(event) = self.queue.pop() {
             into(event);
         }
-    }
-}
-
-/// The plugin's own play / pause / stop, for the standalone program when nothing else drives
-/// the music (no JACK transport with a beat position). The window sets it; the audio thread
-/// reads it and keeps the position.
-#[derive(Debug, Default)]
-pub struct OwnTransport {
-    /// A [`TransportState::code`].
-    requested: AtomicU64,
-}
-
-impl OwnTransport {
-    pub fn request(&self, state: TransportState) {
-        self.requested.store(state.code(), Ordering::Relaxed);
-    }
-
-    pub fn requested(&self) -> TransportState {
-        TransportState::from_code(self.requested.load(Ordering::Relaxed))
     }
 }
 

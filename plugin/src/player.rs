@@ -1,62 +1,57 @@
-//! The player: follows the host's transport and turns the generator's music into note events
-//! placed on the samples of each block.
+//! The player: turns the generator's music into note events placed on the samples of each
+//! block, following the host's transport.
 //!
-//! Owns the mapping between the host's beat position and the generator's grid clock, the
-//! play / pause / stop logic, the queue of events generated ahead of the playhead, the cap on
-//! model steps per block, the notes sounding at the output (so every one gets its note-off) and
-//! the real-time counters. It knows nothing of nice-plug: the plugin hands it a [`BlockTransport`]
+//! Owns the queue of events generated ahead of the playhead, the cap on model steps per block,
+//! the notes sounding at the output (so every one gets its note-off, across a deactivation too),
+//! and the link between the music's grid steps and host beats (the origin: the host beat where
+//! the music's step 0 sounds). What the transport does each block, and the clock, are
+//! [`crate::transport`]'s. It knows nothing of nice-plug: the plugin hands it a [`HostTransport`]
 //! and receives [`OutputEvent`]s through a callback, so all of this is tested without a host.
 //!
-//! Nothing here allocates after [`Player::new`]; the one allocating call, the model step inside
-//! the generator, runs inside the generator's step scope.
+//! Nothing here allocates after [`Player::new`]; the model step inside the generator allocates
+//! from the model's real-time memory, never from the system.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use continuo_engine::generator::{Generator, GeneratorSettings};
+use continuo_engine::generator::{Generator, GeneratorSettings, GeneratorSnapshot};
 use continuo_engine::model::Model;
 use continuo_engine::vocab::{NoteEvent, NoteEventKind, STEPS_PER_BEAT};
 
-pub use crate::monitor::TransportState;
-use crate::monitor::{LoggedEvent, Monitor, NoteSource};
+use crate::monitor::{BlockReport, LoggedEvent, Monitor, NoteSource};
+use crate::transport::{Decision, Follower};
+pub use crate::transport::{HostTransport, TransportState, DEFAULT_BPM};
 
-/// The tempo assumed when the host gives none.
-pub const DEFAULT_BPM: f64 = 120.0;
 /// How far ahead of the playhead the generator runs, in grid steps (one beat): enough that a
 /// block never has to catch up on more than its cap.
 pub const LOOKAHEAD_STEPS: u64 = STEPS_PER_BEAT as u64;
 /// Events generated ahead and not yet played; a chord-heavy beat needs a few dozen.
 pub const QUEUE_CAPACITY: usize = 512;
-/// A host position further than this from where playback should be is a jump (a locate or a
-/// loop), in beats: far above rounding, far below any musical move.
-pub const JUMP_TOLERANCE_BEATS: f64 = 1e-3;
+/// The share of a block's duration that its worst case may take. The rest is the host's: other
+/// plugins on the track, the instrument we play into.
+pub const STEP_BUDGET: f64 = 0.25;
+/// How much longer the worst block that steps takes than the tokens' cost at load promises, as
+/// the process bench measures it on a 2-core machine: a cold cache after idle blocks, the
+/// sampler, the other core's work. Steps are planned at the budget divided by this.
+pub const WORST_CASE_FACTOR: f64 = 4.0;
+/// Most model steps in one block, however long: a beat of dense music is about 50.
+pub const MAX_STEPS_PER_BLOCK: usize = 64;
+/// Tokens timed when a player is made, for [`Player::token_cost`].
+const COST_TOKENS: usize = 32;
 
-/// Whether the host is at `pos` when it should be at `expected`: a locate, a loop or a rewind
-/// rather than rounding.
-fn is_jump(expected: f64, pos: f64) -> bool {
-    (expected - pos).abs() > JUMP_TOLERANCE_BEATS
+/// The smallest block, in samples, whose planned worst case for one token fits the budget.
+pub fn smallest_block(sample_rate: f32, token_cost: Duration) -> usize {
+    (WORST_CASE_FACTOR * token_cost.as_secs_f64() * sample_rate as f64 / STEP_BUDGET).ceil() as usize
 }
 
-/// Most model steps one block may run: 2 for the smallest blocks, more for long ones, so a
-/// block's worst case stays a small share of its duration.
-pub fn step_cap(samples: usize) -> usize {
-    (samples / 64).clamp(2, 64)
-}
-
-/// What the host says about the block about to be processed.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BlockTransport {
-    pub playing: bool,
-    pub tempo: Option<f64>,
-    /// Position of the block's first sample, in beats (quarter notes).
-    pub pos_beats: Option<f64>,
-    pub sample_rate: f32,
-    pub samples: usize,
-    /// (numerator, denominator), when the host says.
-    pub time_signature: Option<(u32, u32)>,
-    /// Where the bar being played started, in beats, when the host says.
-    pub bar_start: Option<f64>,
+/// Most model steps one block may run: as many as fit in [`STEP_BUDGET`] of the block's
+/// duration at `token_cost` each, times [`WORST_CASE_FACTOR`]; at least 1 (a model too slow for
+/// the block still plays, and the window says so), at most [`MAX_STEPS_PER_BLOCK`].
+pub fn step_cap(samples: usize, sample_rate: f32, token_cost: Duration) -> usize {
+    let period = samples as f64 / sample_rate as f64;
+    let affordable = STEP_BUDGET * period / (WORST_CASE_FACTOR * token_cost.as_secs_f64().max(1e-9));
+    (affordable.floor() as usize).clamp(1, MAX_STEPS_PER_BLOCK)
 }
 
 /// A note event for the host, `offset` samples into the block.
@@ -81,28 +76,43 @@ pub struct OutputSettings {
     pub velocity_scale: f32,
 }
 
+/// Where the remembered opening stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opening {
+    /// Generated from the start with the present settings, being recorded.
+    Recording,
+    Ready,
+    /// Settings changed since the music started: nothing to remember until the next restart.
+    Stale,
+}
+
 pub struct Player {
     generator: Generator,
     settings: GeneratorSettings,
     output: OutputSettings,
-    state: TransportState,
-    /// Host beat at which the generator's step 0 sounds.
+    transport: Follower,
+    /// Host beat at which the generator's step 0 sounds: always a whole beat.
     origin_beats: f64,
-    /// Where the next block should start if playback runs on undisturbed.
-    expected_beats: Option<f64>,
-    /// Host position when playback paused, to tell a resume from a jump.
-    paused_at: Option<f64>,
     /// Events generated, waiting for their time: a ring buffer, allocated once.
     queue: Vec<NoteEvent>,
     queue_start: usize,
     queue_len: usize,
     /// Notes sounding at the output, as the host heard them.
     sounding: [bool; 128],
+    /// Notes still sounded when the host deactivated the plugin: they end at the start of the
+    /// next block it processes.
+    release_pending: bool,
     /// The music is at its start (nothing played since the last restart).
     fresh: bool,
-    /// Start the music on the host's next beat rather than where play starts (a model switch
-    /// happens at any block; its music must still fall on the beat).
-    start_on_beat: bool,
+    /// The music's first beat, remembered the first time it is generated from its start with
+    /// the settings in force, so that a restart (a loop going round, a locate, play from stop)
+    /// has it at once instead of generating it in the very blocks where it is due: the events,
+    /// and where the generator stood after them. Allocated once.
+    opening: Vec<NoteEvent>,
+    opening_snapshot: GeneratorSnapshot,
+    opening_state: Opening,
+    /// What one token (model step and sampling) costs here, for the step cap.
+    token_cost: Duration,
     /// The performance clock at this block's first sample, and the block's samples per beat:
     /// what stamps the notes logged during the block.
     block_clock: f64,
@@ -119,21 +129,26 @@ impl Player {
         output: OutputSettings,
         monitor: Arc<Monitor>,
     ) -> Result<Player, String> {
-        let generator = Generator::new(model, settings).map_err(|e| e.to_string())?;
+        let mut generator = Generator::new(model, settings).map_err(|e| e.to_string())?;
+        let token_cost = time_tokens(&mut generator)?;
+        monitor.meters.step_cost_nanos.store(token_cost.as_nanos() as u64, Ordering::Relaxed);
+        let opening_snapshot = generator.snapshot();
         Ok(Player {
             generator,
             settings,
             output,
-            state: TransportState::Stopped,
+            transport: Follower::default(),
             origin_beats: 0.0,
-            expected_beats: None,
-            paused_at: None,
             queue: vec![NoteEvent { step: 0, kind: NoteEventKind::Off { pitch: 0 } }; QUEUE_CAPACITY],
             queue_start: 0,
             queue_len: 0,
             sounding: [false; 128],
+            release_pending: false,
             fresh: true,
-            start_on_beat: false,
+            opening: Vec::with_capacity(QUEUE_CAPACITY),
+            opening_snapshot,
+            opening_state: Opening::Recording,
+            token_cost,
             block_clock: 0.0,
             samples_per_beat: 48_000.0 * 60.0 / DEFAULT_BPM,
             monitor,
@@ -150,27 +165,24 @@ impl Player {
         self.generate_ahead(LOOKAHEAD_STEPS, usize::MAX);
     }
 
-    /// Makes this player start its music on the host's next beat (see `start_on_beat`).
-    pub fn start_on_next_beat(&mut self) {
-        self.start_on_beat = true;
-    }
-
     /// Logs a note event `offset` samples into the current block (after [`Player::process`]).
     pub fn log(&self, offset: u32, pitch: u8, velocity: u8, source: NoteSource) {
         let time = self.block_clock + offset as f64 / self.samples_per_beat;
         self.monitor.notes.record(LoggedEvent { time, pitch, velocity, source });
     }
 
-    pub fn set_step_scope(&mut self, scope: continuo_engine::generator::StepScope) {
-        self.generator.set_step_scope(scope);
-    }
-
     pub fn state(&self) -> TransportState {
-        self.state
+        self.transport.state()
     }
 
     pub fn model(&self) -> &Model {
         self.generator.model()
+    }
+
+    /// What one token (a model step and its sampling) cost when the player was made (90th
+    /// percentile of 32).
+    pub fn token_cost(&self) -> Duration {
+        self.token_cost
     }
 
     /// Changes the sampler's controls. Sounding notes that the new range or scale would not
@@ -185,6 +197,8 @@ impl Player {
             || settings.sampler.max_polyphony < self.settings.sampler.max_polyphony;
         self.settings = settings;
         self.generator.set_settings(settings);
+        // The music from here is not what a restart with these settings would play.
+        self.opening_state = Opening::Stale;
         if musical_change {
             self.all_notes_off(0, emit);
             self.generator.release_all(|_| {});
@@ -215,161 +229,183 @@ impl Player {
     }
 
     /// Back to the start of the music: notes off, generator state and clock reset, queue empty.
+    /// The transport is not touched: where the music starts again is its decision.
     pub fn restart(&mut self, emit: &mut impl FnMut(OutputEvent)) {
         self.all_notes_off(0, emit);
+        self.reset_music();
+    }
+
+    fn reset_music(&mut self) {
         self.generator.release_all(|_| {});
-        // A reset only reads the start token; an error there would have failed at load.
-        let _ = self.generator.reset();
-        self.queue_len = 0;
         self.queue_start = 0;
-        self.paused_at = None;
         self.fresh = true;
+        if self.opening_state == Opening::Ready {
+            self.generator.restore(&self.opening_snapshot);
+            self.queue[..self.opening.len()].copy_from_slice(&self.opening);
+            self.queue_len = self.opening.len();
+        } else {
+            // A reset only reads the start token; an error there would have failed at load.
+            let _ = self.generator.reset();
+            self.queue_len = 0;
+            self.opening.clear();
+            self.opening_state = Opening::Recording;
+        }
+    }
+
+    /// The host resets the plugin, or deactivates it and takes no events until it activates it
+    /// again: the music goes back to its start and forgets the host's position, and the notes
+    /// the host heard sound end at the start of the next block processed.
+    pub fn reset(&mut self) {
+        self.release_pending |= self.sounding_count() > 0;
+        self.reset_music();
+        self.transport.reset();
+    }
+
+    /// This player replaces `old` outside a block (a model loaded at activation): the notes the
+    /// host heard from `old` end at the start of this player's first block.
+    pub fn take_over_notes(&mut self, old: &Player) {
+        for (ours, theirs) in self.sounding.iter_mut().zip(old.sounding) {
+            *ours |= theirs;
+        }
+        self.release_pending |= self.sounding_count() > 0;
+    }
+
+    /// The musician asked for the music again from its start: it starts on the next beat.
+    pub fn restart_from_the_top(&mut self, emit: &mut impl FnMut(OutputEvent)) {
+        self.restart(emit);
+        self.transport.reset();
     }
 
     /// Processes one block: follows the transport, generates ahead within the step cap, and
     /// emits this block's events in time order with offsets inside the block.
-    pub fn process(&mut self, transport: BlockTransport, emit: &mut impl FnMut(OutputEvent)) {
+    pub fn process(&mut self, host: HostTransport, emit: &mut impl FnMut(OutputEvent)) {
         let started = Instant::now();
-        let steps_before = self.generator.tokens_read();
-        let tempo = transport.tempo.filter(|t| t.is_finite() && *t > 0.0).unwrap_or(DEFAULT_BPM);
-        let samples_per_beat = transport.sample_rate as f64 * 60.0 / tempo;
-        let block_beats = transport.samples as f64 / samples_per_beat;
-        // Hosts without a position still advance: keep our own.
-        let pos = transport
-            .pos_beats
-            .filter(|p| p.is_finite())
-            .unwrap_or_else(|| self.expected_beats.unwrap_or(0.0));
+        let steps_before = self.generator.steps_run();
+        if std::mem::take(&mut self.release_pending) {
+            self.all_notes_off(0, emit);
+        }
         self.block_clock = self.monitor.meters.clock();
-        self.samples_per_beat = samples_per_beat;
+        self.samples_per_beat = host.samples_per_beat();
 
-        match (self.state, transport.playing) {
-            (TransportState::Playing, false) => {
-                // Pause: silence now, keep the music's state for a resume.
-                self.all_notes_off(0, emit);
-                self.state = TransportState::Paused;
-                self.paused_at = Some(pos);
+        let decision = self.transport.follow(&host);
+        let meters = &self.monitor.meters;
+        match decision {
+            Decision::Continue | Decision::Resume => {}
+            Decision::Resync => {
+                meters.resyncs.fetch_add(1, Ordering::Relaxed);
             }
-            (TransportState::Paused, true) => {
-                let resumed = self.paused_at.is_some_and(|p| !is_jump(p, pos));
-                if resumed {
-                    // The music continues from where it paused: re-anchor the grid clock there.
-                    self.origin_beats += pos - self.paused_at.unwrap_or(pos);
-                } else {
-                    self.restart(emit);
-                    self.origin_beats = pos;
-                }
-                self.state = TransportState::Playing;
-            }
-            (TransportState::Stopped, true) => {
+            // Silence now; the music keeps its state for a resume.
+            Decision::Pause => self.all_notes_off(0, emit),
+            Decision::Restart { origin } => {
+                meters.restarts.fetch_add(1, Ordering::Relaxed);
                 if !self.fresh {
                     self.restart(emit);
                 }
-                // A hair before the beat counts as on it: host positions carry rounding.
-                self.origin_beats = if self.start_on_beat { (pos - 1e-6).ceil() } else { pos };
-                self.state = TransportState::Playing;
+                self.origin_beats = origin;
             }
-            (TransportState::Playing, true) => {
-                if self.expected_beats.is_some_and(|e| is_jump(e, pos)) {
-                    // A locate or a loop: the music starts again from here.
-                    self.restart(emit);
-                    self.origin_beats = pos;
-                }
-            }
-            (TransportState::Paused, false) => {
-                // Moved while paused (a stop that rewinds, or a locate): next play starts afresh.
-                if self.paused_at.is_some_and(|p| is_jump(p, pos)) {
-                    self.restart(emit);
-                    self.state = TransportState::Stopped;
-                }
-            }
-            (TransportState::Stopped, false) => {}
+            Decision::Rewind => self.restart(emit),
         }
 
-        if self.state == TransportState::Playing {
-            self.fresh = false;
-            let block_end_steps = ((pos + block_beats - self.origin_beats) * STEPS_PER_BEAT as f64).max(0.0);
-            self.generate_ahead(block_end_steps as u64 + LOOKAHEAD_STEPS, step_cap(transport.samples));
-            self.play_due(pos, block_end_steps, samples_per_beat, transport.samples, emit);
-            self.expected_beats = Some(pos + block_beats);
-            let clock = self.block_clock + block_beats;
-            self.monitor.meters.clock_bits.store(clock.to_bits(), Ordering::Relaxed);
-        } else {
-            if self.fresh {
-                // Stopped at the start of the music: fill the lookahead now, so play starts on time.
-                self.generate_ahead(LOOKAHEAD_STEPS, step_cap(transport.samples));
+        let cap = step_cap(host.samples, host.sample_rate, self.token_cost);
+        let block_beats = host.samples as f64 / self.samples_per_beat;
+        let playing = self.transport.state() == TransportState::Playing;
+        let clock = self.transport.clock().copied();
+        let position = clock.map_or(0.0, |c| c.beats());
+        match clock {
+            Some(clock) if playing => {
+                self.fresh = false;
+                let end_steps = (position + block_beats - self.origin_beats) * STEPS_PER_BEAT as f64;
+                if !self.generate_ahead(end_steps.max(0.0).ceil() as u64 + LOOKAHEAD_STEPS, cap) {
+                    // The model could not step: no note may hang on a note-off it cannot draw.
+                    self.all_notes_off(0, emit);
+                }
+                self.play_due(&clock, host.samples, emit);
             }
-            self.expected_beats = Some(pos);
+            // Stopped at the start of the music: fill the lookahead now, so play starts on time.
+            _ if self.fresh => {
+                self.generate_ahead(LOOKAHEAD_STEPS, cap);
+            }
+            _ => {}
         }
+        self.transport.end_block(host.samples);
 
-        let m = &self.monitor.meters;
         // The bar being played, on the performance clock: while playing, and on the block that
-        // pauses (the bar the music stopped in). A position moved while paused says nothing of
-        // the music played.
-        if self.state == TransportState::Playing || self.paused_at == Some(pos) {
-            let bar = crate::recording::beats_per_bar(transport.time_signature.unwrap_or((4, 4)));
-            let bar_start =
-                transport.bar_start.filter(|b| b.is_finite()).unwrap_or((pos / bar).floor() * bar);
-            let bar_clock = self.block_clock - (pos - bar_start);
-            m.bar_clock_bits.store(bar_clock.to_bits(), Ordering::Relaxed);
-        }
-        m.blocks.fetch_add(1, Ordering::Relaxed);
-        let steps = self.generator.tokens_read().saturating_sub(steps_before);
-        m.model_steps.fetch_add(steps, Ordering::Relaxed);
-        let nanos = started.elapsed().as_nanos() as u64;
-        if steps > 0 {
-            m.step_nanos.fetch_add(nanos, Ordering::Relaxed);
-        }
-        m.worst_block_nanos.fetch_max(nanos, Ordering::Relaxed);
-        m.transport.store(self.state.code(), Ordering::Relaxed);
-        m.tempo_millibpm.store((tempo * 1000.0) as u64, Ordering::Relaxed);
-        m.position_millibeats.store((pos.max(0.0) * 1000.0) as u64, Ordering::Relaxed);
-        let (numerator, denominator) = transport.time_signature.unwrap_or((4, 4));
-        m.set_time_signature(numerator, denominator);
-        let budget = transport.samples as f64 / transport.sample_rate as f64 * 1e9;
-        m.block_budget_nanos.store(budget as u64, Ordering::Relaxed);
+        // pauses (the bar the music stopped in).
+        let bar_clock = (playing || decision == Decision::Pause).then(|| {
+            let bar_start = crate::transport::bar_start(position, host.time_signature(), host.bar_start);
+            self.block_clock - (position - bar_start)
+        });
+        self.monitor.meters.record_block(&BlockReport {
+            state: self.transport.state(),
+            tempo: host.tempo(),
+            position: host.position().unwrap_or(position),
+            time_signature: host.time_signature(),
+            samples: host.samples,
+            sample_rate: host.sample_rate,
+            steps: self.generator.steps_run() - steps_before,
+            nanos: started.elapsed().as_nanos() as u64,
+            clock: self.block_clock + if playing { block_beats } else { 0.0 },
+            bar_clock,
+        });
     }
 
-    fn generate_ahead(&mut self, target_steps: u64, cap: usize) {
+    /// Generates until the clock reaches `target_steps`, at most `cap` tokens. False when the
+    /// model had no room for a step (counted).
+    fn generate_ahead(&mut self, target_steps: u64, cap: usize) -> bool {
         let mut drawn = 0;
         while self.generator.now() < target_steps && drawn < cap && self.queue_len + 2 <= QUEUE_CAPACITY {
+            if !self.generator.can_step() {
+                self.monitor.meters.refused_steps.fetch_add(1, Ordering::Relaxed);
+                return false;
+            }
             let (queue, start, len) = (&mut self.queue, self.queue_start, &mut self.queue_len);
+            let recording = self.opening_state == Opening::Recording;
+            let opening = &mut self.opening;
             let result = self.generator.next(|event| {
                 if *len < QUEUE_CAPACITY {
                     queue[(start + *len) % QUEUE_CAPACITY] = event;
                     *len += 1;
+                }
+                if recording && opening.len() < QUEUE_CAPACITY {
+                    opening.push(event);
                 }
             });
             if result.is_err() {
                 break;
             }
             drawn += 1;
+            if recording && self.generator.now() >= LOOKAHEAD_STEPS {
+                self.generator.snapshot_into(&mut self.opening_snapshot);
+                self.opening_state = Opening::Ready;
+            }
         }
+        true
     }
 
-    /// Emits the queued events due before the block's end.
+    /// Emits the queued events that fall inside this block, at the samples the clock puts them.
     fn play_due(
         &mut self,
-        pos: f64,
-        block_end_steps: f64,
-        samples_per_beat: f64,
+        clock: &crate::transport::Clock,
         samples: usize,
         emit: &mut impl FnMut(OutputEvent),
     ) {
-        let last = samples.saturating_sub(1) as f64;
+        // An event belongs to the block holding its nearest sample.
+        let block_end = samples as f64 - 0.5;
         while self.queue_len > 0 {
             let event = self.queue[self.queue_start];
-            if event.step as f64 >= block_end_steps {
+            let beats = self.origin_beats + event.step as f64 / STEPS_PER_BEAT as f64;
+            let exact = clock.samples_until(beats);
+            if exact >= block_end {
                 break;
             }
             self.queue_start = (self.queue_start + 1) % QUEUE_CAPACITY;
             self.queue_len -= 1;
-            let beats = self.origin_beats + event.step as f64 / STEPS_PER_BEAT as f64;
-            let exact = (beats - pos) * samples_per_beat;
-            if exact < -0.5 {
-                self.monitor.meters.late_events.fetch_add(1, Ordering::Relaxed);
-            }
-            let offset = exact.round().clamp(0.0, last) as u32;
+            let offset = exact.round().max(0.0) as u32;
             match event.kind {
+                NoteEventKind::On { .. } if exact < -0.5 => {
+                    // Too late to be on the grid: skipped, and so is its note-off (never sounded).
+                    self.monitor.meters.late_events.fetch_add(1, Ordering::Relaxed);
+                }
                 NoteEventKind::On { pitch, velocity } => {
                     if std::mem::replace(&mut self.sounding[pitch as usize], true) {
                         self.emit_logged(OutputEvent { offset, pitch, velocity: 0 }, emit);
@@ -394,10 +430,29 @@ impl Player {
     }
 }
 
+/// What a token costs with this model and sampler here: the 90th percentile of
+/// [`COST_TOKENS`] drawn (then the generator goes back to its start).
+fn time_tokens(generator: &mut Generator) -> Result<Duration, String> {
+    let mut times = Vec::with_capacity(COST_TOKENS);
+    for _ in 0..COST_TOKENS {
+        let started = Instant::now();
+        generator.next(|_| {}).map_err(|e| e.to_string())?;
+        times.push(started.elapsed());
+    }
+    generator.release_all(|_| {});
+    generator.reset().map_err(|e| e.to_string())?;
+    times.sort();
+    Ok(times[COST_TOKENS * 9 / 10])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::params::ContinuoParams;
+
+    const RATE: f32 = 48_000.0;
+    /// Samples per beat at 120 BPM.
+    const SPB: f64 = 24_000.0;
 
     fn player() -> Player {
         let params = ContinuoParams::default();
@@ -405,16 +460,119 @@ mod tests {
         Player::new(model, params.generator_settings(), params.output_settings(), Arc::default()).unwrap()
     }
 
-    fn block(playing: bool, tempo: Option<f64>, pos_beats: Option<f64>) -> BlockTransport {
-        BlockTransport {
+    fn block(playing: bool, tempo: Option<f64>, pos_beats: Option<f64>) -> HostTransport {
+        HostTransport {
             playing,
             tempo,
             pos_beats,
-            sample_rate: 48_000.0,
+            pos_seconds: None,
+            sample_rate: RATE,
             samples: 512,
             time_signature: None,
             bar_start: None,
         }
+    }
+
+    /// Note events as (sample from the host's beat 0, pitch, velocity).
+    type Heard = Vec<(i64, u8, u8)>;
+
+    /// Plays 12 beats at 120 BPM from the host's sample `start` (negative: pre-roll) in blocks
+    /// whose sizes come from `sizes`, the host describing each block's position as `describe`
+    /// says from its exact beats and seconds. Returns every event as (sample from the host's
+    /// beat 0, pitch, velocity).
+    fn heard(
+        start: i64,
+        mut sizes: impl FnMut() -> usize,
+        describe: impl Fn(f64, f64) -> (Option<f64>, Option<f64>),
+    ) -> Heard {
+        let mut player = player();
+        let mut events = Vec::new();
+        let mut sample = start;
+        while sample < 12 * SPB as i64 {
+            let samples = sizes();
+            let (pos_beats, pos_seconds) = describe(sample as f64 / SPB, sample as f64 / RATE as f64);
+            let host = HostTransport { pos_beats, pos_seconds, samples, ..block(true, Some(120.0), None) };
+            player.process(host, &mut |e| {
+                assert!((e.offset as usize) < samples);
+                events.push((sample + e.offset as i64, e.pitch, e.velocity));
+            });
+            sample += samples as i64;
+        }
+        events
+    }
+
+    #[test]
+    fn pre_roll_rounding_and_seconds_only_give_the_samples_of_exact_beats_from_zero() {
+        let exact = heard(0, || 512, |beats, seconds| (Some(beats), Some(seconds)));
+        assert!(exact.len() > 20, "{} events", exact.len());
+        // Every note on the grid: whole 1000-sample steps at 120 BPM and 48 kHz (1/24 beat).
+        assert!(exact.iter().all(|(sample, ..)| sample % 1000 == 0), "{exact:?}");
+        let tick = |beats: f64| (beats * 1920.0).round() / 1920.0;
+        let mut random = 0x9E37_79B9_7F4A_7C15u64;
+        let mut random_size = move || {
+            random ^= random << 13;
+            random ^= random >> 7;
+            random ^= random << 17;
+            1 + (random % 3000) as usize
+        };
+        let quirks: Vec<(&str, Heard)> = vec![
+            ("pre-roll", heard(-3 * 1024 - 77, || 1024, |b, s| (Some(b), Some(s)))),
+            ("rounded beats", heard(0, || 1024, |b, s| (Some(tick(b)), Some(s)))),
+            ("pre-roll, rounded beats", heard(-2 * 1024, || 1024, |b, s| (Some(tick(b)), Some(s)))),
+            ("rounded beats and no seconds", heard(0, || 1024, |b, _| (Some(tick(b)), None))),
+            ("seconds only", heard(-1500, || 333, |_, s| (None, Some(s)))),
+            ("random blocks", heard(-5000, &mut random_size, |b, s| (Some(tick(b)), Some(s)))),
+        ];
+        for (quirk, events) in quirks {
+            assert_eq!(events, exact, "{quirk}");
+        }
+    }
+
+    #[test]
+    fn a_loop_restarts_the_music_on_its_start() {
+        let mut player = player();
+        let mut events = Vec::new();
+        for round in 0..3 {
+            // Bars 2-3 looped: 4.0..12.0, the host splitting its block at the loop's end.
+            let mut sample = 4 * SPB as i64;
+            while sample < 12 * SPB as i64 {
+                let samples = 700.min((12 * SPB as i64 - sample) as usize);
+                let host = HostTransport { samples, ..block(true, Some(120.0), Some(sample as f64 / SPB)) };
+                player.process(host, &mut |e| {
+                    events.push((round, sample + e.offset as i64, e.pitch, e.velocity))
+                });
+                sample += samples as i64;
+            }
+        }
+        let round =
+            |r: i32| events.iter().filter(|e| e.0 == r && e.3 > 0).map(|e| (e.1, e.2)).collect::<Vec<_>>();
+        assert!(round(0).len() > 8);
+        assert_eq!(round(1), round(0), "each time round the loop plays the same music from its start");
+        assert_eq!(round(2), round(0));
+        assert!(round(0).iter().all(|(sample, _)| sample % 1000 == 0));
+    }
+
+    #[test]
+    fn deactivation_mid_note_ends_the_note_when_the_host_comes_back() {
+        let mut player = player();
+        let mut sounding = [false; 128];
+        let mut track = |e: OutputEvent| {
+            if e.is_on() {
+                sounding[e.pitch as usize] = true;
+            } else {
+                assert!(std::mem::take(&mut sounding[e.pitch as usize]), "{e:?} ends a silent note");
+            }
+        };
+        let mut i = 0;
+        while player.sounding_count() == 0 {
+            player.process(block(true, Some(120.0), Some(i as f64 * 512.0 / SPB)), &mut track);
+            i += 1;
+        }
+        player.reset();
+        // The first block after activation, stopped, ends what sounded.
+        player.process(block(false, Some(120.0), Some(0.0)), &mut track);
+        assert_eq!(player.sounding_count(), 0);
+        assert!(sounding.iter().all(|s| !s), "notes left hanging across the deactivation");
     }
 
     #[test]
@@ -423,13 +581,14 @@ mod tests {
         let monitor = player.monitor().clone();
         let meters = &monitor.meters;
         let mut events = Vec::new();
-        let beats_per_block = 512.0 / 24_000.0;
+        let beats_per_block = 512.0 / SPB;
+        let cap = step_cap(512, RATE, player.token_cost()) as u64;
         for i in 0..2000 {
             let steps_before = meters.model_steps.load(Ordering::Relaxed);
             player
                 .process(block(true, Some(120.0), Some(i as f64 * beats_per_block)), &mut |e| events.push(e));
             let steps = meters.model_steps.load(Ordering::Relaxed) - steps_before;
-            assert!(steps <= step_cap(512) as u64, "{steps} model steps in one block, above the cap");
+            assert!(steps <= cap, "{steps} model steps in one block, above the cap of {cap}");
         }
         assert_eq!(meters.transport(), TransportState::Playing);
         assert_eq!(meters.tempo_millibpm.load(Ordering::Relaxed), 120_000);
@@ -441,10 +600,60 @@ mod tests {
         assert_eq!(meters.notes_off.load(Ordering::Relaxed), events.len() as u64 - ons);
         assert_eq!(ons * 2, events.len() as u64, "every note-on has its note-off after the pause");
         assert_eq!(meters.blocks.load(Ordering::Relaxed), 2001);
+        assert_eq!(meters.restarts.load(Ordering::Relaxed), 1);
+        assert_eq!(meters.late_events.load(Ordering::Relaxed), 0);
         assert_eq!(meters.transport(), TransportState::Paused);
         assert!(meters.model_steps.load(Ordering::Relaxed) > ons);
         assert!(meters.worst_block_nanos.load(Ordering::Relaxed) > 0);
+        assert!(meters.step_cost_nanos.load(Ordering::Relaxed) > 0);
         assert_eq!(player.sounding_count(), 0);
+    }
+
+    #[test]
+    fn the_step_cap_plans_for_the_worst_case_within_a_quarter_of_the_block() {
+        let token = Duration::from_micros(20);
+        // 64 samples at 48 kHz last 1333 us: 333 us for the worst case, 4 times the tokens.
+        assert_eq!(step_cap(64, RATE, token), 4);
+        assert_eq!(step_cap(512, RATE, token), 33);
+        assert_eq!(step_cap(8192, RATE, token), MAX_STEPS_PER_BLOCK);
+        // A model too slow for the block still steps, once.
+        assert_eq!(step_cap(32, RATE, Duration::from_millis(1)), 1);
+    }
+
+    #[test]
+    fn a_restart_plays_the_remembered_opening_without_stepping() {
+        let mut player = player();
+        let monitor = player.monitor().clone();
+        let beat_of = |events: &[(i64, OutputEvent)]| -> Vec<(i64, u8)> {
+            events
+                .iter()
+                .filter(|(at, e)| e.is_on() && *at < SPB as i64)
+                .map(|(at, e)| (*at, e.pitch))
+                .collect()
+        };
+        let mut first = Vec::new();
+        for i in 0..100 {
+            let at = i * 512;
+            player.process(block(true, Some(120.0), Some(at as f64 / SPB)), &mut |e| {
+                first.push((at + e.offset as i64, e))
+            });
+        }
+        // A loop back to 0: the first beat is at hand; the block that jumps only tops it up.
+        let steps = monitor.meters.model_steps.load(Ordering::Relaxed);
+        let mut again = Vec::new();
+        player.process(HostTransport { samples: 1, ..block(true, Some(120.0), Some(0.0)) }, &mut |e| {
+            again.push((0, e))
+        });
+        assert!(monitor.meters.model_steps.load(Ordering::Relaxed) - steps <= 2);
+        for i in 0..60 {
+            let at = 1 + i * 512;
+            player.process(block(true, Some(120.0), Some(at as f64 / SPB)), &mut |e| {
+                again.push((at + e.offset as i64, e))
+            });
+        }
+        assert!(!beat_of(&first).is_empty());
+        assert_eq!(beat_of(&again), beat_of(&first));
+        assert_eq!(monitor.meters.late_events.load(Ordering::Relaxed), 0);
     }
 
     #[test]
@@ -454,33 +663,25 @@ mod tests {
         let (mut own, mut host) = (Vec::new(), Vec::new());
         for i in 0..1000i64 {
             player.process(block(true, None, None), &mut |e| own.push((i, e)));
-            with_host.process(block(true, Some(120.0), Some(i as f64 * 512.0 / 24_000.0)), &mut |e| {
-                host.push((i, e))
-            });
+            with_host
+                .process(block(true, Some(120.0), Some(i as f64 * 512.0 / SPB)), &mut |e| host.push((i, e)));
         }
         assert!(own.len() > 40);
-        assert_eq!(own.len(), host.len());
-        // The same notes at the same samples, within the rounding of an accumulated clock.
-        for ((ob, o), (hb, h)) in own.iter().zip(&host) {
-            let (own_sample, host_sample) = (ob * 512 + o.offset as i64, hb * 512 + h.offset as i64);
-            assert!((own_sample - host_sample).abs() <= 1, "{o:?} at {own_sample}, {h:?} at {host_sample}");
-            assert_eq!((o.pitch, o.velocity), (h.pitch, h.velocity));
-        }
+        assert_eq!(own, host);
     }
 
     #[test]
     fn a_switched_in_player_starts_its_music_on_the_next_beat() {
         let mut player = player();
         player.prime();
-        player.start_on_next_beat();
-        let beats_per_block = 512.0 / 24_000.0;
+        let beats_per_block = 512.0 / SPB;
         let start = 10.3;
         let mut first = None;
         for i in 0..200 {
             let pos = start + i as f64 * beats_per_block;
             player.process(block(true, Some(120.0), Some(pos)), &mut |e| {
                 if e.is_on() && first.is_none() {
-                    first = Some(pos + e.offset as f64 / 24_000.0);
+                    first = Some(pos + e.offset as f64 / SPB);
                 }
             });
         }

@@ -97,17 +97,6 @@ impl Recording {
     }
 }
 
-/// Where the last `bars` bars begin on the performance clock: whole bars, counted back from the
-/// start of the bar being played (`bar_clock`), so a saved file starts on a downbeat.
-pub fn last_bars_start(bar_clock: f64, beats_per_bar: f64, bars: u32) -> f64 {
-    bar_clock - (bars.saturating_sub(1)) as f64 * beats_per_bar
-}
-
-/// Beats (quarter notes) in a bar of this time signature.
-pub fn beats_per_bar((numerator, denominator): (u32, u32)) -> f64 {
-    numerator as f64 * 4.0 / denominator.max(1) as f64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,11 +118,9 @@ mod tests {
         // A retrigger ends the sounding note.
         recording.add(event(5.5, 64, 81));
 
-        let window = recording.generated_between(last_bars_start(4.0, 4.0, 1), 6.0, 2);
+        let window = recording.generated_between(crate::transport::last_bars_start(4.0, 4.0, 1), 6.0, 2);
         let got: Vec<_> = window.iter().map(|n| (n.pitch, n.start, n.end, n.channel)).collect();
         assert_eq!(got, vec![(64, 0.5, 1.5, 2), (67, 1.0, 2.0, 2), (64, 1.5, 2.0, 2)]);
-        assert_eq!(last_bars_start(40.0, beats_per_bar((3, 4)), 4), 31.0);
-        assert_eq!(beats_per_bar((6, 8)), 3.0);
     }
 
     #[test]

@@ -125,6 +125,48 @@ pub struct Transport {
     pub beats: f64,
 }
 
+/// Everything a host may say about a block's time, as it says it: a position in beats, in
+/// seconds, or both (a quirky host rounds them before they get here), the signature, the bar,
+/// a loop, pre-roll.
+#[derive(Debug, Clone, Copy)]
+pub struct HostTime {
+    pub playing: bool,
+    pub tempo: f64,
+    pub beats: Option<f64>,
+    pub seconds: Option<f64>,
+    pub time_signature: (u16, u16),
+    pub bar_start: f64,
+    pub bar_number: i32,
+    pub loop_range: Option<(f64, f64)>,
+    pub pre_roll: bool,
+}
+
+impl From<Transport> for HostTime {
+    fn from(t: Transport) -> HostTime {
+        HostTime {
+            playing: t.playing,
+            tempo: t.tempo,
+            beats: Some(t.beats),
+            seconds: Some(t.beats * 60.0 / t.tempo),
+            time_signature: (4, 4),
+            bar_start: (t.beats / 4.0).floor() * 4.0,
+            bar_number: (t.beats / 4.0).floor() as i32,
+            loop_range: None,
+            pre_roll: false,
+        }
+    }
+}
+
+/// A parameter as the host lists it.
+#[derive(Debug, Clone)]
+pub struct ParamDescription {
+    pub id: ClapId,
+    pub name: String,
+    pub min: f64,
+    pub max: f64,
+    pub stepped: bool,
+}
+
 pub struct Host {
     pub instance: PluginInstance<TestHost>,
     pub processor: Option<StartedPluginAudioProcessor<TestHost>>,
@@ -205,6 +247,30 @@ impl Host {
             .0
     }
 
+    /// Every parameter, as the host lists them.
+    pub fn params(&mut self) -> Vec<ParamDescription> {
+        use clack_extensions::params::ParamInfoFlags;
+        let handle = self.instance.plugin_handle();
+        let params = handle.get_extension::<PluginParams>().expect("the params extension");
+        let mut buffer = ParamInfoBuffer::new();
+        (0..params.count(&handle))
+            .filter_map(|i| {
+                params.get_info(&handle, i, &mut buffer).map(|p| ParamDescription {
+                    id: p.id,
+                    name: String::from_utf8_lossy(p.name).into_owned(),
+                    min: p.min_value,
+                    max: p.max_value,
+                    stepped: p.flags.contains(ParamInfoFlags::IS_STEPPED),
+                })
+            })
+            .collect()
+    }
+
+    /// Sets a parameter to a plain value at `offset` in the next block, as automation does.
+    pub fn set_value(&mut self, offset: u32, id: ClapId, value: f64) {
+        self.events_in.push(&ParamValueEvent::new(offset, id, Pckn::match_all(), value));
+    }
+
     /// Sets a parameter as a person types it ("D", "Mixolydian", "G3", "10") at the start of
     /// the next block, converted by the plugin's own text-to-value, as a DAW does.
     pub fn set(&mut self, name: &str, text: &str) {
@@ -283,27 +349,39 @@ impl Host {
     }
 
     pub fn block(&mut self, frames: usize, t: Transport) -> Vec<Heard> {
-        let mut flags = TransportFlags::HAS_TEMPO
-            | TransportFlags::HAS_BEATS_TIMELINE
-            | TransportFlags::HAS_TIME_SIGNATURE;
-        if t.playing {
-            flags |= TransportFlags::IS_PLAYING;
+        self.process(frames, &t.into())
+    }
+
+    /// Processes one block of `frames` with the transport as `time` says it.
+    pub fn process(&mut self, frames: usize, time: &HostTime) -> Vec<Heard> {
+        let mut flags = TransportFlags::HAS_TEMPO | TransportFlags::HAS_TIME_SIGNATURE;
+        for (on, flag) in [
+            (time.playing, TransportFlags::IS_PLAYING),
+            (time.beats.is_some(), TransportFlags::HAS_BEATS_TIMELINE),
+            (time.seconds.is_some(), TransportFlags::HAS_SECONDS_TIMELINE),
+            (time.loop_range.is_some(), TransportFlags::IS_LOOP_ACTIVE),
+            (time.pre_roll, TransportFlags::IS_WITHIN_PRE_ROLL),
+        ] {
+            if on {
+                flags |= flag;
+            }
         }
+        let (loop_start, loop_end) = time.loop_range.unwrap_or((0.0, 0.0));
         let transport = TransportEvent {
             header: EventHeader::new_core(0, EventFlags::empty()),
             flags,
-            song_pos_beats: BeatTime::from_float(t.beats),
-            song_pos_seconds: SecondsTime::from_float(t.beats * 60.0 / t.tempo),
-            tempo: t.tempo,
+            song_pos_beats: BeatTime::from_float(time.beats.unwrap_or(0.0)),
+            song_pos_seconds: SecondsTime::from_float(time.seconds.unwrap_or(0.0)),
+            tempo: time.tempo,
             tempo_inc: 0.0,
-            loop_start_beats: BeatTime::from_int(0),
-            loop_end_beats: BeatTime::from_int(0),
-            loop_start_seconds: SecondsTime::from_int(0),
-            loop_end_seconds: SecondsTime::from_int(0),
-            bar_start: BeatTime::from_float((t.beats / 4.0).floor() * 4.0),
-            bar_number: (t.beats / 4.0).floor() as i32,
-            time_signature_numerator: 4,
-            time_signature_denominator: 4,
+            loop_start_beats: BeatTime::from_float(loop_start),
+            loop_end_beats: BeatTime::from_float(loop_end),
+            loop_start_seconds: SecondsTime::from_float(loop_start * 60.0 / time.tempo),
+            loop_end_seconds: SecondsTime::from_float(loop_end * 60.0 / time.tempo),
+            bar_start: BeatTime::from_float(time.bar_start),
+            bar_number: time.bar_number,
+            time_signature_numerator: time.time_signature.0,
+            time_signature_denominator: time.time_signature.1,
         };
         self.events_out.clear();
         let input_events = InputEvents::from_buffer(&self.events_in);
