@@ -2,10 +2,10 @@
 //!
 //! - `cargo xtask bundle continuo [--release]` builds `target/bundled/Continuo.clap` and
 //!   `Continuo.vst3` (nice-plug-xtask, names from bundler.toml).
-//! - `cargo xtask test [ARGS]` builds every test (debug profile, so `assert_process_allocs` is
-//!   armed), bundles the plugin library that build made, then runs `cargo test --workspace ARGS`:
-//!   the plugin's tests load that bundle. Without an X display it runs them under `xvfb-run`
-//!   (package `xvfb`), for the tests of the plugin's window.
+//! - `cargo xtask test [ARGS]` builds every test (debug profile, so the plugin aborts on a
+//!   system allocation on the audio thread), bundles the plugin library that build made, then
+//!   runs `cargo test --workspace ARGS`: the plugin's tests load that bundle. Without an X
+//!   display it runs them under `xvfb-run` (package `xvfb`), for the tests of the plugin's window.
 //! - `cargo xtask screenshot` runs only the window's test, which leaves pictures of the window
 //!   playing in `target/screenshots/`.
 //! - `cargo xtask install` copies those bundles where hosts look for plugins: `~/.clap` and
