@@ -58,8 +58,11 @@ fn library_path() -> PathBuf {
     path
 }
 
+/// Played as Ardour plays a VST3: 48 kHz, 1024-sample blocks, 120 BPM, two pre-roll blocks at
+/// negative positions before the transport reaches 0, and beat positions rounded to Ardour's
+/// 1/1920 beat (its sample positions are exact). Every note must start on the host's grid.
 #[test]
-fn the_vst3_bundle_plays_notes_with_the_transport_running() {
+fn the_vst3_bundle_plays_on_the_hosts_grid_through_pre_roll_and_rounded_positions() {
     unsafe {
         let library = libloading::Library::new(library_path()).expect("the VST3 module loads");
         let module_entry: libloading::Symbol<unsafe extern "C" fn(*mut c_void) -> bool> =
@@ -96,7 +99,7 @@ fn the_vst3_bundle_plays_notes_with_the_transport_running() {
         }
 
         let processor = component.cast::<IAudioProcessor>().expect("an audio processor");
-        let block = 512;
+        let block = 1024;
         let mut setup = ProcessSetup {
             processMode: kRealtime as i32,
             symbolicSampleSize: kSample32 as i32,
@@ -126,15 +129,16 @@ fn the_vst3_bundle_plays_notes_with_the_transport_running() {
         let collector = ComWrapper::new(EventCollector { events: RefCell::new(Vec::new()) });
         let output_events = collector.to_com_ptr::<IEventList>().expect("an event list");
 
-        // 16 beats at 120 BPM: 8 seconds, 750 blocks.
+        // 16 beats at 120 BPM: 8 seconds, 375 blocks, after two of pre-roll.
         let (mut ons, mut offs, mut sounding) = (0, 0, [false; 128]);
-        for i in 0..750 {
+        for i in -2..375i64 {
             let mut context: ProcessContext = std::mem::zeroed();
             context.state = kPlaying | kTempoValid | kProjectTimeMusicValid;
             context.sampleRate = 48_000.0;
             context.tempo = 120.0;
             context.projectTimeSamples = i * block as i64;
-            context.projectTimeMusic = (i * block as i64) as f64 / 24_000.0;
+            let beats = (i * block as i64) as f64 / 24_000.0;
+            context.projectTimeMusic = (beats * 1920.0).round() / 1920.0;
             let mut data = ProcessData {
                 processMode: kRealtime as i32,
                 symbolicSampleSize: kSample32 as i32,
@@ -160,6 +164,9 @@ fn the_vst3_bundle_plays_notes_with_the_transport_running() {
                 match event.r#type as u32 {
                     t if t == kNoteOnEvent => {
                         let pitch = event.__field0.noteOn.pitch as usize;
+                        // The grid: 1/24 beat is 1000 samples here; the music starts at beat 0.
+                        let sample = i * block as i64 + event.sampleOffset as i64;
+                        assert!(sample >= 0 && sample % 1000 == 0, "a note at sample {sample}, off the grid");
                         assert!(
                             !std::mem::replace(&mut sounding[pitch], true),
                             "key {pitch} struck while sounding"
