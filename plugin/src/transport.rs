@@ -570,6 +570,29 @@ mod tests {
     }
 
     #[test]
+    fn the_standalone_transport_plays_pauses_and_stops_back_to_the_start() {
+        let own = OwnTransport::default();
+        let mut follower = Follower::default();
+        let mut position = 0.0;
+        let mut block = |state: TransportState, follower: &mut Follower| {
+            own.request(state);
+            let (host, next) = own.host_transport(host(false, None), position);
+            position = next;
+            let decision = follower.follow(&host);
+            follower.end_block(512);
+            decision
+        };
+        assert_eq!(block(TransportState::Playing, &mut follower), Decision::Restart { origin: 0.0 });
+        assert_eq!(block(TransportState::Playing, &mut follower), Decision::Continue);
+        assert_eq!(block(TransportState::Paused, &mut follower), Decision::Pause);
+        assert_eq!(block(TransportState::Playing, &mut follower), Decision::Resume);
+        // Stop: this block pauses where the music was, the next is back at the start.
+        assert_eq!(block(TransportState::Stopped, &mut follower), Decision::Pause);
+        assert_eq!(block(TransportState::Stopped, &mut follower), Decision::Rewind);
+        assert_eq!(block(TransportState::Playing, &mut follower), Decision::Restart { origin: 0.0 });
+    }
+
+    #[test]
     fn bars_and_beats() {
         assert_eq!(beats_per_bar((6, 8)), 3.0);
         assert_eq!(bar_start(7.5, (3, 4), None), 6.0);
