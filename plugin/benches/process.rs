@@ -8,6 +8,7 @@
 //! (after), side by side in one run. Per row: block time median, p99.9 and worst, the worst as a
 //! share of the block's duration, the step cap and the most steps a block ran, model steps per
 //! second of music, system allocator calls per block, and note-ons skipped for being late.
+//! `CONTINUO_BENCH_WORST=1` also prints each row's five worst blocks and the mean time per step.
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -23,6 +24,15 @@ const BARS: f64 = 64.0;
 const BLOCK_SIZES: [usize; 3] = [32, 64, 512];
 
 fn main() {
+    if std::env::args().any(|a| a == "--help" || a == "-h") {
+        // The manual is this file's opening comment.
+        let manual = include_str!("process.rs").lines().take_while(|l| l.starts_with("//!"));
+        println!(
+            "{}",
+            manual.map(|l| l.trim_start_matches("//!").trim_start()).collect::<Vec<_>>().join("\n")
+        );
+        return;
+    }
     realtime::set_violation(Violation::Count);
     let params = ContinuoParams::default();
     let mut models: Vec<(String, Vec<u8>)> = vec![("default".into(), continuo::DEFAULT_MODEL.to_vec())];
