@@ -78,30 +78,20 @@ pub struct RealtimeAllocator;
 
 unsafe impl GlobalAlloc for RealtimeAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        mark_installed();
-        if let Some(pool) = current_pool() {
-            if let Some(block) = pool.allocate(layout) {
-                return block;
-            }
-            POOL_EXHAUSTED.fetch_add(1, Ordering::Relaxed);
+        match pool_allocation(layout) {
+            Some(block) => block,
+            None => unsafe { System.alloc(layout) },
         }
-        system_call("allocation", layout.size());
-        measure(charge(layout) as isize);
-        unsafe { System.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        mark_installed();
-        if let Some(pool) = current_pool() {
-            if let Some(block) = pool.allocate(layout) {
+        match pool_allocation(layout) {
+            Some(block) => {
                 unsafe { ptr::write_bytes(block, 0, layout.size()) };
-                return block;
+                block
             }
-            POOL_EXHAUSTED.fetch_add(1, Ordering::Relaxed);
+            None => unsafe { System.alloc_zeroed(layout) },
         }
-        system_call("allocation", layout.size());
-        measure(charge(layout) as isize);
-        unsafe { System.alloc_zeroed(layout) }
     }
 
     unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
@@ -145,10 +135,21 @@ unsafe impl GlobalAlloc for RealtimeAllocator {
     }
 }
 
-fn mark_installed() {
+/// An allocation from the pool this thread runs, if any and if it has room. Otherwise the
+/// caller asks the system, which is checked and measured here first.
+fn pool_allocation(layout: Layout) -> Option<*mut u8> {
     if !INSTALLED.load(Ordering::Relaxed) {
         INSTALLED.store(true, Ordering::Relaxed);
     }
+    if let Some(pool) = current_pool() {
+        if let Some(block) = pool.allocate(layout) {
+            return Some(block);
+        }
+        POOL_EXHAUSTED.fetch_add(1, Ordering::Relaxed);
+    }
+    system_call("allocation", layout.size());
+    measure(charge(layout) as isize);
+    None
 }
 
 /// Whether this program runs on [`RealtimeAllocator`] (it has allocated through it).

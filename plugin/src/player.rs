@@ -360,21 +360,28 @@ impl Player {
             }
             let (queue, start, len) = (&mut self.queue, self.queue_start, &mut self.queue_len);
             let recording = self.opening_state == Opening::Recording;
-            let opening = &mut self.opening;
+            let (opening, mut overflowed) = (&mut self.opening, false);
             let result = self.generator.next(|event| {
                 if *len < QUEUE_CAPACITY {
                     queue[(start + *len) % QUEUE_CAPACITY] = event;
                     *len += 1;
                 }
-                if recording && opening.len() < QUEUE_CAPACITY {
-                    opening.push(event);
+                if recording {
+                    if opening.len() < QUEUE_CAPACITY {
+                        opening.push(event);
+                    } else {
+                        overflowed = true;
+                    }
                 }
             });
             if result.is_err() {
                 break;
             }
             drawn += 1;
-            if recording && self.generator.now() >= LOOKAHEAD_STEPS {
+            if overflowed {
+                // An opening that does not fit is not remembered: a restart generates it again.
+                self.opening_state = Opening::Stale;
+            } else if recording && self.generator.now() >= LOOKAHEAD_STEPS {
                 self.generator.snapshot_into(&mut self.opening_snapshot);
                 self.opening_state = Opening::Ready;
             }
