@@ -17,7 +17,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use prost::Message;
 use serde::{Deserialize, Serialize};
@@ -404,7 +403,6 @@ pub struct Model {
     pool: StepPool,
     /// The most pool memory one step has taken: a step runs only with room for twice that.
     step_growth: usize,
-    step_cost: StepCost,
 }
 
 /// Where a model step's allocations come from.
@@ -416,18 +414,8 @@ pub enum StepMemory {
     System,
 }
 
-/// What one step costs on this machine, timed at load over [`COST_STEPS`] steps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct StepCost {
-    pub median: Duration,
-    /// The 90th percentile: what a player should plan for.
-    pub p90: Duration,
-}
-
-/// Steps run at load, before timing: the first ones set up tract's scratch memory.
+/// Steps run at load: the first ones set up tract's scratch memory, which the pool is sized for.
 const WARM_UP_STEPS: usize = 8;
-/// Steps timed at load for [`StepCost`].
-pub const COST_STEPS: usize = 32;
 /// A pool holds this many times what loading and warming the model took at most, and at least
 /// [`MIN_POOL_BYTES`]: room for tract's scratch on the audio thread and for fragmentation.
 const POOL_HEADROOM: usize = 4;
@@ -458,7 +446,6 @@ impl Clone for Model {
             zero_state,
             pool,
             step_growth: self.step_growth,
-            step_cost: self.step_cost,
         }
     }
 }
@@ -527,8 +514,7 @@ impl Model {
         };
         let (runner, zero_state) =
             pool.run(|| fresh_runner(&plan, &s)).map_err(|e| fail(format!("{e:#}")))?;
-        let mut model =
-            Model { info, plan, runner, zero_state, pool, step_growth: 0, step_cost: StepCost::default() };
+        let mut model = Model { info, plan, runner, zero_state, pool, step_growth: 0 };
 
         // Warm up, and check the outputs are what the contract promises, before anyone relies on it.
         let mut state = model.initial_state();
@@ -542,14 +528,6 @@ impl Model {
                 state.h.shape()
             )));
         }
-        let mut times = Vec::with_capacity(COST_STEPS);
-        for i in 0..COST_STEPS {
-            let started = Instant::now();
-            model.step((i * 37 % s.vocab) as u32, &mut state, &mut logits).map_err(|e| fail(e.problem))?;
-            times.push(started.elapsed());
-        }
-        times.sort();
-        model.step_cost = StepCost { median: times[COST_STEPS / 2], p90: times[COST_STEPS * 9 / 10] };
         Ok(model)
     }
 
@@ -560,11 +538,6 @@ impl Model {
     /// The state before any token: zeros, as in training.
     pub fn initial_state(&self) -> LstmState {
         self.zero_state.clone()
-    }
-
-    /// What a step cost when the model loaded.
-    pub fn step_cost(&self) -> StepCost {
-        self.step_cost
     }
 
     /// The model's real-time memory: bytes reserved (0 when steps use the system allocator)

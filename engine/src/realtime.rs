@@ -171,11 +171,6 @@ pub fn audio_thread<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Whether this thread is inside [`audio_thread`].
-pub fn on_audio_thread() -> bool {
-    AUDIO_DEPTH.with(Cell::get) > 0
-}
-
 /// Calls to the system allocator made on the audio thread since the process started, by any
 /// thread (0 is the only right answer).
 pub fn system_calls_on_audio_thread() -> u64 {
@@ -194,14 +189,6 @@ pub fn pool_count() -> usize {
 
 pub fn set_violation(violation: Violation) {
     ABORT_ON_VIOLATION.store(violation == Violation::Abort, Ordering::Relaxed);
-}
-
-pub fn violation() -> Violation {
-    if ABORT_ON_VIOLATION.load(Ordering::Relaxed) {
-        Violation::Abort
-    } else {
-        Violation::Count
-    }
 }
 
 fn system_call(what: &str, bytes: usize) {

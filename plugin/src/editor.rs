@@ -508,7 +508,7 @@ pub fn transport_line(monitor: &Monitor) -> String {
 /// A model too slow for 64-sample blocks still plays (one step a block, late notes skipped); the
 /// window says so, with the buffer size it needs, rather than letting the host crackle.
 pub fn real_time_lines(meters: &Meters) -> Vec<String> {
-    let token = Duration::from_nanos(meters.step_cost_nanos.load(Ordering::Relaxed));
+    let token = Duration::from_nanos(meters.token_cost_nanos.load(Ordering::Relaxed));
     let rate = match meters.sample_rate_hz.load(Ordering::Relaxed) {
         0 => 48_000.0,
         hz => hz as f32,

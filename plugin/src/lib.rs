@@ -318,7 +318,7 @@ impl Continuo {
             "restarts": load(&m.restarts),
             "resyncs": load(&m.resyncs),
             "worst_block_nanos": load(&m.worst_block_nanos),
-            "step_cost_nanos": load(&m.step_cost_nanos),
+            "token_cost_nanos": load(&m.token_cost_nanos),
             "system_calls_on_audio_thread": realtime::system_calls_on_audio_thread(),
             "pool_exhausted": realtime::pool_exhausted_count(),
         });

@@ -24,9 +24,10 @@ pub struct Meters {
     pub restarts: AtomicU64,
     /// Times the clock followed the host's drift without restarting the music.
     pub resyncs: AtomicU64,
-    /// What one step of the playing model costs, in nanoseconds (its 90th percentile at load),
-    /// and the sample rate the host runs at: whether small blocks can afford the model.
-    pub step_cost_nanos: AtomicU64,
+    /// What one token of the playing model costs (a model step and its sampling), in
+    /// nanoseconds (the 90th percentile of those timed when its player was made), and the sample
+    /// rate the host runs at: whether small blocks can afford the model.
+    pub token_cost_nanos: AtomicU64,
     pub sample_rate_hz: AtomicU64,
     /// Events the host's buffer had no room for.
     pub dropped_events: AtomicU64,

@@ -131,7 +131,7 @@ impl Player {
     ) -> Result<Player, String> {
         let mut generator = Generator::new(model, settings).map_err(|e| e.to_string())?;
         let token_cost = time_tokens(&mut generator)?;
-        monitor.meters.step_cost_nanos.store(token_cost.as_nanos() as u64, Ordering::Relaxed);
+        monitor.meters.token_cost_nanos.store(token_cost.as_nanos() as u64, Ordering::Relaxed);
         let opening_snapshot = generator.snapshot();
         Ok(Player {
             generator,
@@ -612,7 +612,7 @@ mod tests {
         assert_eq!(meters.transport(), TransportState::Paused);
         assert!(meters.model_steps.load(Ordering::Relaxed) > ons);
         assert!(meters.worst_block_nanos.load(Ordering::Relaxed) > 0);
-        assert!(meters.step_cost_nanos.load(Ordering::Relaxed) > 0);
+        assert!(meters.token_cost_nanos.load(Ordering::Relaxed) > 0);
         assert_eq!(player.sounding_count(), 0);
     }
 

@@ -131,10 +131,6 @@ impl Clock {
         self.start_seconds.map(|s| s + self.elapsed_samples as f64 / self.sample_rate)
     }
 
-    pub fn samples_per_beat(&self) -> f64 {
-        self.samples_per_beat
-    }
-
     /// A new tempo (or sample rate) from now on: a new segment starts here.
     pub fn set_samples_per_beat(&mut self, samples_per_beat: f64) {
         if samples_per_beat != self.samples_per_beat {
