@@ -10,7 +10,9 @@
 
 use crate::model::{LstmState, Model, ModelError};
 use crate::sampler::{Rng, Sampler, SamplerSettings};
-use crate::vocab::{Decoder, NoteEvent, NoteEventKind, Token, DEFAULT_VELOCITY_BIN, STEPS_PER_BEAT};
+use crate::vocab::{
+    Decoder, NoteEvent, NoteEventKind, Token, DEFAULT_VELOCITY_BIN, MAX_SHIFT_STEPS, STEPS_PER_BEAT,
+};
 
 /// The token the model reads before anything else: "play at the default velocity". Songs in
 /// training begin with a VELOCITY token too, so this is a natural first word.
@@ -52,6 +54,13 @@ pub struct GeneratorSnapshot {
     rng: Rng,
     decoder: Decoder,
     tokens: u64,
+}
+
+impl GeneratorSnapshot {
+    /// The clock where the snapshot was taken, in grid steps.
+    pub fn now(&self) -> u64 {
+        self.decoder.now()
+    }
 }
 
 impl std::fmt::Debug for Generator {
@@ -185,6 +194,26 @@ impl Generator {
             self.decoder.push(token, |_| {});
         }
         self.run_model(token)
+    }
+
+    /// Lets time pass up to grid step `step` without playing: the model reads the TIME_SHIFTs
+    /// of the first `heard` steps of it (silence is music too), and the clock jumps over the rest
+    /// unheard, so a long rest costs at most a few model steps and reads to the model as
+    /// `heard` steps of silence. A clock already at or past `step` stays. Returns the model
+    /// steps run.
+    pub fn feed_time_until(&mut self, step: u64, heard: u64) -> Result<usize, ModelError> {
+        let heard_until = step.min(self.decoder.now() + heard);
+        let mut steps = 0;
+        while self.decoder.now() < heard_until {
+            let shift = (heard_until - self.decoder.now()).min(MAX_SHIFT_STEPS as u64) as u8;
+            self.feed(Token::TimeShift(shift))?;
+            steps += 1;
+        }
+        while self.decoder.now() < step {
+            let shift = (step - self.decoder.now()).min(MAX_SHIFT_STEPS as u64) as u8;
+            self.decoder.push(Token::TimeShift(shift), |_| {});
+        }
+        Ok(steps)
     }
 
     /// Draws the next token, sounds it through `emit`, and lets the model read it. Returns the

@@ -23,7 +23,14 @@ pub struct SamplerSettings {
     /// How many notes may sound at once; a NOTE_ON waits while this many sound.
     pub max_polyphony: usize,
     pub seed: u64,
+    /// From sparse (-1) to busy (+1): moves every NOTE_ON's logit up by this times
+    /// [`DENSITY_NATS`] and every TIME_SHIFT's down as much, so notes come sooner and more
+    /// often (or later and fewer). 0 leaves the model's own distribution untouched.
+    pub density: f32,
 }
+
+/// How far a density of +-1 moves the NOTE_ON and TIME_SHIFT logits, in nats.
+pub const DENSITY_NATS: f32 = 2.0;
 
 impl Default for SamplerSettings {
     fn default() -> Self {
@@ -35,6 +42,7 @@ impl Default for SamplerSettings {
             scale_lock: ScaleLock::default(),
             max_polyphony: 16,
             seed: 0,
+            density: 0.0,
         }
     }
 }
@@ -157,12 +165,17 @@ impl Sampler {
     pub fn sample(&mut self, logits: &[f32], voices: &Decoder) -> Token {
         let polyphony_full = voices.sounding_count() >= self.settings.max_polyphony;
         let temperature = self.settings.temperature;
+        let density_bias = self.settings.density.clamp(-1.0, 1.0) * DENSITY_NATS;
         self.candidates.clear();
         for (id, &logit) in logits.iter().enumerate().take(VOCAB_SIZE as usize) {
             let id = id as u32;
-            let allowed = Token::from_id(id).is_some_and(|t| self.allows_with(t, voices, polyphony_full));
-            if allowed && logit.is_finite() {
-                self.candidates.push((logit, id));
+            let Some(token) = Token::from_id(id) else { continue };
+            if logit.is_finite() && self.allows_with(token, voices, polyphony_full) {
+                let bias = match token {
+                    Token::TimeShift(_) => -density_bias,
+                    _ => 0.0,
+                };
+                self.candidates.push((logit + bias, id));
             }
         }
         if self.candidates.is_empty() {
@@ -281,6 +294,22 @@ mod tests {
             let t = sampler.sample(&logits, &voices);
             assert!(matches!(t, Token::NoteOn(60) | Token::NoteOn(62)), "{t:?} is outside the top-p nucleus");
         }
+    }
+
+    #[test]
+    fn density_trades_time_passing_against_everything_else() {
+        let share_of_time = |density: f32| {
+            let mut sampler = Sampler::new(SamplerSettings { density, seed: 3, ..Default::default() });
+            let voices = Decoder::new();
+            let shifts = (0..20_000)
+                .filter(|_| matches!(sampler.sample(&flat_logits(), &voices), Token::TimeShift(_)))
+                .count();
+            shifts as f64 / 20_000.0
+        };
+        let (sparse, neutral, busy) = (share_of_time(-1.0), share_of_time(0.0), share_of_time(1.0));
+        // 96 TIME_SHIFTs among 96 + 128 NOTE_ONs + 32 VELOCITYs allowed at flat logits.
+        assert!((neutral - 96.0 / 256.0).abs() < 0.01, "{neutral}");
+        assert!(sparse > neutral + 0.3 && busy < neutral - 0.25, "{sparse} {neutral} {busy}");
     }
 
     #[test]

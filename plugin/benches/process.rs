@@ -116,14 +116,14 @@ fn run(name: &str, memory: StepMemory, player: &mut Player, samples: usize) {
         bar_start: None,
     };
     player.restart_from_the_top(&mut |_| {});
-    player.process(stop, &mut |_| {});
+    player.process(stop, &[], &mut |_| {});
     for i in 0..blocks {
         let steps_before = meters.model_steps.load(Ordering::Relaxed);
         let beats = (i * samples) as f64 / samples_per_beat;
         let host =
             HostTransport { playing: true, pos_beats: Some(beats), pos_seconds: Some(beats / 2.0), ..stop };
         let started = Instant::now();
-        realtime::audio_thread(|| player.process(host, &mut |_| {}));
+        realtime::audio_thread(|| player.process(host, &[], &mut |_| {}));
         times.push(started.elapsed().as_secs_f64() * 1e6);
         steps_per_block.push(meters.model_steps.load(Ordering::Relaxed) - steps_before);
     }

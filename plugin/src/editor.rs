@@ -212,12 +212,17 @@ impl NiceEguiApp for EditorApp {
                 lowest: (self.params.lowest.value().min(self.params.highest.value()) as u8).saturating_sub(2),
                 highest: (self.params.lowest.value().max(self.params.highest.value()) as u8 + 2).min(127),
                 scale_lock: RollView::shaded(self.params.generator_settings().sampler.scale_lock),
+                loop_region: meters.loop_region(),
             };
             ui.horizontal(|ui| {
                 ui.label(RichText::new("    ").background_color(piano_roll::GENERATED));
                 ui.label("generated");
                 ui.label(RichText::new("    ").background_color(piano_roll::INPUT));
-                ui.label("MIDI input");
+                ui.label(if self.params.listen_settings().mode.listens() { "heard" } else { "MIDI input" });
+                if self.params.listen_settings().mode.listens() {
+                    ui.label(RichText::new("    ").background_color(piano_roll::UNHEARD));
+                    ui.label("not heard");
+                }
                 if view.scale_lock.is_some() {
                     ui.weak("shaded rows: the scale");
                 }
@@ -239,9 +244,9 @@ impl EditorApp {
     fn own_transport_buttons(&self, ui: &mut egui::Ui, trace: &mut trace::Frame) {
         let own = &self.monitor.own_transport;
         for (label, state) in [
-            ("▶ Play", TransportState::Playing),
-            ("⏸ Pause", TransportState::Paused),
-            ("⏹ Stop", TransportState::Stopped),
+            ("Play", TransportState::Playing),
+            ("Pause", TransportState::Paused),
+            ("Stop", TransportState::Stopped),
         ] {
             let button = ui.selectable_label(own.requested() == state, label);
             trace.control(label, button.rect);
@@ -493,9 +498,9 @@ fn new_seed(current: i32) -> i32 {
 pub fn transport_line(monitor: &Monitor) -> String {
     let m = &monitor.meters;
     let state = match m.transport() {
-        TransportState::Playing => "▶ playing",
-        TransportState::Paused => "⏸ paused",
-        TransportState::Stopped => "⏹ stopped",
+        TransportState::Playing => "playing",
+        TransportState::Paused => "paused",
+        TransportState::Stopped => "stopped",
     };
     let tempo = m.tempo_millibpm.load(Ordering::Relaxed) as f64 / 1000.0;
     let (numerator, denominator) = m.time_signature();

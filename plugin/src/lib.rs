@@ -10,9 +10,11 @@
 //! nothing calls the system allocator.
 
 pub mod editor;
+pub mod listening;
 pub mod models;
 pub mod monitor;
 pub mod params;
+pub mod phrase_loop;
 pub mod piano_roll;
 pub mod player;
 pub mod recording;
@@ -30,8 +32,9 @@ use nice_plug::prelude::*;
 use nice_plug_egui::{EguiEditor, EguiEditorState};
 
 use crate::editor::EditorApp;
+use crate::listening::InputNote;
 use crate::models::ModelSwitch;
-use crate::monitor::{Monitor, NoteSource};
+use crate::monitor::Monitor;
 use crate::params::ContinuoParams;
 use crate::player::{OutputEvent, Player};
 use crate::transport::HostTransport;
@@ -56,6 +59,9 @@ pub const DEFAULT_MODEL: &[u8] = include_bytes!("../../models/bach-chorales.onnx
 pub const DEFAULT_MODEL_NAME: &str = "embedded Bach chorales model";
 /// Our own events in one block, at most: generation is capped far below this.
 const MAX_EVENTS_PER_BLOCK: usize = 1024;
+/// Events coming in, in one block, kept for the player and passed through: more than any
+/// keyboard sends; beyond this, events still pass through but the model does not hear them.
+const MAX_INPUT_PER_BLOCK: usize = 1024;
 
 /// Work the window asks for, run on nice-plug's background thread.
 pub enum Task {
@@ -79,9 +85,14 @@ pub struct Continuo {
     player_model_path: String,
     /// This block's events before they are merged with the input; allocated once.
     events: Vec<OutputEvent>,
+    /// This block's incoming events, to pass through, and the notes among them for the
+    /// player; allocated once.
+    incoming: Vec<PluginNoteEvent<Continuo>>,
+    input_notes: Vec<InputNote>,
     /// The channel notes sound on now, to end them there when it changes.
     channel: u8,
     restart_held: bool,
+    new_phrase_held: bool,
     /// The standalone program's own position, in beats, when it keeps its own transport.
     own_position: f64,
 }
@@ -97,8 +108,11 @@ impl Default for Continuo {
             player: None,
             player_model_path: String::new(),
             events: Vec::with_capacity(MAX_EVENTS_PER_BLOCK),
+            incoming: Vec::with_capacity(MAX_INPUT_PER_BLOCK),
+            input_notes: Vec::with_capacity(MAX_INPUT_PER_BLOCK),
             channel: 0,
             restart_held: false,
+            new_phrase_held: false,
             own_position: 0.0,
         }
     }
@@ -261,9 +275,11 @@ impl Plugin for Continuo {
             }
             // Everything so far ends notes sounding on the channel they started on.
             let old_channel_events = events.len();
-            apply_parameters(&self.params, &mut self.restart_held, player, &mut capped(events));
-            player.process(host, &mut capped(events));
-            send_merged(context, player, events, (self.channel, old_channel_events), channel);
+            let held = (&mut self.restart_held, &mut self.new_phrase_held);
+            apply_parameters(&self.params, held, player, &mut capped(events));
+            take_input(context, &mut self.incoming, &mut self.input_notes);
+            player.process(host, &self.input_notes, &mut capped(events));
+            send_merged(context, player, events, &self.incoming, (self.channel, old_channel_events), channel);
             self.channel = channel;
         });
         ProcessStatus::Normal
@@ -334,11 +350,11 @@ impl Drop for Continuo {
     }
 }
 
-/// The Restart button (on: the music starts again from its seed, on the next beat), then the
-/// rest of the parameters.
+/// The Restart and New phrase buttons (on: the music starts again from its seed, or with a
+/// new take, on the next beat or bar), then the rest of the parameters.
 fn apply_parameters(
     params: &ContinuoParams,
-    restart_held: &mut bool,
+    (restart_held, new_phrase_held): (&mut bool, &mut bool),
     player: &mut Player,
     emit: &mut impl FnMut(OutputEvent),
 ) {
@@ -347,17 +363,54 @@ fn apply_parameters(
         player.restart_from_the_top(emit);
     }
     *restart_held = restart;
+    let new_phrase = params.new_phrase.value();
+    if new_phrase && !*new_phrase_held {
+        player.new_phrase(emit);
+    }
+    *new_phrase_held = new_phrase;
     player.set_output(params.output_settings());
     player.set_settings(params.generator_settings(), emit);
+    player.set_listening(params.listen_settings(), emit);
+    player.set_loop(params.loop_bars(), emit);
 }
 
-/// Sends this block's events, merged in time order with the incoming MIDI, which passes
-/// through and is logged for the editor. Events before `old.1` go out on the old channel
-/// `old.0`, the rest on `channel`.
+/// Takes this block's incoming events from the host (to pass through after), and the notes
+/// among them for the player to hear.
+fn take_input(
+    context: &mut impl ProcessContext<Continuo>,
+    incoming: &mut Vec<PluginNoteEvent<Continuo>>,
+    notes: &mut Vec<InputNote>,
+) {
+    incoming.clear();
+    notes.clear();
+    while let Some(event) = context.next_event() {
+        let note = match event {
+            NoteEvent::NoteOn { timing, channel, key: Key::Number(pitch), velocity, .. } => Some(InputNote {
+                offset: timing,
+                pitch,
+                velocity: (velocity * 127.0).round().clamp(1.0, 127.0) as u8,
+                channel: channel.number().unwrap_or(0),
+            }),
+            NoteEvent::NoteOff { timing, channel, key: Key::Number(pitch), .. } => {
+                Some(InputNote { offset: timing, pitch, velocity: 0, channel: channel.number().unwrap_or(0) })
+            }
+            _ => None,
+        };
+        if incoming.len() < MAX_INPUT_PER_BLOCK {
+            incoming.push(event);
+            notes.extend(note);
+        }
+    }
+}
+
+/// Sends this block's events, merged in time order with the incoming events, which pass
+/// through (the player has logged their notes). Events before `old.1` go out on the old
+/// channel `old.0`, the rest on `channel`.
 fn send_merged(
     context: &mut impl ProcessContext<Continuo>,
     player: &Player,
     events: &[OutputEvent],
+    incoming: &[PluginNoteEvent<Continuo>],
     old: (u8, usize),
     channel: u8,
 ) {
@@ -369,17 +422,7 @@ fn send_merged(
             meters.dropped_events.fetch_add(1, Ordering::Relaxed);
         }
     };
-    while let Some(incoming) = context.next_event() {
-        match incoming {
-            NoteEvent::NoteOn { timing, key: Key::Number(pitch), velocity, .. } => {
-                let velocity = (velocity * 127.0).round().clamp(1.0, 127.0) as u8;
-                player.log(timing, pitch, velocity, NoteSource::Input);
-            }
-            NoteEvent::NoteOff { timing, key: Key::Number(pitch), .. } => {
-                player.log(timing, pitch, 0, NoteSource::Input)
-            }
-            _ => {}
-        }
+    for incoming in incoming {
         while let Some(&(i, e)) = ours.peek() {
             if e.offset > incoming.timing() {
                 break;
@@ -387,7 +430,7 @@ fn send_merged(
             send(context, (i, e));
             ours.next();
         }
-        if context_send(context, incoming).is_err() {
+        if context_send(context, *incoming).is_err() {
             meters.dropped_events.fetch_add(1, Ordering::Relaxed);
         }
     }

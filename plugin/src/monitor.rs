@@ -31,6 +31,15 @@ pub struct Meters {
     pub sample_rate_hz: AtomicU64,
     /// Events the host's buffer had no room for.
     pub dropped_events: AtomicU64,
+    /// Musician's notes a listening model did not hear: drums into a melodic model, or more
+    /// notes in a block than its model steps allow.
+    pub unheard_notes: AtomicU64,
+    /// The phrase loop's repetition being played, on the performance clock (f64 bits), and its
+    /// length in beats (0 when no phrase loops).
+    pub loop_start_bits: AtomicU64,
+    pub loop_beats_bits: AtomicU64,
+    /// 1 while the model listens for a call (Call and response, not answering).
+    pub listening: AtomicU64,
     /// Nanoseconds spent in blocks that ran the model, in total, and the worst single block. A
     /// reader that wants the worst of a recent window swaps the latter with 0.
     pub step_nanos: AtomicU64,
@@ -60,6 +69,13 @@ impl Meters {
 
     pub fn clock(&self) -> f64 {
         f64::from_bits(self.clock_bits.load(Ordering::Relaxed))
+    }
+
+    /// The phrase loop's repetition being played: start on the performance clock and length
+    /// in beats, when a phrase loops.
+    pub fn loop_region(&self) -> Option<(f64, f64)> {
+        let beats = f64::from_bits(self.loop_beats_bits.load(Ordering::Relaxed));
+        (beats > 0.0).then(|| (f64::from_bits(self.loop_start_bits.load(Ordering::Relaxed)), beats))
     }
 
     pub fn bar_clock(&self) -> f64 {
@@ -96,6 +112,10 @@ impl Meters {
         self.block_budget_nanos.store(budget as u64, relaxed);
         self.sample_rate_hz.store(block.sample_rate as u64, relaxed);
         self.clock_bits.store(block.clock.to_bits(), relaxed);
+        let (loop_start, loop_beats) = block.loop_region.unwrap_or((0.0, 0.0));
+        self.loop_start_bits.store(loop_start.to_bits(), relaxed);
+        self.loop_beats_bits.store(loop_beats.to_bits(), relaxed);
+        self.listening.store(block.listening as u64, relaxed);
         if let Some(bar_clock) = block.bar_clock {
             self.bar_clock_bits.store(bar_clock.to_bits(), relaxed);
         }
@@ -118,6 +138,11 @@ pub struct BlockReport {
     pub clock: f64,
     /// The performance clock at the start of the bar being played, when the block says.
     pub bar_clock: Option<f64>,
+    /// The phrase loop's repetition being played: its start on the performance clock and its
+    /// length in beats.
+    pub loop_region: Option<(f64, f64)>,
+    /// The model listens for a call.
+    pub listening: bool,
 }
 
 /// Where a logged note came from.
@@ -125,8 +150,11 @@ pub struct BlockReport {
 pub enum NoteSource {
     /// Played by the model.
     Generated,
-    /// Received on the plugin's MIDI input (and passed through).
+    /// Received on the plugin's MIDI input (and passed through); heard, when the model listens.
     Input,
+    /// Received and passed through, but not heard by a listening model (drums into a melodic
+    /// model, a flood of notes).
+    Unheard,
 }
 
 /// One note-on or note-off, at a time on the performance clock (see [`Meters::clock_bits`]).

@@ -8,6 +8,8 @@ use continuo_engine::music::{parse_key, Scale, ScaleLock, KEY_NAMES};
 use continuo_engine::sampler::SamplerSettings;
 use nice_plug::prelude::*;
 
+use crate::listening::{ListenSettings, Mode};
+use crate::phrase_loop::LOOP_BAR_CHOICES;
 use crate::player::OutputSettings;
 
 /// Notes held this long are ended by the generator, so nothing hangs if the model forgets one.
@@ -41,6 +43,24 @@ pub struct ContinuoParams {
     /// Turned on, the music starts again from its beginning with the current seed.
     #[id = "restart"]
     pub restart: BoolParam,
+    /// How the model plays with the musician: Free, Call and response, Duet.
+    #[id = "mode"]
+    pub mode: EnumParam<PlayMode>,
+    /// Call and response: the rest, in beats, after which the model answers.
+    #[id = "answer-after"]
+    pub answer_after: FloatParam,
+    /// Call and response: bars an answer lasts; the top of the range: until the musician plays.
+    #[id = "answer-length"]
+    pub answer_length: IntParam,
+    /// From sparse to busy; the middle plays the model as trained.
+    #[id = "density"]
+    pub density: FloatParam,
+    /// Loops a phrase of this many bars (an index into [`LOOP_BAR_CHOICES`]; 0: off).
+    #[id = "loop"]
+    pub loop_bars: IntParam,
+    /// Turned on, the music takes a new phrase (a new take of the loop).
+    #[id = "new-phrase"]
+    pub new_phrase: BoolParam,
     /// The host's bypass: notes end as on a pause, MIDI coming in still passes through, and the
     /// music starts anew when it is lifted.
     #[id = "bypass"]
@@ -79,9 +99,76 @@ impl Default for ContinuoParams {
             channel: IntParam::new("MIDI channel", 1, IntRange::Linear { min: 1, max: 16 }),
             seed: IntParam::new("Seed", 1, IntRange::Linear { min: 0, max: 9999 }),
             restart: BoolParam::new("Restart", false),
+            mode: EnumParam::new("Mode", PlayMode::Free),
+            answer_after: FloatParam::new("Answer after", 1.0, FloatRange::Linear { min: 0.5, max: 8.0 })
+                .with_step_size(0.5)
+                .with_unit(" beats")
+                .with_value_to_string(formatters::v2s_f32_rounded(1)),
+            answer_length: IntParam::new("Answer length", 2, IntRange::Linear { min: 1, max: UNTIL_I_PLAY })
+                .with_value_to_string(Arc::new(|v| match v {
+                    UNTIL_I_PLAY.. => "until I play".to_string(),
+                    1 => "1 bar".to_string(),
+                    bars => format!("{bars} bars"),
+                }))
+                .with_string_to_value(Arc::new(|s| {
+                    let s = s.trim();
+                    if s.starts_with("until") {
+                        return Some(UNTIL_I_PLAY);
+                    }
+                    s.split_whitespace().next()?.parse().ok()
+                })),
+            density: FloatParam::new("Density", 0.0, FloatRange::Linear { min: -1.0, max: 1.0 })
+                .with_step_size(0.05)
+                .with_value_to_string(Arc::new(|v| match v {
+                    v if v.abs() < 0.005 => "as trained".to_string(),
+                    v if v < 0.0 => format!("sparser {:.0}%", -v * 100.0),
+                    v => format!("busier {:.0}%", v * 100.0),
+                })),
+            loop_bars: IntParam::new(
+                "Loop",
+                0,
+                IntRange::Linear { min: 0, max: LOOP_BAR_CHOICES.len() as i32 - 1 },
+            )
+            .with_value_to_string(Arc::new(|v| match loop_bars_of(v) {
+                0 => "off".to_string(),
+                1 => "1 bar".to_string(),
+                bars => format!("{bars} bars"),
+            }))
+            .with_string_to_value(Arc::new(|s| {
+                let bars: u32 =
+                    if s.trim() == "off" { 0 } else { s.split_whitespace().next()?.parse().ok()? };
+                LOOP_BAR_CHOICES.iter().position(|b| *b == bars).map(|i| i as i32)
+            })),
+            new_phrase: BoolParam::new("New phrase", false),
             bypass: BoolParam::new("Bypass", false).make_bypass(),
         }
     }
+}
+
+/// The top of the Answer length range: the answer lasts until the musician plays again.
+pub const UNTIL_I_PLAY: i32 = 9;
+
+/// How Continuo plays with the musician, as the host lists it.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlayMode {
+    Free,
+    #[name = "Call and response"]
+    CallAndResponse,
+    Duet,
+}
+
+impl PlayMode {
+    pub fn mode(self) -> Mode {
+        match self {
+            PlayMode::Free => Mode::Free,
+            PlayMode::CallAndResponse => Mode::CallAndResponse,
+            PlayMode::Duet => Mode::Duet,
+        }
+    }
+}
+
+fn loop_bars_of(index: i32) -> u32 {
+    LOOP_BAR_CHOICES[index.clamp(0, LOOP_BAR_CHOICES.len() as i32 - 1) as usize]
 }
 
 fn scale_of(index: i32) -> Scale {
@@ -102,9 +189,24 @@ impl ContinuoParams {
                 scale_lock: ScaleLock { key: self.key.value() as u8, scale: scale_of(self.scale.value()) },
                 max_polyphony: self.polyphony.value() as usize,
                 seed: self.seed.value() as u64,
+                density: self.density.value(),
             },
             max_note_beats: MAX_NOTE_BEATS,
         }
+    }
+
+    pub fn listen_settings(&self) -> ListenSettings {
+        let length = self.answer_length.value();
+        ListenSettings {
+            mode: self.mode.value().mode(),
+            answer_after_beats: self.answer_after.value() as f64,
+            answer_bars: (length < UNTIL_I_PLAY).then_some(length.max(1) as u32),
+        }
+    }
+
+    /// Bars of the phrase loop, 0 when off.
+    pub fn loop_bars(&self) -> u32 {
+        loop_bars_of(self.loop_bars.value())
     }
 
     pub fn output_settings(&self) -> OutputSettings {

@@ -1,6 +1,7 @@
 //! The piano roll: the last few bars of the [`Recording`], scrolling with the playhead, generated
-//! notes and the notes received on the MIDI input in two colours, with bar and beat lines from
-//! the host's time signature and, under scale lock, the scale's notes shaded.
+//! notes and the notes received on the MIDI input in two colours (grey for notes a listening
+//! model did not hear), with bar and beat lines from the host's time signature, under scale lock
+//! the scale's notes shaded, and the phrase loop's region framed.
 
 use continuo_engine::music::{Scale, ScaleLock};
 use egui::{self, Align2, Color32, FontId, Pos2, Rect, Sense, Stroke, Vec2};
@@ -10,6 +11,9 @@ use crate::recording::Recording;
 
 pub const GENERATED: Color32 = Color32::from_rgb(240, 170, 60);
 pub const INPUT: Color32 = Color32::from_rgb(80, 190, 230);
+pub const UNHEARD: Color32 = Color32::from_rgb(120, 125, 135);
+const LOOP_REGION: Color32 = Color32::from_rgba_premultiplied(30, 60, 90, 60);
+const LOOP_EDGE: Color32 = Color32::from_rgb(90, 150, 220);
 const BACKGROUND: Color32 = Color32::from_rgb(24, 26, 30);
 const BLACK_KEY_ROW: Color32 = Color32::from_rgb(19, 20, 24);
 const SCALE_ROW: Color32 = Color32::from_rgb(34, 44, 40);
@@ -33,6 +37,9 @@ pub struct RollView {
     pub highest: u8,
     /// Shading for scale lock; `None` when it is off (chromatic).
     pub scale_lock: Option<ScaleLock>,
+    /// The phrase loop's repetition being played: start on the performance clock, length in
+    /// beats.
+    pub loop_region: Option<(f64, f64)>,
 }
 
 impl RollView {
@@ -98,8 +105,20 @@ pub fn show(
             .line_segment([Pos2::new(x, roll.top()), Pos2::new(x, roll.bottom())], Stroke::new(1.0, color));
     }
 
-    let mut drawn = Drawn::default();
     let clip = painter.with_clip_rect(roll);
+    if let Some((loop_start, loop_beats)) = view.loop_region {
+        let (x0, x1) = (x_of(loop_start), x_of(loop_start + loop_beats));
+        let region = Rect::from_min_max(Pos2::new(x0, roll.top()), Pos2::new(x1, roll.bottom()));
+        clip.rect_filled(region, 0.0, LOOP_REGION);
+        for x in [x0, x1] {
+            clip.line_segment(
+                [Pos2::new(x, roll.top()), Pos2::new(x, roll.bottom())],
+                Stroke::new(2.0, LOOP_EDGE),
+            );
+        }
+    }
+
+    let mut drawn = Drawn::default();
     for note in recording.notes() {
         let note_end = note.end_or(view.now);
         if note_end < start || note.start > end || note.pitch < view.lowest || note.pitch > view.highest {
@@ -108,6 +127,7 @@ pub fn show(
         let (color, count) = match note.source {
             NoteSource::Generated => (GENERATED, &mut drawn.generated),
             NoteSource::Input => (INPUT, &mut drawn.input),
+            NoteSource::Unheard => (UNHEARD, &mut drawn.input),
         };
         *count += 1;
         let y = y_of(note.pitch);

@@ -16,11 +16,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use continuo_engine::generator::{Generator, GeneratorSettings, GeneratorSnapshot};
+use continuo_engine::midi::Role;
 use continuo_engine::model::Model;
-use continuo_engine::vocab::{NoteEvent, NoteEventKind, STEPS_PER_BEAT};
+use continuo_engine::vocab::{velocity_to_bin, NoteEvent, NoteEventKind, Token, STEPS_PER_BEAT};
 
+use crate::listening::{Ear, InputNote, ListenSettings, Mode, Phase, Rollback, DRUM_CHANNEL};
 use crate::monitor::{BlockReport, LoggedEvent, Monitor, NoteSource};
-use crate::transport::{Decision, Follower};
+use crate::phrase_loop::PhraseLoop;
+use crate::transport::{beats_per_bar, Clock, Decision, Follower};
 pub use crate::transport::{HostTransport, TransportState, DEFAULT_BPM};
 
 /// How far ahead of the playhead the generator runs, in grid steps (one beat): enough that a
@@ -39,6 +42,14 @@ pub const WORST_CASE_FACTOR: f64 = 4.0;
 pub const MAX_STEPS_PER_BLOCK: usize = 64;
 /// Tokens timed when a player is made, for [`Player::token_cost`].
 const COST_TOKENS: usize = 32;
+/// The longest silence the model hears between a musician's notes, in grid steps (a bar of
+/// 4/4): a longer rest reads as this, so the model's memory of the last phrase is not washed
+/// out by minutes of TIME_SHIFTs, and hearing after a long rest costs a step or two.
+const HEARD_REST_STEPS: u64 = 4 * STEPS_PER_BEAT as u64;
+/// Most of the musician's notes (starts and ends) heard in one block: a ten-finger chord
+/// struck and released. More is a flood: passed through, not heard. A fixed number rather than
+/// the step cap, so that what the model hears does not depend on how fast this machine is.
+pub const MAX_HEARD_PER_BLOCK: usize = 20;
 
 /// The smallest block, in samples, whose planned worst case for one token fits the budget.
 pub fn smallest_block(sample_rate: f32, token_cost: Duration) -> usize {
@@ -111,12 +122,27 @@ pub struct Player {
     opening: Vec<NoteEvent>,
     opening_snapshot: GeneratorSnapshot,
     opening_state: Opening,
+    /// How the model plays with the musician, what it heard, where the call and response
+    /// stands, and the generator's recent past to go back to when a note comes in late.
+    listen: ListenSettings,
+    ear: Ear,
+    phase: Phase,
+    rollback: Rollback,
+    /// The phrase loop, its length in bars (0: off), and the take: "New phrase" counts up, and
+    /// the sampler's seed with it, so a new take differs and the same take comes back the same.
+    phrase: PhraseLoop,
+    loop_bars: u32,
+    take: u64,
+    /// A new take is wanted at the next restart (New phrase, or a change of seed, scale or
+    /// range while looping).
+    new_take: bool,
     /// What one token (model step and sampling) costs here, for the step cap.
     token_cost: Duration,
     /// The performance clock at this block's first sample, and the block's samples per beat:
     /// what stamps the notes logged during the block.
     block_clock: f64,
     samples_per_beat: f64,
+    time_signature: (u32, u32),
     monitor: Arc<Monitor>,
 }
 
@@ -133,6 +159,7 @@ impl Player {
         let token_cost = time_tokens(&mut generator)?;
         monitor.meters.token_cost_nanos.store(token_cost.as_nanos() as u64, Ordering::Relaxed);
         let opening_snapshot = generator.snapshot();
+        let rollback = Rollback::new(&generator);
         Ok(Player {
             generator,
             settings,
@@ -148,9 +175,18 @@ impl Player {
             opening: Vec::with_capacity(QUEUE_CAPACITY),
             opening_snapshot,
             opening_state: Opening::Recording,
+            listen: ListenSettings::default(),
+            ear: Ear::default(),
+            phase: Phase::Listening,
+            rollback,
+            phrase: PhraseLoop::new(),
+            loop_bars: 0,
+            take: 0,
+            new_take: false,
             token_cost,
             block_clock: 0.0,
             samples_per_beat: 48_000.0 * 60.0 / DEFAULT_BPM,
+            time_signature: (4, 4),
             monitor,
         })
     }
@@ -186,7 +222,8 @@ impl Player {
     }
 
     /// Changes the sampler's controls. Sounding notes that the new range or scale would not
-    /// allow end now, and events generated under the old settings are dropped.
+    /// allow end now, and events generated under the old settings are dropped. While a phrase
+    /// loops, a new seed, range or scale makes a new take, from the next bar.
     pub fn set_settings(&mut self, settings: GeneratorSettings, emit: &mut impl FnMut(OutputEvent)) {
         if settings == self.settings {
             return;
@@ -195,15 +232,84 @@ impl Player {
             || settings.sampler.highest != self.settings.sampler.highest
             || settings.sampler.scale_lock != self.settings.sampler.scale_lock
             || settings.sampler.max_polyphony < self.settings.sampler.max_polyphony;
+        let new_seed = settings.sampler.seed != self.settings.sampler.seed;
         self.settings = settings;
-        self.generator.set_settings(settings);
+        self.generator.set_settings(self.take_settings());
         // The music from here is not what a restart with these settings would play.
         self.opening_state = Opening::Stale;
         if musical_change {
             self.all_notes_off(0, emit);
             self.generator.release_all(|_| {});
             self.queue_len = 0;
+            self.rollback.clear();
         }
+        if self.looping() && (musical_change || new_seed) {
+            self.new_take = true;
+            self.restart_from_the_top(emit);
+        }
+    }
+
+    /// The generator's settings for the present take: the musician's, with the seed moved on by
+    /// the take, so that "New phrase" plays something new and a seed keeps its first take.
+    fn take_settings(&self) -> GeneratorSettings {
+        let mut settings = self.settings;
+        settings.sampler.seed = settings.sampler.seed.wrapping_add(self.take.wrapping_mul(0x9E37_79B9));
+        settings
+    }
+
+    /// Changes how the model plays with the musician. A new mode starts the music again on the
+    /// next beat, from silence and an empty memory.
+    pub fn set_listening(&mut self, listen: ListenSettings, emit: &mut impl FnMut(OutputEvent)) {
+        let new_mode = listen.mode != self.listen.mode;
+        self.listen = listen;
+        if new_mode {
+            self.opening_state = Opening::Stale;
+            self.restart_from_the_top(emit);
+        }
+    }
+
+    /// Loops a phrase of `bars` bars (0: no loop). A new length records a new take.
+    pub fn set_loop(&mut self, bars: u32, emit: &mut impl FnMut(OutputEvent)) {
+        if bars != self.loop_bars {
+            self.loop_bars = bars;
+            self.new_take = true;
+            self.restart_from_the_top(emit);
+        }
+    }
+
+    /// Another take: the music starts again with the next take's seed, on the next bar when a
+    /// phrase loops, else on the next beat.
+    pub fn new_phrase(&mut self, emit: &mut impl FnMut(OutputEvent)) {
+        self.take += 1;
+        self.new_take = true;
+        self.generator.set_settings(self.take_settings());
+        self.opening_state = Opening::Stale;
+        self.restart_from_the_top(emit);
+    }
+
+    /// A phrase loops (in Free mode only: a loop that listens would not repeat).
+    fn looping(&self) -> bool {
+        self.listen.mode == Mode::Free && self.loop_bars > 0
+    }
+
+    /// The remembered opening serves only free play: a loop replays its take anyway, and what
+    /// the model hears changes what it plays.
+    fn uses_opening(&self) -> bool {
+        self.listen.mode == Mode::Free && self.loop_bars == 0
+    }
+
+    /// The generator's past is kept while a musician's note may have to go back into it.
+    fn keeps_past(&self) -> bool {
+        match self.listen.mode {
+            Mode::Free => false,
+            Mode::CallAndResponse => matches!(self.phase, Phase::Answering { .. }),
+            Mode::Duet => true,
+        }
+    }
+
+    /// The model generates now: always, except while it listens for a call.
+    fn generates(&self) -> bool {
+        !(self.listen.mode == Mode::CallAndResponse && self.phase == Phase::Listening)
     }
 
     pub fn set_output(&mut self, output: OutputSettings) {
@@ -239,7 +345,11 @@ impl Player {
         self.generator.release_all(|_| {});
         self.queue_start = 0;
         self.fresh = true;
-        if self.opening_state == Opening::Ready {
+        self.phase = Phase::Listening;
+        self.ear.clear();
+        self.rollback.clear();
+        self.phrase.rewind();
+        if self.opening_state == Opening::Ready && self.uses_opening() {
             self.generator.restore(&self.opening_snapshot);
             self.queue[..self.opening.len()].copy_from_slice(&self.opening);
             self.queue_len = self.opening.len();
@@ -276,9 +386,10 @@ impl Player {
         self.transport.reset();
     }
 
-    /// Processes one block: follows the transport, generates ahead within the step cap, and
-    /// emits this block's events in time order with offsets inside the block.
-    pub fn process(&mut self, host: HostTransport, emit: &mut impl FnMut(OutputEvent)) {
+    /// Processes one block: follows the transport, hears the musician's notes (`input`, in
+    /// time order), generates ahead within the step cap, and emits this block's events in time
+    /// order with offsets inside the block.
+    pub fn process(&mut self, host: HostTransport, input: &[InputNote], emit: &mut impl FnMut(OutputEvent)) {
         let started = Instant::now();
         let steps_before = self.generator.steps_run();
         if std::mem::take(&mut self.release_pending) {
@@ -286,6 +397,7 @@ impl Player {
         }
         self.block_clock = self.monitor.meters.clock();
         self.samples_per_beat = host.samples_per_beat();
+        self.time_signature = host.time_signature();
 
         let decision = self.transport.follow(&host);
         let meters = &self.monitor.meters;
@@ -302,6 +414,9 @@ impl Player {
                     self.restart(emit);
                 }
                 self.origin_beats = origin;
+                if self.looping() {
+                    self.start_loop(&host);
+                }
             }
             Decision::Rewind => self.restart(emit),
         }
@@ -314,18 +429,29 @@ impl Player {
         match clock {
             Some(clock) if playing => {
                 self.fresh = false;
+                let drawn = self.hear(input, &clock, host.samples, emit);
                 let end_steps = (position + block_beats - self.origin_beats) * STEPS_PER_BEAT as f64;
-                if !self.generate_ahead(end_steps.max(0.0).ceil() as u64 + LOOKAHEAD_STEPS, cap) {
-                    // The model could not step: no note may hang on a note-off it cannot draw.
+                let mut target = end_steps.max(0.0).ceil() as u64 + LOOKAHEAD_STEPS;
+                if let Phase::Answering { until: Some(until) } = self.phase {
+                    target = target.min(until);
+                }
+                // The model could not step: no note may hang on a note-off it cannot draw.
+                if self.generates() && !self.generate_ahead(target, cap.saturating_sub(drawn)) {
                     self.all_notes_off(0, emit);
                 }
                 self.play_due(&clock, host.samples, emit);
+                self.end_answer_if_due(&clock, host.samples, emit);
             }
             // Stopped at the start of the music: fill the lookahead now, so play starts on time.
-            _ if self.fresh => {
+            _ if self.fresh && self.uses_opening() || self.fresh && self.listen.mode == Mode::Duet => {
                 self.generate_ahead(LOOKAHEAD_STEPS, cap);
             }
             _ => {}
+        }
+        if !playing {
+            for note in input {
+                self.log(note.offset, note.pitch, note.velocity, NoteSource::Input);
+            }
         }
         self.transport.end_block(host.samples);
 
@@ -334,6 +460,12 @@ impl Player {
         let bar_clock = (playing || decision == Decision::Pause).then(|| {
             let bar_start = crate::transport::bar_start(position, host.time_signature(), host.bar_start);
             self.block_clock - (position - bar_start)
+        });
+        let loop_region = (self.looping() && (playing || decision == Decision::Pause)).then(|| {
+            let now_steps = ((position - self.origin_beats) * STEPS_PER_BEAT as f64).max(0.0) as u64;
+            let (_, repetition_start) = self.phrase.repetition_at(now_steps);
+            let start_beats = self.origin_beats + repetition_start as f64 / STEPS_PER_BEAT as f64;
+            (self.block_clock - (position - start_beats), self.phrase.length() as f64 / STEPS_PER_BEAT as f64)
         });
         self.monitor.meters.record_block(&BlockReport {
             state: self.transport.state(),
@@ -346,26 +478,191 @@ impl Player {
             nanos: started.elapsed().as_nanos() as u64,
             clock: self.block_clock + if playing { block_beats } else { 0.0 },
             bar_clock,
+            loop_region,
+            listening: self.listen.mode.listens() && !self.generates(),
         });
     }
 
-    /// Generates until the clock reaches `target_steps`, at most `cap` tokens. False when the
-    /// model had no room for a step (counted).
+    /// A loop starts on a bar line of the host: the first at or after `self.origin_beats`.
+    /// The take in hand plays again from its start, unless a new one is wanted.
+    fn start_loop(&mut self, host: &HostTransport) {
+        let signature = host.time_signature();
+        let bar = beats_per_bar(signature);
+        let position = self.transport.clock().map_or(self.origin_beats, |c| c.beats());
+        let bar_start = crate::transport::bar_start(position, signature, host.bar_start);
+        let bars_ahead = ((self.origin_beats - bar_start) / bar - 1e-9).ceil().max(0.0);
+        self.origin_beats = bar_start + bars_ahead * bar;
+        let length = (self.loop_bars as f64 * bar * STEPS_PER_BEAT as f64).round() as u64;
+        if std::mem::take(&mut self.new_take) || self.phrase.is_recording() || self.phrase.length() != length
+        {
+            self.reset_music();
+            self.phrase.record_new(length);
+        } else {
+            self.queue_len = 0;
+            self.phrase.rewind();
+        }
+    }
+
+    /// The grid step (from the music's start) of the sample `offset` into this block.
+    fn step_at(&self, clock: &Clock, offset: u32) -> u64 {
+        let beats = clock.beats() + offset as f64 / self.samples_per_beat - self.origin_beats;
+        (beats * STEPS_PER_BEAT as f64).round().max(0.0) as u64
+    }
+
+    /// Hears this block's input as the mode says. Returns the model steps it ran, which the
+    /// block's generation then does without. A note the model cannot hear (drums into a melodic
+    /// model, a note-off without its note-on, a flood past [`MAX_HEARD_PER_BLOCK`]) is drawn
+    /// grey and counted.
+    fn hear(
+        &mut self,
+        input: &[InputNote],
+        clock: &Clock,
+        samples: usize,
+        emit: &mut impl FnMut(OutputEvent),
+    ) -> usize {
+        let mode = self.listen.mode;
+        let (mut spent, mut heard) = (0, 0);
+        let deaf_to_drums = self.model().info().role == Role::Melodic;
+        for note in input {
+            let on = note.velocity > 0;
+            let audible = mode.listens()
+                && !(deaf_to_drums && note.channel == DRUM_CHANNEL)
+                && (on || self.ear.is_held(note.pitch))
+                && heard < MAX_HEARD_PER_BLOCK;
+            if !audible {
+                if mode.listens() {
+                    self.monitor.meters.unheard_notes.fetch_add(on as u64, Ordering::Relaxed);
+                }
+                let source = if mode.listens() { NoteSource::Unheard } else { NoteSource::Input };
+                self.log(note.offset, note.pitch, note.velocity, source);
+                continue;
+            }
+            let step = self.step_at(clock, note.offset);
+            if on && matches!(self.phase, Phase::Answering { .. }) && mode == Mode::CallAndResponse {
+                // The musician plays again: the answer stops here, every note ended.
+                self.all_notes_off(note.offset, emit);
+                self.stop_answer(step);
+            }
+            let token = if on { Token::NoteOn(note.pitch) } else { Token::NoteOff(note.pitch) };
+            spent += self.hear_at(step, token, note.velocity);
+            heard += 1;
+            self.log(note.offset, note.pitch, note.velocity, NoteSource::Input);
+        }
+        // A key held past the longest note: the model hears it end there.
+        let now = self.step_at(clock, samples as u32);
+        let limit = (self.settings.max_note_beats * STEPS_PER_BEAT as f64).round() as u64;
+        while let Some((pitch, end)) = self.ear.overlong(now, limit) {
+            spent += self.hear_at(end, Token::NoteOff(pitch), 0);
+        }
+        if mode == Mode::Duet && heard > 0 {
+            // The model answers what it heard from the next block on: the rest of this one it
+            // hears as silence, so nothing it decides now is due in a block already planned.
+            let next_block =
+                clock.beats() + (samples as f64 - 0.5) / self.samples_per_beat - self.origin_beats;
+            let next_block = (next_block * STEPS_PER_BEAT as f64).ceil().max(0.0) as u64;
+            spent += self.generator.feed_time_until(next_block, HEARD_REST_STEPS).unwrap_or(0);
+        }
+        if mode == Mode::CallAndResponse && self.phase == Phase::Listening {
+            let rest = (self.listen.answer_after_beats * STEPS_PER_BEAT as f64).round() as u64;
+            if let Some(due) = self.ear.answer_due(rest).filter(|due| *due < now) {
+                spent += self.start_answer(due.max(self.step_at(clock, 0)));
+            }
+        }
+        spent
+    }
+
+    /// The model hears `token` (a musician's note) at grid step `step`: if it has generated
+    /// past that step, it goes back to it first, and what it had generated after is dropped, to
+    /// be generated again knowing the note. Returns the model steps run.
+    fn hear_at(&mut self, step: u64, token: Token, velocity: u8) -> usize {
+        let step = self.go_back_to(step);
+        let mut spent = self.generator.feed_time_until(step, HEARD_REST_STEPS).unwrap_or(0);
+        if velocity > 0 && velocity_to_bin(velocity) != self.generator.voices().velocity_bin() {
+            spent += self.generator.feed(Token::Velocity(velocity_to_bin(velocity))).is_ok() as usize;
+        }
+        spent += self.generator.feed(token).is_ok() as usize;
+        let (Token::NoteOn(pitch) | Token::NoteOff(pitch)) = token else { return spent };
+        self.ear.heard(pitch, matches!(token, Token::NoteOn(_)), step);
+        self.opening_state = Opening::Stale;
+        spent
+    }
+
+    /// Takes the generator back to grid step `step` if it has generated past it, dropping the
+    /// queued events after it. Returns the step the generator now stands at: `step`, or later
+    /// when its past does not reach back that far.
+    fn go_back_to(&mut self, step: u64) -> u64 {
+        if self.generator.now() > step && self.rollback.go_back(&mut self.generator, step).is_some() {
+            while self.queue_len > 0 {
+                let last = self.queue[(self.queue_start + self.queue_len - 1) % QUEUE_CAPACITY];
+                if last.step <= step {
+                    break;
+                }
+                self.queue_len -= 1;
+            }
+        }
+        step.max(self.generator.now())
+    }
+
+    /// The musician rested long enough: the answer starts at grid step `at`. Returns the model
+    /// steps run (the rest, heard).
+    fn start_answer(&mut self, at: u64) -> usize {
+        let spent = self.generator.feed_time_until(at, HEARD_REST_STEPS).unwrap_or(0);
+        let bar_steps = beats_per_bar(self.time_signature) * STEPS_PER_BEAT as f64;
+        let until = self.listen.answer_bars.map(|bars| at + (bars as f64 * bar_steps).round() as u64);
+        self.phase = Phase::Answering { until };
+        self.ear.answered();
+        self.rollback.clear();
+        spent
+    }
+
+    /// The answer ends at grid step `at`: the model's memory goes back to what was heard until
+    /// then, and it listens again. The caller ends the notes.
+    fn stop_answer(&mut self, at: u64) {
+        self.go_back_to(at);
+        self.queue_len = 0;
+        self.generator.release_all(|_| {});
+        self.rollback.clear();
+        self.phase = Phase::Listening;
+    }
+
+    /// An answer of a set length ends in this block: its notes end on its last step.
+    fn end_answer_if_due(&mut self, clock: &Clock, samples: usize, emit: &mut impl FnMut(OutputEvent)) {
+        let Phase::Answering { until: Some(until) } = self.phase else { return };
+        let at = clock.samples_until(self.origin_beats + until as f64 / STEPS_PER_BEAT as f64);
+        if at < samples as f64 - 0.5 {
+            self.all_notes_off(at.round().max(0.0) as u32, emit);
+            self.stop_answer(until);
+        }
+    }
+
+    /// Generates until the clock reaches `target_steps`, at most `cap` tokens, recording the
+    /// opening, the loop's take and the generator's past as needed; a loop's take, once
+    /// recorded, is replayed instead. False when the model had no room for a step (counted).
     fn generate_ahead(&mut self, target_steps: u64, cap: usize) -> bool {
+        let looping = self.looping();
+        if looping && !self.phrase.is_recording() {
+            self.replay_loop(target_steps);
+            return true;
+        }
+        let keeps_past = self.keeps_past();
         let mut drawn = 0;
         while self.generator.now() < target_steps && drawn < cap && self.queue_len + 2 <= QUEUE_CAPACITY {
             if !self.generator.can_step() {
                 self.monitor.meters.refused_steps.fetch_add(1, Ordering::Relaxed);
                 return false;
             }
+            if keeps_past {
+                self.rollback.before_token(&self.generator);
+            }
+            let recording = self.opening_state == Opening::Recording && self.uses_opening();
             let (queue, start, len) = (&mut self.queue, self.queue_start, &mut self.queue_len);
-            let recording = self.opening_state == Opening::Recording;
             let (opening, mut overflowed) = (&mut self.opening, false);
+            let phrase = &mut self.phrase;
             let result = self.generator.next(|event| {
-                if *len < QUEUE_CAPACITY {
-                    queue[(start + *len) % QUEUE_CAPACITY] = event;
-                    *len += 1;
+                if looping && !phrase.record(event) {
+                    return;
                 }
+                enqueue(queue, start, len, event);
                 if recording {
                     if opening.len() < QUEUE_CAPACITY {
                         opening.push(event);
@@ -374,8 +671,9 @@ impl Player {
                     }
                 }
             });
-            if result.is_err() {
-                break;
+            let Ok(token) = result else { break };
+            if keeps_past {
+                self.rollback.after_token(token);
             }
             drawn += 1;
             if overflowed {
@@ -385,8 +683,22 @@ impl Player {
                 self.generator.snapshot_into(&mut self.opening_snapshot);
                 self.opening_state = Opening::Ready;
             }
+            if looping && self.generator.now() >= self.phrase.length() {
+                let (queue, len) = (&mut self.queue, &mut self.queue_len);
+                self.phrase.finish(|event| enqueue(queue, start, len, event));
+                self.replay_loop(target_steps);
+                break;
+            }
         }
         true
+    }
+
+    /// Queues the loop's events up to `target_steps`.
+    fn replay_loop(&mut self, target_steps: u64) {
+        while self.queue_len < QUEUE_CAPACITY {
+            let Some(event) = self.phrase.next_before(target_steps) else { break };
+            enqueue(&mut self.queue, self.queue_start, &mut self.queue_len, event);
+        }
     }
 
     /// Emits the queued events that fall inside this block, at the samples the clock puts them.
@@ -400,6 +712,11 @@ impl Player {
         let block_end = samples as f64 - 0.5;
         while self.queue_len > 0 {
             let event = self.queue[self.queue_start];
+            if let Phase::Answering { until: Some(until) } = self.phase {
+                if event.step >= until {
+                    break;
+                }
+            }
             let beats = self.origin_beats + event.step as f64 / STEPS_PER_BEAT as f64;
             let exact = clock.samples_until(beats);
             if exact >= block_end {
@@ -434,6 +751,15 @@ impl Player {
     /// Notes sounding at the output now.
     pub fn sounding_count(&self) -> usize {
         self.sounding.iter().filter(|s| **s).count()
+    }
+}
+
+/// Appends `event` to the ring buffer `queue` (its first event at `start`, `len` long), if
+/// there is room.
+fn enqueue(queue: &mut [NoteEvent], start: usize, len: &mut usize, event: NoteEvent) {
+    if *len < queue.len() {
+        queue[(start + *len) % queue.len()] = event;
+        *len += 1;
     }
 }
 
@@ -499,7 +825,7 @@ mod tests {
             let samples = sizes();
             let (pos_beats, pos_seconds) = describe(sample as f64 / SPB, sample as f64 / RATE as f64);
             let host = HostTransport { pos_beats, pos_seconds, samples, ..block(true, Some(120.0), None) };
-            player.process(host, &mut |e| {
+            player.process(host, &[], &mut |e| {
                 assert!((e.offset as usize) < samples);
                 events.push((sample + e.offset as i64, e.pitch, e.velocity));
             });
@@ -545,7 +871,7 @@ mod tests {
             while sample < 12 * SPB as i64 {
                 let samples = 700.min((12 * SPB as i64 - sample) as usize);
                 let host = HostTransport { samples, ..block(true, Some(120.0), Some(sample as f64 / SPB)) };
-                player.process(host, &mut |e| {
+                player.process(host, &[], &mut |e| {
                     events.push((round, sample + e.offset as i64, e.pitch, e.velocity))
                 });
                 sample += samples as i64;
@@ -572,12 +898,12 @@ mod tests {
         };
         let mut i = 0;
         while player.sounding_count() == 0 {
-            player.process(block(true, Some(120.0), Some(i as f64 * 512.0 / SPB)), &mut track);
+            player.process(block(true, Some(120.0), Some(i as f64 * 512.0 / SPB)), &[], &mut track);
             i += 1;
         }
         player.reset();
         // The first block after activation, stopped, ends what sounded.
-        player.process(block(false, Some(120.0), Some(0.0)), &mut track);
+        player.process(block(false, Some(120.0), Some(0.0)), &[], &mut track);
         assert_eq!(player.sounding_count(), 0);
         assert!(sounding.iter().all(|s| !s), "notes left hanging across the deactivation");
     }
@@ -592,14 +918,16 @@ mod tests {
         let cap = step_cap(512, RATE, player.token_cost()) as u64;
         for i in 0..2000 {
             let steps_before = meters.model_steps.load(Ordering::Relaxed);
-            player
-                .process(block(true, Some(120.0), Some(i as f64 * beats_per_block)), &mut |e| events.push(e));
+            player.process(block(true, Some(120.0), Some(i as f64 * beats_per_block)), &[], &mut |e| {
+                events.push(e)
+            });
             let steps = meters.model_steps.load(Ordering::Relaxed) - steps_before;
             assert!(steps <= cap, "{steps} model steps in one block, above the cap of {cap}");
         }
         assert_eq!(meters.transport(), TransportState::Playing);
         assert_eq!(meters.tempo_millibpm.load(Ordering::Relaxed), 120_000);
-        player.process(block(false, Some(120.0), Some(2000.0 * beats_per_block)), &mut |e| events.push(e));
+        player
+            .process(block(false, Some(120.0), Some(2000.0 * beats_per_block)), &[], &mut |e| events.push(e));
 
         let ons = events.iter().filter(|e| e.is_on()).count() as u64;
         assert!(ons > 40, "{ons} notes in 42 beats");
@@ -641,20 +969,20 @@ mod tests {
         let mut first = Vec::new();
         for i in 0..100 {
             let at = i * 512;
-            player.process(block(true, Some(120.0), Some(at as f64 / SPB)), &mut |e| {
+            player.process(block(true, Some(120.0), Some(at as f64 / SPB)), &[], &mut |e| {
                 first.push((at + e.offset as i64, e))
             });
         }
         // A loop back to 0: the first beat is at hand; the block that jumps only tops it up.
         let steps = monitor.meters.model_steps.load(Ordering::Relaxed);
         let mut again = Vec::new();
-        player.process(HostTransport { samples: 1, ..block(true, Some(120.0), Some(0.0)) }, &mut |e| {
+        player.process(HostTransport { samples: 1, ..block(true, Some(120.0), Some(0.0)) }, &[], &mut |e| {
             again.push((0, e))
         });
         assert!(monitor.meters.model_steps.load(Ordering::Relaxed) - steps <= 2);
         for i in 0..60 {
             let at = 1 + i * 512;
-            player.process(block(true, Some(120.0), Some(at as f64 / SPB)), &mut |e| {
+            player.process(block(true, Some(120.0), Some(at as f64 / SPB)), &[], &mut |e| {
                 again.push((at + e.offset as i64, e))
             });
         }
@@ -669,9 +997,10 @@ mod tests {
         let mut with_host = self::player();
         let (mut own, mut host) = (Vec::new(), Vec::new());
         for i in 0..1000i64 {
-            player.process(block(true, None, None), &mut |e| own.push((i, e)));
-            with_host
-                .process(block(true, Some(120.0), Some(i as f64 * 512.0 / SPB)), &mut |e| host.push((i, e)));
+            player.process(block(true, None, None), &[], &mut |e| own.push((i, e)));
+            with_host.process(block(true, Some(120.0), Some(i as f64 * 512.0 / SPB)), &[], &mut |e| {
+                host.push((i, e))
+            });
         }
         assert!(own.len() > 40);
         assert_eq!(own, host);
@@ -686,7 +1015,7 @@ mod tests {
         let mut first = None;
         for i in 0..200 {
             let pos = start + i as f64 * beats_per_block;
-            player.process(block(true, Some(120.0), Some(pos)), &mut |e| {
+            player.process(block(true, Some(120.0), Some(pos)), &[], &mut |e| {
                 if e.is_on() && first.is_none() {
                     first = Some(pos + e.offset as f64 / SPB);
                 }

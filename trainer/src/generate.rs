@@ -39,6 +39,10 @@ pub struct Args {
     /// Keep only the likeliest tokens whose probabilities add up to this (1 keeps all).
     #[arg(long, default_value_t = 1.0)]
     pub top_p: f32,
+    /// From sparse (-1) to busy (+1): how readily the model starts notes, as the plugin's
+    /// Density control; 0 plays the model's own distribution.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub density: f32,
     /// Random seed: the same seed, model and settings give the same music.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
@@ -89,8 +93,12 @@ impl Args {
             || self.tempo <= 0.0
             || self.temperature < 0.0
             || !(0.0..=1.0).contains(&self.top_p)
+            || !(-1.0..=1.0).contains(&self.density)
         {
-            bail!("need --polyphony >= 1, --tempo > 0, --temperature >= 0 and 0 <= --top-p <= 1");
+            bail!(
+                "need --polyphony >= 1, --tempo > 0, --temperature >= 0, 0 <= --top-p <= 1 and \
+                 -1 <= --density <= 1"
+            );
         }
         Ok(GeneratorSettings {
             sampler: SamplerSettings {
@@ -101,6 +109,7 @@ impl Args {
                 scale_lock: lock,
                 max_polyphony: self.polyphony,
                 seed: self.seed,
+                density: self.density,
             },
             max_note_beats: self.max_note_beats,
         })

@@ -1,0 +1,338 @@
+//! Playing with the musician, measured on the player with the shipped model: the model hears a
+//! call and answers it in its key, a duet hears every note and leaves none hanging, Density
+//! moves how many notes the model plays, and a phrase loop repeats to the sample.
+//!
+//! The calls are the openings of the 18 chorales the shipped model was validated on and never
+//! trained on (`tests/fixtures/validation-chorales`, chosen by the trainer's split).
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use continuo::listening::{InputNote, ListenSettings, Mode, DRUM_CHANNEL};
+use continuo::params::ContinuoParams;
+use continuo::player::{step_cap, HostTransport, OutputEvent, Player};
+use continuo_engine::midi;
+use continuo_engine::model::Model;
+use continuo_engine::music::{Scale, ScaleLock};
+
+const RATE: f32 = 48_000.0;
+/// Samples per beat at 120 BPM.
+const SPB: f64 = 24_000.0;
+const BLOCK: usize = 512;
+
+fn player(seed: u64, listen: ListenSettings) -> Player {
+    let params = ContinuoParams::default();
+    let mut settings = params.generator_settings();
+    settings.sampler.seed = seed;
+    let model = Model::load(continuo::DEFAULT_MODEL, "default").unwrap();
+    let mut player = Player::new(model, settings, params.output_settings(), Arc::default()).unwrap();
+    player.set_listening(listen, &mut |_| {});
+    player
+}
+
+/// A note the musician plays: (sample, pitch, velocity; 0 ends it, channel).
+type Played = (u64, u8, u8, u8);
+
+/// Plays `beats` beats at 120 BPM from beat 0 in blocks of [`BLOCK`], with `input` played into
+/// the player at its samples. Returns every event the player sent, as (sample, event), and the
+/// most model steps one block ran.
+fn perform(player: &mut Player, beats: f64, input: &[Played]) -> (Vec<(u64, OutputEvent)>, u64) {
+    let mut heard = Vec::new();
+    let mut worst = 0;
+    let monitor = player.monitor().clone();
+    let mut next = 0;
+    let mut block_input = Vec::new();
+    let mut sample = 0u64;
+    while (sample as f64) < beats * SPB {
+        block_input.clear();
+        while next < input.len() && input[next].0 < sample + BLOCK as u64 {
+            let (at, pitch, velocity, channel) = input[next];
+            block_input.push(InputNote { offset: (at - sample) as u32, pitch, velocity, channel });
+            next += 1;
+        }
+        let host = HostTransport {
+            playing: true,
+            tempo: Some(120.0),
+            pos_beats: Some(sample as f64 / SPB),
+            pos_seconds: Some(sample as f64 / RATE as f64),
+            sample_rate: RATE,
+            samples: BLOCK,
+            time_signature: Some((4, 4)),
+            bar_start: None,
+        };
+        let before = monitor.meters.model_steps.load(Ordering::Relaxed);
+        player.process(host, &block_input, &mut |e| heard.push((sample + e.offset as u64, e)));
+        worst = worst.max(monitor.meters.model_steps.load(Ordering::Relaxed) - before);
+        sample += BLOCK as u64;
+    }
+    // The host pauses: every note ends.
+    let pause = HostTransport {
+        playing: false,
+        tempo: Some(120.0),
+        pos_beats: Some(sample as f64 / SPB),
+        pos_seconds: Some(sample as f64 / RATE as f64),
+        sample_rate: RATE,
+        samples: BLOCK,
+        time_signature: Some((4, 4)),
+        bar_start: None,
+    };
+    player.process(pause, &[], &mut |e| heard.push((sample + e.offset as u64, e)));
+    (heard, worst)
+}
+
+/// Every note-on has its note-off, in order, and nothing sounds at the end.
+fn assert_balanced(events: &[(u64, OutputEvent)]) {
+    let mut sounding = [false; 128];
+    for (at, e) in events {
+        if e.is_on() {
+            assert!(
+                !std::mem::replace(&mut sounding[e.pitch as usize], true),
+                "{} struck twice at {at}",
+                e.pitch
+            );
+        } else {
+            assert!(std::mem::take(&mut sounding[e.pitch as usize]), "{} ended unsounded at {at}", e.pitch);
+        }
+    }
+    let hanging: Vec<_> = (0..128).filter(|p| sounding[*p]).collect();
+    assert!(hanging.is_empty(), "notes left hanging: {hanging:?}");
+}
+
+fn validation_chorales() -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/validation-chorales");
+    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert_eq!(files.len(), 18);
+    files
+}
+
+/// The first two bars of a chorale as a musician plays them: each note a little off the grid
+/// (the sample offsets of a human), ended at the second bar line at the latest.
+fn call(path: &PathBuf) -> Vec<Played> {
+    let song = midi::read_file(path).unwrap();
+    let mut played = Vec::new();
+    for (i, note) in song.notes.iter().filter(|n| n.start < 8.0).enumerate() {
+        let jitter = 17 + (i as u64 * 131) % 300;
+        let start = (note.start * SPB) as u64 + jitter;
+        let end = (note.end.min(8.0) * SPB) as u64 - 200 + jitter % 100;
+        played.push((start, note.pitch, note.velocity.max(1), 0));
+        played.push((end, note.pitch, 0, 0));
+    }
+    played.sort();
+    played
+}
+
+/// The major or harmonic minor scale that holds most of the notes' durations.
+fn key_of(played: &[Played]) -> ScaleLock {
+    let mut weight = [0.0f64; 12];
+    let mut started = [0u64; 128];
+    for &(at, pitch, velocity, _) in played {
+        if velocity > 0 {
+            started[pitch as usize] = at;
+        } else {
+            weight[pitch as usize % 12] += (at - started[pitch as usize]) as f64;
+        }
+    }
+    let candidates =
+        (0..12u8).flat_map(|key| [Scale::Major, Scale::HarmonicMinor].map(|scale| ScaleLock { key, scale }));
+    let fit =
+        |lock: &ScaleLock| (0..12u8).filter(|pc| lock.allows(*pc)).map(|pc| weight[pc as usize]).sum::<f64>();
+    candidates.max_by(|a, b| fit(a).total_cmp(&fit(b))).unwrap()
+}
+
+/// Share of the note-ons in `events` between two samples that `key` holds.
+fn in_key(events: &[(u64, OutputEvent)], key: ScaleLock, from: u64, to: u64) -> (usize, usize) {
+    let ons: Vec<_> = events.iter().filter(|(at, e)| e.is_on() && (from..to).contains(at)).collect();
+    (ons.iter().filter(|(_, e)| key.allows(e.pitch)).count(), ons.len())
+}
+
+/// Answers per call, each with its own seed.
+const SEEDS: u64 = 4;
+
+const ANSWER: ListenSettings =
+    ListenSettings { mode: Mode::CallAndResponse, answer_after_beats: 1.0, answer_bars: Some(2) };
+
+#[test]
+fn a_call_is_answered_after_the_rest_in_its_key_more_often_than_free_play() {
+    let (mut listened, mut free) = ((0, 0), (0, 0));
+    let (mut listened_bar, mut free_bar) = ((0, 0), (0, 0));
+    for path in validation_chorales() {
+        let call = call(&path);
+        let key = key_of(&call);
+        let call_end = call.iter().map(|p| p.0).max().unwrap();
+        // The answer is due a beat after the call's last note ends, on the grid.
+        let due = ((call_end as f64 / SPB + 1.0) * 24.0).round() / 24.0 * SPB;
+        let window = (due as u64, due as u64 + 8 * SPB as u64);
+        let first_bar = (window.0, window.0 + 4 * SPB as u64);
+        for seed in 1..=SEEDS {
+            let (answer, _) = perform(&mut player(seed, ANSWER), 20.0, &call);
+            assert_balanced(&answer);
+            let first = answer.iter().find(|(_, e)| e.is_on()).map(|(at, _)| *at);
+            let first = first.unwrap_or_else(|| panic!("{}: no answer", path.display()));
+            assert!(
+                first as f64 >= due - 0.5,
+                "{}: answered at {first} before the rest ended at {due}",
+                path.display()
+            );
+            assert!(
+                answer.iter().all(|(at, _)| *at <= window.1),
+                "{}: the answer outlasts its two bars",
+                path.display()
+            );
+            let again = perform(&mut player(seed, ANSWER), 20.0, &call).0;
+            assert_eq!(again, answer, "same call and seed, same answer");
+
+            let (free_play, _) = perform(&mut player(seed, ListenSettings::default()), 20.0, &call);
+            for (total, events, (from, to)) in [
+                (&mut listened, &answer, window),
+                (&mut free, &free_play, window),
+                (&mut listened_bar, &answer, first_bar),
+                (&mut free_bar, &free_play, first_bar),
+            ] {
+                let (hits, count) = in_key(events, key, from, to);
+                total.0 += hits;
+                total.1 += count;
+            }
+        }
+    }
+    let rate = |(hits, count): (usize, usize)| hits as f64 / count.max(1) as f64;
+    for (what, listened, free) in [("two bars", listened, free), ("first bar", listened_bar, free_bar)] {
+        println!(
+            "answers in the call's key, {what}: {:.3} of {} notes after listening, {:.3} of {} in free play",
+            rate(listened),
+            listened.1,
+            rate(free),
+            free.1
+        );
+    }
+    assert!(listened.1 > 200 && free.1 > 200);
+    assert!(rate(listened) > rate(free) + 0.1, "listening makes no clear difference");
+}
+
+#[test]
+fn the_answer_stops_in_the_block_where_the_musician_plays_again() {
+    let call = call(&validation_chorales()[0]);
+    let listen = ListenSettings { answer_bars: None, ..ANSWER };
+    let (quiet, _) = perform(&mut player(3, listen), 24.0, &call);
+    // Until I play: the answer goes on.
+    assert!(quiet.iter().any(|(at, e)| e.is_on() && *at > 20 * SPB as u64));
+    let mut interrupted = call.clone();
+    let again = 16 * SPB as u64 + 1234;
+    interrupted.extend([(again, 62, 90, 0), (again + 6000, 62, 0, 0)]);
+    let (events, _) = perform(&mut player(3, listen), 24.0, &interrupted);
+    assert_balanced(&events);
+    let block_end = (again / BLOCK as u64 + 1) * BLOCK as u64;
+    let after: Vec<_> = events.iter().filter(|(at, _)| *at >= block_end).collect();
+    let before = events.iter().filter(|(at, e)| e.is_on() && *at < again).count();
+    assert!(before > 4, "an answer before the musician played again");
+    // What follows the interruption is another answer, after another rest.
+    let next_rest = again + 6000 + SPB as u64 - 500;
+    assert!(
+        after.iter().all(|(at, _)| *at >= next_rest),
+        "the answer went on after the musician played: {after:?}"
+    );
+}
+
+#[test]
+fn a_duet_hears_every_beat_within_the_step_cap_and_leaves_nothing_hanging() {
+    let duet = ListenSettings { mode: Mode::Duet, ..ListenSettings::default() };
+    let mut input = Vec::new();
+    for beat in 0..32u64 {
+        let at = beat * SPB as u64 + 333;
+        input.push((at, [60, 64, 67, 65][beat as usize % 4], 100, 0));
+        input.push((at + 9000, [60, 64, 67, 65][beat as usize % 4], 0, 0));
+    }
+    let mut player = player(5, duet);
+    let cap = step_cap(BLOCK, RATE, player.token_cost()) as u64;
+    let monitor = player.monitor().clone();
+    let (events, worst) = perform(&mut player, 34.0, &input);
+    println!("cap {cap} worst {worst} late {}", monitor.meters.late_events.load(Ordering::Relaxed));
+    assert_balanced(&events);
+    assert!(worst <= cap, "{worst} steps in one block, above the cap of {cap}");
+    assert!(events.iter().filter(|(_, e)| e.is_on()).count() > 30, "the model plays along");
+    assert_eq!(monitor.meters.unheard_notes.load(Ordering::Relaxed), 0);
+    assert_eq!(monitor.meters.late_events.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn input_that_does_not_fit_neither_hangs_nor_stalls() {
+    let mut input: Vec<Played> = Vec::new();
+    // Drums, a flood (64 notes in one block), a key held forever, note-offs of nothing.
+    input.extend((0..8).map(|i| (i * 6000 + 10, 36, 100, DRUM_CHANNEL)));
+    input.extend((0..64).map(|i| (2 * SPB as u64 + i, 30 + i as u8, 90, 0)));
+    input.extend((0..64).map(|i| (2 * SPB as u64 + 3000 + i, 30 + i as u8, 0, 0)));
+    input.push((4 * SPB as u64, 70, 80, 0));
+    input.extend((0..20).map(|i| (5 * SPB as u64 + i * 100, 90, 0, 0)));
+    input.sort();
+    for mode in [Mode::CallAndResponse, Mode::Duet] {
+        let mut player = player(7, ListenSettings { mode, answer_after_beats: 0.5, answer_bars: Some(1) });
+        let monitor = player.monitor().clone();
+        let (events, _) = perform(&mut player, 32.0, &input);
+        assert_balanced(&events);
+        // The held key is let go after the longest note (8 beats): the model answers or plays on.
+        assert!(
+            events.iter().any(|(at, e)| e.is_on() && *at > 14 * SPB as u64),
+            "{mode:?}: nothing played after the stuck key"
+        );
+        assert!(monitor.meters.unheard_notes.load(Ordering::Relaxed) >= 8, "the drums are not heard");
+    }
+}
+
+#[test]
+fn density_moves_the_notes_per_bar_monotonically() {
+    let densities = [-1.0f32, -0.5, 0.0, 0.5, 1.0];
+    let mut per_bar = Vec::new();
+    for density in densities {
+        let mut notes = 0;
+        for seed in 1..=12 {
+            let params = ContinuoParams::default();
+            let mut settings = params.generator_settings();
+            settings.sampler.seed = seed;
+            settings.sampler.density = density;
+            let model = Model::load(continuo::DEFAULT_MODEL, "default").unwrap();
+            let mut player = Player::new(model, settings, params.output_settings(), Arc::default()).unwrap();
+            let (events, _) = perform(&mut player, 32.0, &[]);
+            notes += events.iter().filter(|(_, e)| e.is_on()).count();
+        }
+        per_bar.push(notes as f64 / (12.0 * 8.0));
+    }
+    println!("notes per bar at densities {densities:?}: {per_bar:.2?}");
+    assert!(per_bar.windows(2).all(|w| w[1] > w[0] * 1.05), "not monotone: {per_bar:?}");
+}
+
+#[test]
+fn a_two_bar_loop_repeats_to_the_sample_and_changes_on_new_phrase() {
+    let mut player = player(11, ListenSettings::default());
+    player.set_loop(2, &mut |_| {});
+    let (events, _) = perform(&mut player, 40.0, &[]);
+    assert_balanced(&events);
+    let bar = 4 * SPB as u64;
+    let take = |from: u64, events: &[(u64, OutputEvent)]| -> Vec<(u64, OutputEvent)> {
+        events
+            .iter()
+            .filter(|(at, _)| (from..from + 2 * bar).contains(at))
+            .map(|(at, e)| (at - from, *e))
+            .collect()
+    };
+    let first = take(0, &events);
+    assert!(first.iter().filter(|(_, e)| e.is_on()).count() > 4);
+    // The take's last notes end on the loop's end, so the repetition's note-offs at its start
+    // come from the one before; compare note-ons and note-offs inside each repetition.
+    let inside =
+        |t: Vec<(u64, OutputEvent)>| t.into_iter().filter(|(at, e)| *at > 0 || e.is_on()).collect::<Vec<_>>();
+    for repetition in 1..5 {
+        assert_eq!(
+            inside(take(repetition * 2 * bar, &events)),
+            inside(first.clone()),
+            "repetition {repetition}"
+        );
+    }
+    // New phrase: another take from the next bar line.
+    player.new_phrase(&mut |_| {});
+    let (after, _) = perform(&mut player, 40.0, &[]);
+    assert_balanced(&after);
+    let new_take = inside(take(0, &after));
+    assert_ne!(new_take, inside(first));
+    assert_eq!(inside(take(2 * bar, &after)), new_take, "the new take loops too");
+}
