@@ -216,6 +216,12 @@ impl Generator {
         Ok(steps)
     }
 
+    /// The next tokens drawn start a note before any time passes (an answer that begins when it
+    /// is due). See [`Sampler::start_with_a_note`].
+    pub fn start_with_a_note(&mut self) {
+        self.sampler.start_with_a_note();
+    }
+
     /// Draws the next token, sounds it through `emit`, and lets the model read it. Returns the
     /// token played (which may be a forced NOTE_OFF or a shortened TIME_SHIFT, see
     /// [`GeneratorSettings::max_note_beats`]).

@@ -100,6 +100,8 @@ pub struct Sampler {
     rng: Rng,
     /// (weight, token id) of the candidates; capacity V, never grows.
     candidates: Vec<(f32, u32)>,
+    /// Time may not pass until a note starts (see [`Sampler::start_with_a_note`]).
+    note_first: bool,
 }
 
 impl Sampler {
@@ -109,6 +111,7 @@ impl Sampler {
             pitch_allowed: [false; 128],
             rng: Rng::new(settings.seed),
             candidates: Vec::with_capacity(VOCAB_SIZE as usize),
+            note_first: false,
         };
         sampler.set_settings(settings);
         sampler
@@ -132,6 +135,12 @@ impl Sampler {
     /// Restarts the random sequence from the seed.
     pub fn reseed(&mut self) {
         self.rng = Rng::new(self.settings.seed);
+    }
+
+    /// The next tokens may not let time pass until a note starts: an answer begins when it is
+    /// due, not after a silence of the model's choosing. Ends with the first NOTE_ON drawn.
+    pub fn start_with_a_note(&mut self) {
+        self.note_first = true;
     }
 
     /// Where the random sequence stands, to come back to it ([`Sampler::set_rng`]).
@@ -163,6 +172,14 @@ impl Sampler {
     /// Draws the next token from `logits` (one per vocabulary id) under the masks. A TIME_SHIFT
     /// is always allowed, so there is always a token to draw.
     pub fn sample(&mut self, logits: &[f32], voices: &Decoder) -> Token {
+        let token = self.draw(logits, voices);
+        if matches!(token, Token::NoteOn(_)) {
+            self.note_first = false;
+        }
+        token
+    }
+
+    fn draw(&mut self, logits: &[f32], voices: &Decoder) -> Token {
         let polyphony_full = voices.sounding_count() >= self.settings.max_polyphony;
         let temperature = self.settings.temperature;
         let density_bias = self.settings.density.clamp(-1.0, 1.0) * DENSITY_NATS;
@@ -170,7 +187,8 @@ impl Sampler {
         for (id, &logit) in logits.iter().enumerate().take(VOCAB_SIZE as usize) {
             let id = id as u32;
             let Some(token) = Token::from_id(id) else { continue };
-            if logit.is_finite() && self.allows_with(token, voices, polyphony_full) {
+            let waiting_for_a_note = self.note_first && matches!(token, Token::TimeShift(_));
+            if logit.is_finite() && !waiting_for_a_note && self.allows_with(token, voices, polyphony_full) {
                 let bias = match token {
                     Token::TimeShift(_) => -density_bias,
                     _ => 0.0,

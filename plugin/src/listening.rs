@@ -176,9 +176,19 @@ impl Rollback {
     /// After it drew `token`: a TIME_SHIFT leaves a step behind, and where the generator stood
     /// before it is kept.
     pub fn after_token(&mut self, token: Token) {
-        if !matches!(token, Token::TimeShift(_)) {
-            return;
+        if matches!(token, Token::TimeShift(_)) {
+            self.keep_pending();
         }
+    }
+
+    /// Keeps where `generator` stands now, before time passes without it drawing (the rest
+    /// before an answer, heard).
+    pub fn keep(&mut self, generator: &Generator) {
+        self.before_token(generator);
+        self.keep_pending();
+    }
+
+    fn keep_pending(&mut self) {
         let slot = (self.start + self.len) % ROLLBACK_SNAPSHOTS;
         std::mem::swap(&mut self.slots[slot], &mut self.pending);
         if self.len == ROLLBACK_SNAPSHOTS {

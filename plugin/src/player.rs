@@ -564,8 +564,10 @@ impl Player {
         }
         if mode == Mode::CallAndResponse && self.phase == Phase::Listening {
             let rest = (self.listen.answer_after_beats * STEPS_PER_BEAT as f64).round() as u64;
-            if let Some(due) = self.ear.answer_due(rest).filter(|due| *due < now) {
-                spent += self.start_answer(due.max(self.step_at(clock, 0)));
+            // The answer is generated ahead like any music, from a beat before it is due: if
+            // the musician plays before then, it is dropped unheard.
+            if let Some(due) = self.ear.answer_due(rest).filter(|due| *due < now + LOOKAHEAD_STEPS) {
+                spent += self.start_answer(due.max(self.step_at(clock, 0) + 1));
             }
         }
         spent
@@ -606,12 +608,15 @@ impl Player {
     /// The musician rested long enough: the answer starts at grid step `at`. Returns the model
     /// steps run (the rest, heard).
     fn start_answer(&mut self, at: u64) -> usize {
+        // Where the call ended, to go back to if the musician plays on before the answer.
+        self.rollback.clear();
+        self.rollback.keep(&self.generator);
         let spent = self.generator.feed_time_until(at, HEARD_REST_STEPS).unwrap_or(0);
         let bar_steps = beats_per_bar(self.time_signature) * STEPS_PER_BEAT as f64;
         let until = self.listen.answer_bars.map(|bars| at + (bars as f64 * bar_steps).round() as u64);
         self.phase = Phase::Answering { until };
+        self.generator.start_with_a_note();
         self.ear.answered();
-        self.rollback.clear();
         spent
     }
 

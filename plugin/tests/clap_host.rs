@@ -252,3 +252,82 @@ fn changing_channel_or_range_mid_song_leaves_no_note_hanging() {
     assert!(host.heard[narrowed_at..].iter().filter(|h| h.on).all(|h| h.key <= 60));
     assert!(host.heard[narrowed_at..].iter().any(|h| h.on), "nothing played in the narrowed range");
 }
+
+/// The musician's call, as the host sends it: (sample, key, on), a little off the grid.
+fn chorale_call(file: &str, bars: f64) -> Vec<(u64, u16, bool)> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/validation-chorales")
+        .join(file);
+    let song = continuo_engine::midi::read_file(&path).unwrap();
+    let mut call = Vec::new();
+    for (i, note) in song.notes.iter().filter(|n| n.start < bars * 4.0).enumerate() {
+        let jitter = 23 + (i as u64 * 97) % 350;
+        call.push(((note.start * 24_000.0) as u64 + jitter, note.pitch as u16, true));
+        call.push((
+            (note.end.min(bars * 4.0) * 24_000.0) as u64 - 150 + jitter % 90,
+            note.pitch as u16,
+            false,
+        ));
+    }
+    call.sort();
+    call
+}
+
+/// Plays `beats` beats at 120 BPM in blocks of 512 with `input` sent on channel 2 (passed
+/// through; Continuo plays on channel 1). Returns Continuo's own notes.
+fn call_and_response(seed: &str, input: &[(u64, u16, bool)], beats: f64) -> Vec<Heard> {
+    let mut host = Host::new(48_000.0);
+    host.set("Mode", "Call and response");
+    host.set("Answer after", "1");
+    host.set("Answer length", "until I play");
+    host.set("Seed", seed);
+    host.stopped(512, 0.0);
+    let mut next = 0;
+    let mut sample = 0u64;
+    while (sample as f64) < beats * 24_000.0 {
+        while next < input.len() && input[next].0 < sample + 512 {
+            let (at, key, on) = input[next];
+            host.note_in((at - sample) as u32, 1, key, on);
+            next += 1;
+        }
+        host.block(512, Transport { playing: true, tempo: 120.0, beats: sample as f64 / 24_000.0 });
+        sample += 512;
+    }
+    host.stopped(512, sample as f64 / 24_000.0);
+    // Samples from where play began, as `input` counts them: after the first, stopped block.
+    for h in &mut host.heard {
+        h.sample -= 512;
+    }
+    let passed_through = host.heard.iter().filter(|h| h.channel == 1).count();
+    assert_eq!(passed_through, input.len(), "the musician's notes pass through");
+    std::mem::take(&mut host.heard).into_iter().filter(|h| h.channel == 0).collect()
+}
+
+#[test]
+fn a_call_is_answered_after_the_rest_and_the_answer_stops_where_the_next_call_begins() {
+    let mut input = chorale_call("bwv283.mid", 2.0);
+    let call_end = input.iter().map(|e| e.0).max().unwrap();
+    // The next call, three bars after the first ended, off the grid.
+    let next_call = call_end + 12 * 24_000 + 3_333;
+    input.extend([(next_call, 64, true), (next_call + 20_000, 64, false)]);
+    let answer = call_and_response("7", &input, 24.0);
+
+    assert!(sounding_after(&answer).is_empty(), "notes left hanging");
+    let first = answer.iter().find(|h| h.on).expect("an answer").sample;
+    // A beat's rest after the call's last note, then the next grid step.
+    assert!(
+        first as f64 >= call_end as f64 + 24_000.0 - 1000.0,
+        "answered at {first}, the call ended at {call_end}"
+    );
+    assert!(first < call_end + 2 * 24_000, "no answer in the beat after the rest: {first}");
+    assert!(answer.iter().filter(|h| h.on && h.sample < next_call).count() > 8, "a real answer");
+    // The musician plays again: every note of the answer ends in that block, and Continuo is
+    // silent until the musician rests again.
+    let block_end = (next_call / 512 + 1) * 512;
+    assert!(sounding_after(&answer.iter().filter(|h| h.sample < block_end).copied().collect::<Vec<_>>())
+        .is_empty());
+    let rest_ends = next_call + 20_000 + 24_000 - 1000;
+    assert!(answer.iter().all(|h| h.sample < block_end || h.sample >= rest_ends), "played over the musician");
+    // Same call and seed, same answer.
+    assert_eq!(call_and_response("7", &input, 24.0), answer);
+}
