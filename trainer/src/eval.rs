@@ -1,54 +1,112 @@
 //! `eval`: how good is a model? Held-out likelihood against simple baselines, and how its music
-//! compares with the data's.
+//! compares with the music it learned from.
 //!
-//! Owns the unigram and bigram baselines, the per-token-type NLL breakdown, the musical features
-//! of a 4-bar segment, and their overlapping areas (Yang & Lerch 2018, "On the evaluation of
-//! generative models in music"): 1 means the generated and data distributions coincide, 0 that
-//! they never meet. The model is run through the engine, exactly as the plugin runs it.
+//! Owns the unigram and bigram baselines, the per-token-type NLL breakdown, and the procedure of
+//! Yang and Lerch (2018, "On the evaluation of generative models in music"): the ten features of
+//! [`features`] are measured on whole pieces, generated and from the dataset, and for each
+//! feature [`overlap`] compares the distances between generated and reference pieces with the
+//! distances among the reference pieces themselves. A ceiling (half the reference scored against
+//! the other half) and a floor (random notes) are scored by the same code beside the model. The
+//! model is run through the engine, exactly as the plugin runs it.
+
+mod features;
+mod overlap;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use continuo_engine::generator::GeneratorSettings;
 use continuo_engine::model::Model;
-use continuo_engine::music::{Scale, ScaleLock};
-use continuo_engine::sampler::SamplerSettings;
+use continuo_engine::music::Scale;
+use continuo_engine::sampler::Rng;
 use continuo_engine::vocab::{self, GridNote, Token, TokenKind, STEPS_PER_BEAT, VOCAB_SIZE};
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::dataset::{Index, Split, TokenStream};
-use crate::generate::{self, BEATS_PER_BAR};
+use crate::generate::{self, SamplerArgs, BEATS_PER_BAR};
+use crate::{plot, progress};
+use features::{Feature, PieceFeatures};
+use overlap::Comparison;
+pub use overlap::Densities;
 
-/// Measure a model on a dataset's validation files, against baselines and against the data.
+/// Measure a model on a dataset: likelihood against baselines, and its music against the data's.
 ///
-/// Prints, and writes as JSON: the held-out negative log-likelihood per token (nats) and
-/// perplexity, overall and per token type (note-on, note-off, time-shift, velocity), for the
-/// model and for a unigram and a bigram baseline fitted on the training split; then statistics of
-/// music the model generates against the same statistics of the validation music, per 4-bar
-/// segment (pitch-class histogram, inter-onset intervals, polyphony, notes per bar, pitch range,
-/// in-scale rate) with the overlapping area of each pair of distributions.
+/// Likelihood: the held-out negative log-likelihood per token (nats) and perplexity of the
+/// validation songs, overall and per token type (note-on, note-off, time-shift, velocity), for
+/// the model and for a unigram and a bigram baseline fitted on the training split.
+///
+/// Music, after Yang and Lerch (2018): --samples pieces of --bars bars are generated (seeds
+/// --seed, --seed + 1, ...) and scored against the dataset's songs (--reference) on ten features
+/// of whole pieces: duration-weighted pitch-class histogram, distinct pitches, pitch range,
+/// top-voice interval, notes per bar, inter-onset interval, polyphony, in-scale rate, pitch-class
+/// entropy and the share of empty beats. Per feature, the overlapping area (OA, 1 = alike) and
+/// the KL divergence between the distribution of reference-to-reference distances and that of
+/// generated-to-reference distances, each smoothed by a Gaussian KDE. Beside the model: a ceiling
+/// (every other reference song scored against the rest) and a floor (random notes, as many as in
+/// each generated piece).
+///
+/// The sampler flags default to `generate`'s (temperature 1, top-p 1, 8 voices, notes 21..108,
+/// chromatic). The plugin starts at temperature 1, top-p 1, 6 voices, notes 36..96, chromatic:
+/// `--voices 6 --lowest 36 --highest 96` scores the model as the plugin first plays it.
+///
+/// Writes NAME.eval.json (every number and the settings) and NAME.eval.svg (the two densities of
+/// each feature) next to the model, or next to --json.
 #[derive(clap::Args)]
 pub struct Args {
     /// The model (.onnx).
     pub model: PathBuf,
-    /// The dataset folder (from `prepare`); its validation split is measured.
+    /// The dataset folder (from `prepare`): its validation split for the likelihood, its songs
+    /// as the reference for the music.
     pub dataset: PathBuf,
-    /// Validation tokens to measure at most (whole songs, state reset per song).
+    /// Validation tokens to measure the likelihood on at most (whole songs, state reset per
+    /// song).
     #[arg(long, default_value_t = 50_000)]
     pub tokens: usize,
-    /// Generated pieces to compare with the data.
-    #[arg(long, default_value_t = 8)]
+    /// The dataset songs the generated music is scored against.
+    #[arg(long, value_enum, default_value_t = Reference::All)]
+    pub reference: Reference,
+    /// At most this many reference songs, evenly spread over the dataset's order: the
+    /// reference-to-reference distances grow with its square.
+    #[arg(long, default_value_t = 5000)]
+    pub max_reference: usize,
+    /// Generated pieces to score.
+    #[arg(long, default_value_t = 48)]
     pub samples: u64,
     /// Bars in each generated piece.
     #[arg(long, default_value_t = 32)]
     pub bars: u64,
-    /// Seed of the first generated piece; the others follow it.
+    /// Seed of the first generated piece; the others follow it. The random floor uses it too.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Where to write the JSON report [default: next to the model, as NAME.eval.json]
+    #[command(flatten)]
+    pub sampler: SamplerArgs,
+    /// Where to write the JSON report [default: next to the model, as NAME.eval.json]; the plot
+    /// goes beside it, as .svg.
     #[arg(long)]
     pub json: Option<PathBuf>,
+}
+
+/// Which songs of the dataset are the reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reference {
+    /// The training split: the music the model learned from.
+    Train,
+    /// The validation split: music the model never saw.
+    Validation,
+    /// Both splits.
+    All,
+}
+
+impl Reference {
+    fn describe(self) -> &'static str {
+        match self {
+            Reference::Train => "training",
+            Reference::Validation => "validation",
+            Reference::All => "dataset",
+        }
+    }
 }
 
 #[derive(Debug, Default, Serialize, Clone, Copy)]
@@ -67,24 +125,63 @@ pub struct LikelihoodRow {
 }
 
 #[derive(Debug, Serialize)]
-pub struct FeatureRow {
-    pub feature: String,
-    pub data_mean: f64,
-    pub data_sd: f64,
-    pub generated_mean: f64,
-    pub generated_sd: f64,
-    pub overlapping_area: f64,
-}
-
-#[derive(Debug, Serialize)]
 pub struct Report {
     pub model: String,
     pub dataset: String,
     pub validation_songs: usize,
     pub likelihood: Vec<LikelihoodRow>,
-    pub features: Vec<FeatureRow>,
-    pub data_segments: usize,
-    pub generated_segments: usize,
+    pub music: MusicReport,
+}
+
+/// The music half of the report: three sets scored against a reference the same way.
+#[derive(Debug, Serialize)]
+pub struct MusicReport {
+    pub settings: MusicSettings,
+    /// Reference songs scored against (after --max-reference), and those left out for having
+    /// fewer than two notes.
+    pub reference_pieces: usize,
+    pub reference_skipped: usize,
+    /// Generated pieces of fewer than two notes are left out too.
+    pub generated_skipped: usize,
+    /// Every other reference song against the others: as alike as two sets of the data get.
+    pub ceiling: SetScore,
+    pub model: SetScore,
+    /// Random notes: as unlike as it gets.
+    pub floor: SetScore,
+}
+
+/// How the music was made and scored, so a number can be reproduced.
+#[derive(Debug, Serialize)]
+pub struct MusicSettings {
+    pub reference: Reference,
+    pub max_reference: usize,
+    pub samples: u64,
+    pub bars: u64,
+    pub first_seed: u64,
+    pub sampler: SamplerArgs,
+    pub kernel: &'static str,
+    pub grid_points: usize,
+}
+
+/// One set of pieces scored against a reference set.
+#[derive(Debug, Serialize)]
+pub struct SetScore {
+    pub reference_pieces: usize,
+    pub scored_pieces: usize,
+    pub mean_overlapping_area: f64,
+    pub mean_kl_divergence: f64,
+    pub features: Vec<FeatureScore>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FeatureScore {
+    pub feature: Feature,
+    /// The feature's mean over the reference pieces and over the scored ones (twelve numbers
+    /// for the histogram, one otherwise).
+    pub reference_mean: Vec<f64>,
+    pub scored_mean: Vec<f64>,
+    #[serde(flatten)]
+    pub comparison: Comparison,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -93,11 +190,30 @@ pub fn run(args: Args) -> Result<()> {
     let json = args.json.clone().unwrap_or_else(|| args.model.with_extension("eval.json"));
     std::fs::write(&json, serde_json::to_string_pretty(&report)?)
         .with_context(|| format!("{}: cannot write", json.display()))?;
-    println!("\nwritten to {}", json.display());
+    // NAME.eval.json -> NAME.eval.svg
+    let svg = json.with_extension("svg");
+    let panels: Vec<(String, &Densities)> = report
+        .music
+        .model
+        .features
+        .iter()
+        .map(|f| {
+            (
+                format!("{}: OA {:.2}", f.feature.name(), f.comparison.overlapping_area),
+                &f.comparison.densities,
+            )
+        })
+        .collect();
+    plot::feature_densities(&panels, &svg)?;
+    println!("\nwritten to {} and {}", json.display(), svg.display());
     Ok(())
 }
 
 pub fn evaluate(args: &Args) -> Result<Report> {
+    let settings = args.sampler.settings(args.seed)?;
+    if args.samples == 0 || args.bars == 0 {
+        bail!("need --samples >= 1 and --bars >= 1");
+    }
     let mut model = Model::load_file(&args.model)?;
     let index = Index::load(&args.dataset)?;
     let train = TokenStream::load(&args.dataset, &index, Split::Train)?;
@@ -108,22 +224,99 @@ pub fn evaluate(args: &Args) -> Result<Report> {
             args.dataset.display()
         );
     }
+    let (validation_songs, likelihood) = held_out_likelihood(&mut model, &train, &val, args.tokens)?;
+
+    // The reference: whole songs of the chosen splits, in the index's order.
+    let splits: &[&TokenStream] = match args.reference {
+        Reference::Train => &[&train],
+        Reference::Validation => &[&val],
+        Reference::All => &[&train, &val],
+    };
+    let songs: Vec<&[u16]> = splits.iter().flat_map(|s| s.document_slices()).collect();
+    let songs = evenly_spread(songs, args.max_reference);
+    let decoded: Vec<Vec<GridNote>> = songs.par_iter().map(|song| decode(song)).collect();
+    let (reference, reference_skipped) = features_of(&decoded);
+    if reference.len() < 4 {
+        bail!(
+            "{}: {} {} songs of two notes or more; the ceiling needs at least 4",
+            args.dataset.display(),
+            reference.len(),
+            args.reference.describe()
+        );
+    }
+
+    // The model's pieces, each from its own seed, and as many random ones.
+    let bar = progress::bar(args.samples, "pieces");
+    bar.set_message("generating");
+    let generated_notes: Vec<Vec<GridNote>> = (0..args.samples)
+        .into_par_iter()
+        .map_with(model.clone(), |model, i| {
+            let mut settings = settings;
+            settings.sampler.seed = args.seed + i;
+            let piece = generate::generate(model.clone(), settings, &[], args.bars);
+            bar.inc(1);
+            piece
+        })
+        .collect::<Result<_>>()?;
+    bar.finish_and_clear();
+    let (generated, generated_skipped) = features_of(&generated_notes);
+    if generated.is_empty() {
+        bail!("{}: no generated piece has two notes or more; nothing to score", args.model.display());
+    }
+    let (random, _) = features_of(&random_pieces(&generated_notes, args.bars, args.seed));
+
+    let music = MusicReport {
+        settings: MusicSettings {
+            reference: args.reference,
+            max_reference: args.max_reference,
+            samples: args.samples,
+            bars: args.bars,
+            first_seed: args.seed,
+            sampler: args.sampler.clone(),
+            kernel: "Gaussian, Silverman's bandwidth",
+            grid_points: overlap::GRID_POINTS,
+        },
+        reference_pieces: reference.len(),
+        reference_skipped,
+        generated_skipped,
+        ceiling: ceiling(&reference),
+        model: score_set(&reference, &generated),
+        floor: score_set(&reference, &random),
+    };
+    Ok(Report {
+        model: args.model.display().to_string(),
+        dataset: args.dataset.display().to_string(),
+        validation_songs,
+        likelihood,
+        music,
+    })
+}
+
+/// The model's NLL on whole validation songs (state reset per song, at most `max_tokens`), per
+/// target token type, beside the baselines fitted on the training split. Returns the songs read
+/// and the rows, "all" first.
+fn held_out_likelihood(
+    model: &mut Model,
+    train: &TokenStream,
+    val: &TokenStream,
+    max_tokens: usize,
+) -> Result<(usize, Vec<LikelihoodRow>)> {
     let songs: Vec<&[u16]> = {
         let mut total = 0;
         val.document_slices()
             .filter(|d| d.len() >= 2)
             .take_while(|d| {
-                let take = total < args.tokens;
+                let take = total < max_tokens;
                 total += d.len();
                 take
             })
             .collect()
     };
-
-    // Held-out likelihood, accumulated per target token type.
     let baselines = Baselines::fit(&train.tokens);
     let mut sums: BTreeMap<TokenKind, [(f64, u64); 3]> = BTreeMap::new();
     let mut logits = vec![0.0f32; VOCAB_SIZE as usize];
+    let bar = progress::bar(songs.iter().map(|s| s.len() as u64).sum(), "tokens");
+    bar.set_message("held-out likelihood");
     for song in &songs {
         let mut state = model.initial_state();
         for pair in song.windows(2) {
@@ -141,7 +334,9 @@ pub fn evaluate(args: &Args) -> Result<Report> {
                 slot.1 += 1;
             }
         }
+        bar.inc(song.len() as u64);
     }
+    bar.finish_and_clear();
     let row = |name: &str, parts: &[[(f64, u64); 3]]| {
         let nll = |i: usize| {
             let (sum, count) = parts.iter().fold((0.0, 0), |(s, c), p| (s + p[i].0, c + p[i].1));
@@ -154,35 +349,104 @@ pub fn evaluate(args: &Args) -> Result<Report> {
     for (kind, parts) in &sums {
         likelihood.push(row(kind.name(), &[*parts]));
     }
+    Ok((songs.len(), likelihood))
+}
 
-    // Music: validation songs against generated pieces, in 4-bar segments.
-    let data_notes: Vec<Vec<GridNote>> = songs
-        .iter()
-        .map(|song| {
-            vocab::decode(
-                &song.iter().map(|&t| Token::from_id(t as u32).expect("checked")).collect::<Vec<_>>(),
-            )
+/// A dataset song's notes.
+fn decode(song: &[u16]) -> Vec<GridNote> {
+    let tokens: Vec<Token> =
+        song.iter().map(|&t| Token::from_id(t as u32).expect("dataset tokens are checked on load")).collect();
+    vocab::decode(&tokens)
+}
+
+/// At most `most` of `items`, evenly spread over them and in their order.
+fn evenly_spread<T: Copy>(items: Vec<T>, most: usize) -> Vec<T> {
+    if items.len() <= most {
+        return items;
+    }
+    (0..most).map(|i| items[i * items.len() / most]).collect()
+}
+
+/// The features of every piece of two notes or more, and how many were left out.
+fn features_of(pieces: &[Vec<GridNote>]) -> (Vec<PieceFeatures>, usize) {
+    let kept: Vec<PieceFeatures> = pieces.iter().filter_map(|p| PieceFeatures::of(p)).collect();
+    let skipped = pieces.len() - kept.len();
+    (kept, skipped)
+}
+
+/// The lowest and highest random pitch: the piano's 88 keys.
+const RANDOM_PITCHES: std::ops::RangeInclusive<u8> = 21..=108;
+
+/// Music with nothing learned, one piece beside each of `like`: as many notes, in `bars` bars,
+/// each with a pitch drawn from the piano's keys, an onset drawn from every step of the grid
+/// and a length from one step to a bar. Seeded, so the floor is the same on every run.
+fn random_pieces(like: &[Vec<GridNote>], bars: u64, seed: u64) -> Vec<Vec<GridNote>> {
+    let mut rng = Rng::new(seed);
+    let bar_steps = BEATS_PER_BAR * STEPS_PER_BEAT as u64;
+    let piece_steps = bars * bar_steps;
+    let (low, high) = (*RANDOM_PITCHES.start() as u64, *RANDOM_PITCHES.end() as u64);
+    like.iter()
+        .map(|piece| {
+            let mut notes: Vec<GridNote> = (0..piece.len())
+                .map(|_| {
+                    let pitch = (low + rng.next_u64() % (high - low + 1)) as u8;
+                    let start = rng.next_u64() % piece_steps;
+                    let length = 1 + rng.next_u64() % bar_steps;
+                    GridNote { start, end: (start + length).min(piece_steps), pitch, velocity: 80 }
+                })
+                .collect();
+            notes.sort_unstable();
+            notes
+        })
+        .collect()
+}
+
+/// Scores `scored` against `reference`, feature by feature: the reference's own distances
+/// against the distances from each scored piece to each reference piece. Both sets are non-empty
+/// and the reference holds two pieces or more (checked where they are made).
+fn score_set(reference: &[PieceFeatures], scored: &[PieceFeatures]) -> SetScore {
+    let features: Vec<FeatureScore> = Feature::ALL
+        .par_iter()
+        .map(|&feature| {
+            let reference_values: Vec<&[f64]> = reference.iter().map(|p| p.get(feature)).collect();
+            let scored_values: Vec<&[f64]> = scored.iter().map(|p| p.get(feature)).collect();
+            let intra = overlap::intra_set_distances(&reference_values);
+            let inter = overlap::inter_set_distances(&scored_values, &reference_values);
+            FeatureScore {
+                feature,
+                reference_mean: mean_vector(&reference_values),
+                scored_mean: mean_vector(&scored_values),
+                comparison: overlap::compare(&intra, &inter)
+                    .expect("a reference of two pieces or more and a scored piece give distances"),
+            }
         })
         .collect();
-    let mut generated_notes = Vec::new();
-    for i in 0..args.samples {
-        let settings = GeneratorSettings {
-            sampler: SamplerSettings { seed: args.seed + i, ..SamplerSettings::default() },
-            ..GeneratorSettings::default()
-        };
-        generated_notes.push(generate::generate(model.clone(), settings, &[], args.bars)?);
+    let mean = |f: fn(&Comparison) -> f64| {
+        features.iter().map(|s| f(&s.comparison)).sum::<f64>() / features.len() as f64
+    };
+    SetScore {
+        reference_pieces: reference.len(),
+        scored_pieces: scored.len(),
+        mean_overlapping_area: mean(|c| c.overlapping_area),
+        mean_kl_divergence: mean(|c| c.kl_divergence),
+        features,
     }
-    let data = Features::of_pieces(&data_notes);
-    let generated = Features::of_pieces(&generated_notes);
-    Ok(Report {
-        model: args.model.display().to_string(),
-        dataset: args.dataset.display().to_string(),
-        validation_songs: songs.len(),
-        likelihood,
-        features: data.compare(&generated),
-        data_segments: data.segments,
-        generated_segments: generated.segments,
-    })
+}
+
+/// The reference scored against itself, as a model that had learned it perfectly would be: the
+/// songs at odd places in the dataset's order against those at even places. Halves rather than the whole set
+/// against itself, so that no song meets its own copy.
+fn ceiling(reference: &[PieceFeatures]) -> SetScore {
+    let half = |first: usize| reference.iter().skip(first).step_by(2).cloned().collect::<Vec<_>>();
+    score_set(&half(0), &half(1))
+}
+
+fn mean_vector(values: &[&[f64]]) -> Vec<f64> {
+    let mut sum = vec![0.0; values.first().map_or(0, |v| v.len())];
+    for v in values {
+        sum.iter_mut().zip(*v).for_each(|(s, x)| *s += x);
+    }
+    sum.iter().map(|s| s / values.len() as f64).collect()
 }
 
 /// Negative log-probability of `target` under softmax(`logits`), in nats.
@@ -238,165 +502,8 @@ impl Baselines {
     }
 }
 
-/// A 4-bar segment is the unit the features are measured on.
-const SEGMENT_STEPS: u64 = 4 * BEATS_PER_BAR * STEPS_PER_BEAT as u64;
-/// Inter-onset intervals are histogrammed in these grid-step bins (upper bounds).
-const IOI_BINS: [u64; 11] = [1, 2, 3, 4, 6, 8, 12, 16, 24, 48, 96];
-
-/// Per-segment features of a set of pieces, and their pooled histograms.
-struct Features {
-    segments: usize,
-    scalars: BTreeMap<&'static str, Vec<f64>>,
-    pitch_classes: [f64; 12],
-    ioi: [f64; IOI_BINS.len() + 1],
-}
-
-impl Features {
-    fn of_pieces(pieces: &[Vec<GridNote>]) -> Features {
-        let mut f = Features {
-            segments: 0,
-            scalars: BTreeMap::new(),
-            pitch_classes: [0.0; 12],
-            ioi: [0.0; IOI_BINS.len() + 1],
-        };
-        for notes in pieces {
-            let end = notes.iter().map(|n| n.end).max().unwrap_or(0);
-            for start in (0..end).step_by(SEGMENT_STEPS as usize) {
-                let segment: Vec<&GridNote> =
-                    notes.iter().filter(|n| n.start >= start && n.start < start + SEGMENT_STEPS).collect();
-                if segment.len() < 2 {
-                    continue;
-                }
-                f.add_segment(&segment, notes);
-            }
-        }
-        f
-    }
-
-    fn add_segment(&mut self, segment: &[&GridNote], piece: &[GridNote]) {
-        self.segments += 1;
-        let mut push = |name: &'static str, value: f64| self.scalars.entry(name).or_default().push(value);
-        let mut pitches: Vec<u8> = segment.iter().map(|n| n.pitch).collect();
-        pitches.sort_unstable();
-        push("pitch range", (pitches[pitches.len() - 1] - pitches[0]) as f64);
-        pitches.dedup();
-        push("distinct pitches", pitches.len() as f64);
-        push("notes per bar", segment.len() as f64 / 4.0);
-        let mut onsets: Vec<u64> = segment.iter().map(|n| n.start).collect();
-        onsets.dedup();
-        let iois: Vec<u64> = onsets.windows(2).map(|w| w[1] - w[0]).collect();
-        if !iois.is_empty() {
-            push(
-                "mean inter-onset (beats)",
-                iois.iter().sum::<u64>() as f64 / iois.len() as f64 / STEPS_PER_BEAT as f64,
-            );
-        }
-        let polyphony = onsets
-            .iter()
-            .map(|&t| piece.iter().filter(|n| n.start <= t && n.end > t).count() as f64)
-            .sum::<f64>()
-            / onsets.len() as f64;
-        push("polyphony", polyphony);
-        // In-scale rate: the share of notes in the major scale that fits the segment best.
-        let best = (0..12u8)
-            .map(|key| {
-                let lock = ScaleLock { key, scale: Scale::Major };
-                segment.iter().filter(|n| lock.allows(n.pitch)).count()
-            })
-            .max()
-            .unwrap_or(0);
-        push("in-scale rate", best as f64 / segment.len() as f64);
-        for n in segment {
-            self.pitch_classes[n.pitch as usize % 12] += 1.0;
-        }
-        for ioi in iois {
-            let bin = IOI_BINS.iter().position(|&b| ioi <= b).unwrap_or(IOI_BINS.len());
-            self.ioi[bin] += 1.0;
-        }
-    }
-
-    fn compare(&self, generated: &Features) -> Vec<FeatureRow> {
-        let mut rows = vec![
-            histogram_row("pitch-class histogram", &self.pitch_classes, &generated.pitch_classes),
-            histogram_row("inter-onset histogram", &self.ioi, &generated.ioi),
-        ];
-        for (name, data) in &self.scalars {
-            let empty = Vec::new();
-            let gen = generated.scalars.get(name).unwrap_or(&empty);
-            let ((dm, ds), (gm, gs)) = (mean_sd(data), mean_sd(gen));
-            rows.push(FeatureRow {
-                feature: name.to_string(),
-                data_mean: dm,
-                data_sd: ds,
-                generated_mean: gm,
-                generated_sd: gs,
-                overlapping_area: kde_overlap(data, gen),
-            });
-        }
-        rows
-    }
-}
-
-fn mean_sd(values: &[f64]) -> (f64, f64) {
-    if values.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    let mean = values.iter().sum::<f64>() / values.len() as f64;
-    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64;
-    (mean, var.sqrt())
-}
-
-/// Overlap of two pooled histograms: the sum of the smaller share of each bin. The means and
-/// deviations reported are of the bin index (pitch class or interval bin).
-fn histogram_row(name: &str, data: &[f64], generated: &[f64]) -> FeatureRow {
-    let normalise = |h: &[f64]| {
-        let total: f64 = h.iter().sum();
-        h.iter().map(|c| c / total.max(1e-12)).collect::<Vec<f64>>()
-    };
-    let (p, q) = (normalise(data), normalise(generated));
-    let moments = |h: &[f64]| {
-        let mean: f64 = h.iter().enumerate().map(|(i, w)| i as f64 * w).sum();
-        let var: f64 = h.iter().enumerate().map(|(i, w)| (i as f64 - mean).powi(2) * w).sum();
-        (mean, var.sqrt())
-    };
-    let ((dm, ds), (gm, gs)) = (moments(&p), moments(&q));
-    FeatureRow {
-        feature: name.to_string(),
-        data_mean: dm,
-        data_sd: ds,
-        generated_mean: gm,
-        generated_sd: gs,
-        overlapping_area: p.iter().zip(&q).map(|(a, b)| a.min(*b)).sum(),
-    }
-}
-
-/// Overlapping area of two Gaussian kernel density estimates (Silverman's bandwidth), by the
-/// trapezoid rule on a grid spanning both samples.
-pub fn kde_overlap(a: &[f64], b: &[f64]) -> f64 {
-    if a.is_empty() || b.is_empty() {
-        return 0.0;
-    }
-    let bandwidth = |x: &[f64]| {
-        let (_, sd) = mean_sd(x);
-        (1.06 * sd * (x.len() as f64).powf(-0.2)).max(1e-3)
-    };
-    let (ha, hb) = (bandwidth(a), bandwidth(b));
-    let low = a.iter().chain(b).copied().fold(f64::INFINITY, f64::min) - 4.0 * ha.max(hb);
-    let high = a.iter().chain(b).copied().fold(f64::NEG_INFINITY, f64::max) + 4.0 * ha.max(hb);
-    let density = |x: f64, sample: &[f64], h: f64| {
-        sample.iter().map(|s| (-0.5 * ((x - s) / h).powi(2)).exp()).sum::<f64>()
-            / (sample.len() as f64 * h * (2.0 * std::f64::consts::PI).sqrt())
-    };
-    const POINTS: usize = 512;
-    let dx = (high - low) / (POINTS - 1) as f64;
-    let mins: Vec<f64> = (0..POINTS)
-        .map(|i| {
-            let x = low + i as f64 * dx;
-            density(x, a, ha).min(density(x, b, hb))
-        })
-        .collect();
-    mins.windows(2).map(|w| (w[0] + w[1]) * 0.5 * dx).sum::<f64>().clamp(0.0, 1.0)
-}
+/// Width of a column of the music table: "notes/bar" and a space.
+const COLUMN: usize = 10;
 
 fn print_report(r: &Report) {
     println!("{} on the validation split of {} ({} songs)\n", r.model, r.dataset, r.validation_songs);
@@ -415,18 +522,66 @@ fn print_report(r: &Report) {
             cell(&row.unigram)
         );
     }
+
+    let m = &r.music;
+    let (s, p) = (&m.settings, &m.settings.sampler);
+    let lock = match Scale::parse(&p.scale) {
+        Some(Scale::Chromatic) => "no scale lock".to_string(),
+        _ => format!("{} {}", p.key, p.scale),
+    };
     println!(
-        "\n{:<26} {:>18} {:>18} {:>9}   ({} data and {} generated 4-bar segments)",
-        "music", "data mean±sd", "generated mean±sd", "overlap", r.data_segments, r.generated_segments
+        "\nmusic: {} pieces of {} bars (seeds {}..{}; temperature {}, top-p {}, {} voices, notes {}..{}, \
+         {lock}) against {} {} songs{}",
+        m.model.scored_pieces,
+        s.bars,
+        s.first_seed,
+        s.first_seed + s.samples - 1,
+        p.temperature,
+        p.top_p,
+        p.voices,
+        p.lowest,
+        p.highest,
+        m.reference_pieces,
+        s.reference.describe(),
+        match (m.reference_skipped, m.generated_skipped) {
+            (0, 0) => String::new(),
+            (r, g) => format!("; fewer than two notes: {r} reference songs and {g} pieces left out"),
+        }
     );
-    for row in &r.features {
-        println!(
-            "{:<26} {:>18} {:>18} {:>9.3}",
-            row.feature,
-            format!("{:.2}±{:.2}", row.data_mean, row.data_sd),
-            format!("{:.2}±{:.2}", row.generated_mean, row.generated_sd),
-            row.overlapping_area
-        );
+    println!("ceiling: every other reference song against the rest; floor: random notes\n");
+    let header = |title: &str, last: &str| {
+        let columns: String = Feature::ALL.iter().map(|f| format!("{:>COLUMN$}", f.column())).collect();
+        println!("{}", format!("{title:<18}{columns}{last:>COLUMN$}").trim_end());
+    };
+    let rows = [("ceiling", &m.ceiling), ("model", &m.model), ("floor", &m.floor)];
+    header("overlapping area", "mean");
+    for (name, set) in rows {
+        let cells: String =
+            set.features.iter().map(|f| format!("{:>COLUMN$.3}", f.comparison.overlapping_area)).collect();
+        println!("  {name:<16}{cells}{:>COLUMN$.3}", set.mean_overlapping_area);
+    }
+    header("KL divergence", "mean");
+    for (name, set) in rows {
+        let cells: String =
+            set.features.iter().map(|f| format!("{:>COLUMN$.3}", f.comparison.kl_divergence)).collect();
+        println!("  {name:<16}{cells}{:>COLUMN$.3}", set.mean_kl_divergence);
+    }
+    header("feature mean", "");
+    let means = [
+        ("reference", m.model.features.iter().map(|f| &f.reference_mean).collect::<Vec<_>>()),
+        ("model", m.model.features.iter().map(|f| &f.scored_mean).collect()),
+        ("floor", m.floor.features.iter().map(|f| &f.scored_mean).collect()),
+    ];
+    for (name, values) in means {
+        // The histogram's mean is twelve numbers: they are in the JSON.
+        let cells: String = values
+            .iter()
+            .map(|v| match v.as_slice() {
+                [one] => format!("{one:>COLUMN$.2}"),
+                _ => format!("{:>COLUMN$}", "-"),
+            })
+            .collect();
+        println!("  {name:<16}{cells}");
     }
 }
 
@@ -434,12 +589,66 @@ fn print_report(r: &Report) {
 mod tests {
     use super::*;
 
+    /// Four-bar excerpts of the chorales and folk tunes among the engine's fixtures, each
+    /// starting at step 0: a small set of real music.
+    fn real_excerpts() -> Vec<Vec<GridNote>> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/fixtures/midi");
+        let excerpt = 4 * BEATS_PER_BAR * STEPS_PER_BEAT as u64;
+        let mut excerpts = Vec::new();
+        for name in ["bwv1.6.mid", "bwv248.64-6.mid", "bwv323.mid", "42dHighlandRegimentStrathspey.mid"] {
+            let notes = generate::primer_notes(&dir.join(name)).unwrap();
+            let end = notes.iter().map(|n| n.end).max().unwrap();
+            for from in (0..end).step_by(excerpt as usize) {
+                let piece: Vec<GridNote> = notes
+                    .iter()
+                    .filter(|n| (from..from + excerpt).contains(&n.start))
+                    .map(|n| GridNote { start: n.start - from, end: n.end - from, ..*n })
+                    .collect();
+                excerpts.push(piece);
+            }
+        }
+        excerpts
+    }
+
     #[test]
-    fn identical_samples_overlap_fully_and_distant_ones_not_at_all() {
-        let a: Vec<f64> = (0..50).map(|i| (i % 7) as f64).collect();
-        assert!((kde_overlap(&a, &a) - 1.0).abs() < 0.01);
-        let far: Vec<f64> = a.iter().map(|x| x + 100.0).collect();
-        assert!(kde_overlap(&a, &far) < 0.01);
+    fn a_set_scored_against_itself_overlaps_almost_fully() {
+        let (real, _) = features_of(&real_excerpts());
+        assert!(real.len() >= 20, "only {} excerpts", real.len());
+        let score = score_set(&real, &real);
+        assert!(score.mean_overlapping_area > 0.9, "{score:#?}");
+        assert!(score.features.iter().all(|f| f.reference_mean == f.scored_mean));
+    }
+
+    #[test]
+    fn random_notes_score_far_below_real_music() {
+        let excerpts = real_excerpts();
+        let (real, _) = features_of(&excerpts);
+        let (random, _) = features_of(&random_pieces(&excerpts, 4, 1));
+        let (ceiling, floor) = (ceiling(&real), score_set(&real, &random));
+        assert!(floor.mean_overlapping_area < 0.6, "{floor:#?}");
+        assert!(ceiling.mean_overlapping_area > floor.mean_overlapping_area + 0.2);
+        assert!(floor.mean_kl_divergence > ceiling.mean_kl_divergence);
+    }
+
+    #[test]
+    fn random_pieces_match_their_counterparts_and_repeat_with_the_seed() {
+        let excerpts = real_excerpts();
+        let random = random_pieces(&excerpts, 4, 9);
+        let bar_steps = BEATS_PER_BAR * STEPS_PER_BEAT as u64;
+        for (r, e) in random.iter().zip(&excerpts) {
+            assert_eq!(r.len(), e.len());
+            assert!(r.iter().all(|n| RANDOM_PITCHES.contains(&n.pitch) && n.end <= 4 * bar_steps));
+            assert!(r.iter().all(|n| n.end > n.start && n.end - n.start <= bar_steps));
+        }
+        assert_eq!(random, random_pieces(&excerpts, 4, 9));
+        assert_ne!(random, random_pieces(&excerpts, 4, 10));
+    }
+
+    #[test]
+    fn the_reference_is_spread_over_the_whole_dataset() {
+        let spread = evenly_spread((0..10).collect(), 4);
+        assert_eq!(spread, vec![0, 2, 5, 7]);
+        assert_eq!(evenly_spread(vec![1, 2], 4), vec![1, 2]);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use continuo_engine::model::Model;
 use continuo_engine::music::{parse_key, Scale, ScaleLock, KEY_NAMES};
 use continuo_engine::sampler::SamplerSettings;
 use continuo_engine::vocab::{self, GridNote, NoteCollector, STEPS_PER_BEAT};
+use serde::Serialize;
 
 /// Beats in a bar: the generator works in 4/4.
 pub const BEATS_PER_BAR: u64 = 4;
@@ -18,8 +19,8 @@ pub const BEATS_PER_BAR: u64 = 4;
 ///
 /// With --primer, the model first listens to a MIDI file (its melodic notes) and then continues
 /// it; the output holds the primer followed by --bars of new music. Without one, it starts from
-/// silence. Scale lock (--key, --scale), range (--low, --high) and --polyphony are obeyed by every
-/// note, as in the plugin.
+/// silence. Scale lock (--key, --scale), range (--lowest, --highest) and --voices are obeyed by
+/// every note, as in the plugin.
 #[derive(clap::Args)]
 pub struct Args {
     /// The model (.onnx, from `export`).
@@ -33,22 +34,33 @@ pub struct Args {
     /// Tempo written into the file, in BPM.
     #[arg(long, default_value_t = 120.0)]
     pub tempo: f64,
+    /// Random seed: the same seed, model and settings give the same music.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub sampler: SamplerArgs,
+    /// A MIDI file for the model to continue.
+    #[arg(long)]
+    pub primer: Option<PathBuf>,
+    /// GM program (instrument) written for the notes, 0..=127 (0 is the piano).
+    #[arg(long, default_value_t = 0)]
+    pub program: u8,
+}
+
+/// The musician's controls over the sampler, as `generate` and `eval` take them. The defaults
+/// span the piano with 8 voices; the plugin starts at notes 36..96 with 6 voices.
+#[derive(clap::Args, Debug, Clone, Serialize)]
+pub struct SamplerArgs {
     /// Below 1 plays safer, above 1 wilder; 0 always takes the likeliest token.
     #[arg(long, default_value_t = 1.0)]
     pub temperature: f32,
     /// Keep only the likeliest tokens whose probabilities add up to this (1 keeps all).
     #[arg(long, default_value_t = 1.0)]
     pub top_p: f32,
-    /// From sparse (-1) to busy (+1): how readily the model starts notes, as the plugin's
+    /// From sparse (-1) to busy (+1): how readily the model lets time pass, as the plugin's
     /// Density control; 0 plays the model's own distribution.
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub density: f32,
-    /// Random seed: the same seed, model and settings give the same music.
-    #[arg(long, default_value_t = 7)]
-    pub seed: u64,
-    /// A MIDI file for the model to continue.
-    #[arg(long)]
-    pub primer: Option<PathBuf>,
     /// Key of the scale lock: C, C#, Db, ... B.
     #[arg(long, default_value = "C")]
     pub key: String,
@@ -57,24 +69,23 @@ pub struct Args {
     #[arg(long, default_value = "chromatic")]
     pub scale: String,
     /// Lowest MIDI note played.
-    #[arg(long, default_value_t = 21)]
-    pub low: u8,
+    #[arg(long, visible_alias = "low", default_value_t = 21)]
+    pub lowest: u8,
     /// Highest MIDI note played.
-    #[arg(long, default_value_t = 108)]
-    pub high: u8,
+    #[arg(long, visible_alias = "high", default_value_t = 108)]
+    pub highest: u8,
     /// Most notes sounding at once.
-    #[arg(long, default_value_t = 8)]
-    pub polyphony: usize,
+    #[arg(long, visible_alias = "polyphony", default_value_t = 8)]
+    pub voices: usize,
     /// Notes held this many beats are ended.
     #[arg(long, default_value_t = 8.0)]
     pub max_note_beats: f64,
-    /// GM program (instrument) written for the notes, 0..=127 (0 is the piano).
-    #[arg(long, default_value_t = 0)]
-    pub program: u8,
 }
 
-impl Args {
-    pub fn settings(&self) -> Result<GeneratorSettings> {
+impl SamplerArgs {
+    /// The generator's settings these flags describe, with `seed`; refuses what the sampler
+    /// could not obey, naming the flag.
+    pub fn settings(&self, seed: u64) -> Result<GeneratorSettings> {
         let key = parse_key(&self.key)
             .with_context(|| format!("--key {}: not a key; use one of {}", self.key, KEY_NAMES.join(" ")))?;
         let scale = Scale::parse(&self.scale).with_context(|| {
@@ -82,33 +93,38 @@ impl Args {
                 Scale::ALL.iter().map(|s| s.name().to_lowercase().replace(' ', "-")).collect();
             format!("--scale {}: not a scale; use one of {}", self.scale, names.join(", "))
         })?;
-        if self.low > self.high || self.high > 127 {
-            bail!("--low {} and --high {} must be MIDI notes with low <= high <= 127", self.low, self.high);
+        if self.lowest > self.highest || self.highest > 127 {
+            bail!(
+                "--lowest {} and --highest {} must be MIDI notes with lowest <= highest <= 127",
+                self.lowest,
+                self.highest
+            );
         }
         let lock = ScaleLock { key, scale };
-        if !(self.low..=self.high).any(|p| lock.allows(p)) {
-            bail!("no note between --low {} and --high {} is in {}", self.low, self.high, lock.describe());
+        if !(self.lowest..=self.highest).any(|p| lock.allows(p)) {
+            bail!(
+                "no note between --lowest {} and --highest {} is in {}",
+                self.lowest,
+                self.highest,
+                lock.describe()
+            );
         }
-        if self.polyphony == 0
-            || self.tempo <= 0.0
+        if self.voices == 0
             || self.temperature < 0.0
             || !(0.0..=1.0).contains(&self.top_p)
             || !(-1.0..=1.0).contains(&self.density)
         {
-            bail!(
-                "need --polyphony >= 1, --tempo > 0, --temperature >= 0, 0 <= --top-p <= 1 and \
-                 -1 <= --density <= 1"
-            );
+            bail!("need --voices >= 1, --temperature >= 0, 0 <= --top-p <= 1 and -1 <= --density <= 1");
         }
         Ok(GeneratorSettings {
             sampler: SamplerSettings {
                 temperature: self.temperature,
                 top_p: if self.top_p == 0.0 { 1.0 } else { self.top_p },
-                lowest: self.low,
-                highest: self.high,
+                lowest: self.lowest,
+                highest: self.highest,
                 scale_lock: lock,
-                max_polyphony: self.polyphony,
-                seed: self.seed,
+                max_polyphony: self.voices,
+                seed,
                 density: self.density,
             },
             max_note_beats: self.max_note_beats,
@@ -117,7 +133,10 @@ impl Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let settings = args.settings()?;
+    let settings = args.sampler.settings(args.seed)?;
+    if args.tempo <= 0.0 {
+        bail!("--tempo {}: need a tempo above 0 BPM", args.tempo);
+    }
     if args.program > 127 {
         bail!("--program {}: GM programs are 0..=127", args.program);
     }

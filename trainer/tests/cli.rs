@@ -233,10 +233,35 @@ fn train_learns_a_pattern_and_export_generate_eval_use_it() {
     let primed = midi::read_file(&primed).unwrap();
     assert!(primed.notes.len() > 240, "primer of 240 notes plus new ones, got {}", primed.notes.len());
 
-    // Eval: the model beats both baselines on the pattern, and says so in its table and JSON.
+    // Eval: the model beats both baselines on the pattern, and its music is scored beside a
+    // ceiling and a floor, in the table, the JSON and the plot.
     let json = dir.path().join("eval.json");
-    let table = ok(&["eval", s(&onnx), s(&data), "--samples", "2", "--bars", "8", "--json", s(&json)]);
-    for row in ["held-out", "all", "note-on", "note-off", "time-shift", "pitch-class histogram", "overlap"] {
+    let table = ok(&[
+        "eval",
+        s(&onnx),
+        s(&data),
+        "--samples",
+        "2",
+        "--bars",
+        "8",
+        "--voices",
+        "2",
+        "--json",
+        s(&json),
+    ]);
+    for row in [
+        "held-out",
+        "all",
+        "note-on",
+        "note-off",
+        "time-shift",
+        "overlapping area",
+        "KL divergence",
+        "ceiling",
+        "floor",
+        "pc-hist",
+        "notes/bar",
+    ] {
         assert!(table.contains(row), "{row} missing:\n{table}");
     }
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
@@ -244,6 +269,34 @@ fn train_learns_a_pattern_and_export_generate_eval_use_it() {
     let (model_nll, bigram_nll) =
         (all["model"]["nats_per_token"].as_f64().unwrap(), all["bigram"]["nats_per_token"].as_f64().unwrap());
     assert!(model_nll < bigram_nll, "model {model_nll} vs bigram {bigram_nll}");
+    let music = &report["music"];
+    // The eight songs are one scale, so the two halves of the reference are identical.
+    assert_eq!(music["reference_pieces"], 8);
+    assert!(music["ceiling"]["mean_overlapping_area"].as_f64().unwrap() > 0.99, "{music:#}");
+    assert_eq!(music["settings"]["sampler"]["voices"], 2);
+    for row in ["ceiling", "model", "floor"] {
+        let features = music[row]["features"].as_array().unwrap();
+        assert_eq!(features.len(), 10);
+        for f in features {
+            let (oa, kl) = (f["overlapping_area"].as_f64().unwrap(), f["kl_divergence"].as_f64().unwrap());
+            assert!((0.0..=1.0).contains(&oa) && kl >= 0.0, "{row}: {f}");
+        }
+    }
+    let floor = music["floor"]["mean_overlapping_area"].as_f64().unwrap();
+    assert!(floor < 0.6, "random notes overlap a scale by {floor}");
+    let svg = std::fs::read_to_string(dir.path().join("eval.svg")).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("pitch range: OA"), "the plot names each feature");
+    // Only the training songs as the reference.
+    let train_only = dir.path().join("train-only.json");
+    let (samples, bars) = (["--samples", "1"], ["--bars", "4"]);
+    ok(&[
+        &["eval", s(&onnx), s(&data), "--reference", "train", "--json", s(&train_only)][..],
+        &samples,
+        &bars,
+    ]
+    .concat());
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&train_only).unwrap()).unwrap();
+    assert!(report["music"]["reference_pieces"].as_u64().unwrap() < 8);
 }
 
 #[test]
@@ -277,6 +330,8 @@ fn errors_name_the_file_and_the_problem() {
 
     let err = fails(&["eval", s(&foreign), s(&dir.path().join("no-dataset"))]);
     assert!(err.contains("foreign.onnx"), "{err}");
+    let err = fails(&["eval", s(&foreign), s(&dir.path().join("no-dataset")), "--voices", "0"]);
+    assert!(err.contains("--voices"), "{err}");
 
     let err = fails(&["export", s(&dir.path().join("no-run")), "--out", s(&foreign)]);
     assert!(err.contains("no-run/config.json") && err.contains("run folder"), "{err}");
