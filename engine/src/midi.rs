@@ -487,8 +487,9 @@ fn midly_detail(error: &midly::Error) -> String {
 
 /// Writes notes as a format-1 Standard MIDI File at `bpm`: a tempo track in 4/4, then one track
 /// per channel used, each starting with its program. Times are rounded to [`WRITE_PPQ`] ticks
-/// per beat, which holds the 24-step grid exactly.
-pub fn write_bytes(notes: &[Note], bpm: f64) -> Vec<u8> {
+/// per beat, which holds the 24-step grid exactly. With `length` (beats), the file lasts
+/// exactly that long, as a clip a DAW imports (a loop): the tempo track ends there.
+pub fn write_bytes(notes: &[Note], bpm: f64, length: Option<f64>) -> Vec<u8> {
     use midly::num::{u15, u24, u28, u4, u7};
     use midly::{Format, Header, Smf, TrackEvent};
 
@@ -504,7 +505,12 @@ pub fn write_bytes(notes: &[Note], bpm: f64) -> Vec<u8> {
             delta: u28::new(0),
             kind: TrackEventKind::Meta(MetaMessage::TimeSignature(4, 2, 24, 8)),
         },
-        TrackEvent { delta: u28::new(0), kind: TrackEventKind::Meta(MetaMessage::EndOfTrack) },
+        TrackEvent {
+            delta: u28::new(
+                length.map_or(0, |beats| to_tick(beats).min(u28::max_value().as_int() as u64) as u32),
+            ),
+            kind: TrackEventKind::Meta(MetaMessage::EndOfTrack),
+        },
     ]);
 
     let mut channels: Vec<u8> = notes.iter().map(|n| n.channel & 15).collect();
@@ -561,8 +567,8 @@ pub fn write_bytes(notes: &[Note], bpm: f64) -> Vec<u8> {
     bytes
 }
 
-/// Writes notes to a .mid file at `bpm`; see [`write_bytes`].
-pub fn write_file(path: &Path, notes: &[Note], bpm: f64) -> Result<(), MidiError> {
-    std::fs::write(path, write_bytes(notes, bpm))
+/// Writes notes to a .mid file at `bpm`, `length` beats long if given; see [`write_bytes`].
+pub fn write_file(path: &Path, notes: &[Note], bpm: f64, length: Option<f64>) -> Result<(), MidiError> {
+    std::fs::write(path, write_bytes(notes, bpm, length))
         .map_err(|e| MidiError { path: path.to_path_buf(), problem: MidiProblem::Write(e.to_string()) })
 }

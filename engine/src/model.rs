@@ -420,6 +420,13 @@ const WARM_UP_STEPS: usize = 8;
 /// [`MIN_POOL_BYTES`]: room for tract's scratch on the audio thread and for fragmentation.
 const POOL_HEADROOM: usize = 4;
 const MIN_POOL_BYTES: usize = 256 * 1024;
+/// LSTM states a caller may keep alive besides the one stepping: snapshots to go back to (the
+/// plugin keeps one before each time step of its lookahead, to hear a musician's note late).
+/// Each holds its `h` and `c` in the pool, so the pool has room for them on top.
+pub const HELD_STATES: usize = 64;
+/// What one held state takes in the pool beyond its numbers: two tensors' bookkeeping and the
+/// allocator's block headers.
+const HELD_STATE_OVERHEAD: usize = 512;
 
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -508,7 +515,9 @@ impl Model {
                 Ok(())
             });
             warmed.map_err(|e| fail(format!("the graph does not run: {e:#}")))?;
-            StepPool::reserve((peak * POOL_HEADROOM).max(MIN_POOL_BYTES)).map_err(fail)?
+            let held =
+                HELD_STATES * (2 * s.layers * s.hidden * std::mem::size_of::<f32>() + HELD_STATE_OVERHEAD);
+            StepPool::reserve((peak * POOL_HEADROOM).max(MIN_POOL_BYTES) + held).map_err(fail)?
         } else {
             StepPool::none()
         };

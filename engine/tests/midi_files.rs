@@ -52,7 +52,7 @@ fn written_files_read_back_with_the_same_notes() {
         let grid = quantise(tuples(&song.notes));
         let notes: Vec<Note> = grid.iter().map(|g| Note::from_grid(g, 0, 19)).collect();
         let out = dir.path().join(path.file_name().unwrap());
-        midi::write_file(&out, &notes, 96.0).unwrap();
+        midi::write_file(&out, &notes, 96.0, None).unwrap();
         let back = midi::read_file(&out).unwrap();
         assert_eq!(quantise(tuples(&back.notes)), grid, "{}", path.display());
         assert!(back.notes.iter().all(|n| n.program == 19 && n.channel == 0));
@@ -82,7 +82,8 @@ fn drums_keep_their_own_channel_when_written() {
         is_drum: false,
         track: 0,
     };
-    let song = midi::read_bytes(&midi::write_bytes(&[drum, keys], 120.0), Path::new("mem.mid")).unwrap();
+    let song =
+        midi::read_bytes(&midi::write_bytes(&[drum, keys], 120.0, None), Path::new("mem.mid")).unwrap();
     assert_eq!(song.notes_for(Role::Drums).count(), 1);
     assert_eq!(song.notes_for(Role::Melodic).count(), 1);
 }
@@ -302,4 +303,27 @@ fn the_crash_corpus_never_panics() {
         replayed += 1;
     }
     assert!(replayed > 0, "empty corpus in {}", dir.display());
+}
+
+#[test]
+fn a_clip_lasts_exactly_its_length() {
+    let note = |start: f64, end: f64| Note {
+        pitch: 60,
+        velocity: 90,
+        start,
+        end,
+        channel: 0,
+        program: 0,
+        is_drum: false,
+        track: 0,
+    };
+    let bytes = midi::write_bytes(&[note(0.0, 1.0), note(6.0, 7.5)], 120.0, Some(8.0));
+    let smf = midly::Smf::parse(&bytes).unwrap();
+    let ticks = |track: &[midly::TrackEvent]| track.iter().map(|e| e.delta.as_int() as u64).sum::<u64>();
+    let longest = smf.tracks.iter().map(|t| ticks(t)).max().unwrap();
+    assert_eq!(longest, 8 * midi::WRITE_PPQ as u64, "an 8-beat clip");
+    // Without a length, the file ends with its last note.
+    let bytes = midi::write_bytes(&[note(6.0, 7.5)], 120.0, None);
+    let smf = midly::Smf::parse(&bytes).unwrap();
+    assert_eq!(smf.tracks.iter().map(|t| ticks(t)).max().unwrap(), (7.5 * midi::WRITE_PPQ as f64) as u64);
 }

@@ -5,7 +5,9 @@
 //! allocator counts every call to the system allocator there), for the embedded default model
 //! and for 2 x 256 and 3 x 512 models written by the engine, at 32, 64 and 512 samples a block,
 //! with the model step's memory from the system allocator (before) and from the model's pool
-//! (after), side by side in one run. Per row: block time median, p99.9 and worst, the worst as a
+//! (after), side by side in one run; then each model in Duet, a musician playing a note on
+//! every beat (struck a little after it, held two thirds of a beat), so that every beat the
+//! model goes back, hears the note and generates its lookahead again. Per row: block time median, p99.9 and worst, the worst as a
 //! share of the block's duration, the step cap and the most steps a block ran, model steps per
 //! second of music, system allocator calls per block, and note-ons skipped for being late.
 //! `CONTINUO_BENCH_WORST=1` also prints each row's five worst blocks and the mean time per step.
@@ -13,6 +15,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use continuo::listening::{InputNote, ListenSettings, Mode};
 use continuo::params::ContinuoParams;
 use continuo::player::{smallest_block, step_cap, HostTransport, Player, STEP_BUDGET, WORST_CASE_FACTOR};
 use continuo_engine::model::{self, Model, ModelInfo, ModelShape, ModelWeights, StepMemory};
@@ -45,8 +48,9 @@ fn main() {
     }
 
     println!(
-        "{:>9} {:>7} {:>6} {:>7} {:>10} {:>9} {:>9} {:>8} {:>4} {:>9} {:>8} {:>11} {:>5}",
+        "{:>9} {:>6} {:>7} {:>6} {:>7} {:>10} {:>9} {:>9} {:>8} {:>4} {:>9} {:>8} {:>11} {:>5}",
         "model",
+        "play",
         "memory",
         "block",
         "blocks",
@@ -81,6 +85,13 @@ fn main() {
             for samples in BLOCK_SIZES {
                 run(name, memory, &mut player, samples);
             }
+            if memory == StepMemory::Pool {
+                let duet = ListenSettings { mode: Mode::Duet, ..ListenSettings::default() };
+                player.set_listening(duet, &mut |_| {});
+                for samples in BLOCK_SIZES {
+                    run(name, memory, &mut player, samples);
+                }
+            }
         }
     }
     println!(
@@ -92,7 +103,7 @@ fn main() {
         STEP_BUDGET * 100.0
     );
     println!("calls to the system allocator per block on the audio thread; late: note-ons skipped because");
-    println!("generation had not reached them");
+    println!("generation had not reached them; play: free, or duet with a note on every beat");
 }
 
 fn run(name: &str, memory: StepMemory, player: &mut Player, samples: usize) {
@@ -117,13 +128,36 @@ fn run(name: &str, memory: StepMemory, player: &mut Player, samples: usize) {
     };
     player.restart_from_the_top(&mut |_| {});
     player.process(stop, &[], &mut |_| {});
+    let duet = player.listen_settings().mode == Mode::Duet;
+    // The musician's notes: on every beat, 0.013 beats late, held two thirds of a beat.
+    let musician = |at: usize| -> Option<InputNote> {
+        let beat = at / samples_per_beat as usize;
+        let within = at % samples_per_beat as usize;
+        let pitch = [60, 64, 67, 72][beat % 4];
+        let on = (0.013 * samples_per_beat) as usize;
+        let off = (0.68 * samples_per_beat) as usize;
+        (within == on || within == off).then_some(InputNote {
+            offset: 0,
+            pitch,
+            velocity: if within == on { 90 } else { 0 },
+            channel: 0,
+        })
+    };
+    let mut input = Vec::with_capacity(samples);
     for i in 0..blocks {
         let steps_before = meters.model_steps.load(Ordering::Relaxed);
         let beats = (i * samples) as f64 / samples_per_beat;
         let host =
             HostTransport { playing: true, pos_beats: Some(beats), pos_seconds: Some(beats / 2.0), ..stop };
+        input.clear();
+        if duet {
+            input.extend(
+                (0..samples)
+                    .filter_map(|k| musician(i * samples + k).map(|n| InputNote { offset: k as u32, ..n })),
+            );
+        }
         let started = Instant::now();
-        realtime::audio_thread(|| player.process(host, &[], &mut |_| {}));
+        realtime::audio_thread(|| player.process(host, &input, &mut |_| {}));
         times.push(started.elapsed().as_secs_f64() * 1e6);
         steps_per_block.push(meters.model_steps.load(Ordering::Relaxed) - steps_before);
     }
@@ -153,8 +187,9 @@ fn run(name: &str, memory: StepMemory, player: &mut Player, samples: usize) {
     times.sort_by(f64::total_cmp);
     let (median, tail, worst) = (times[blocks / 2], times[blocks * 999 / 1000], times[blocks - 1]);
     println!(
-        "{:>9} {:>7} {:>6} {:>7} {:>10.2} {:>9.1} {:>9.1} {:>7.1}% {:>4} {:>9} {:>8.1} {:>11.2} {:>5}",
+        "{:>9} {:>6} {:>7} {:>6} {:>7} {:>10.2} {:>9.1} {:>9.1} {:>7.1}% {:>4} {:>9} {:>8.1} {:>11.2} {:>5}",
         name,
+        if duet { "duet" } else { "free" },
         if memory == StepMemory::Pool { "pool" } else { "system" },
         samples,
         blocks,

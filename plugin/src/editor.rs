@@ -19,9 +19,11 @@ use nice_plug::prelude::*;
 use nice_plug_egui::widgets::ParamSlider;
 use nice_plug_egui::{EguiEditorState, Frame, NiceEguiApp};
 
+use crate::listening::Mode;
 use crate::models::{self, LoadReport, ModelCard, ModelSwitch};
 use crate::monitor::{Meters, Monitor};
-use crate::params::ContinuoParams;
+use crate::params::{ContinuoParams, PlayMode};
+use crate::phrase_loop::LOOP_BAR_CHOICES;
 use crate::piano_roll::{self, RollView};
 use crate::player::smallest_block;
 use crate::recording::{Recording, SAVE_BAR_CHOICES};
@@ -103,8 +105,12 @@ pub struct EditorApp {
     save_path: String,
     cost: CostWindow,
     restart_pressed: bool,
+    new_phrase_pressed: bool,
     trace: Option<trace::Trace>,
 }
+
+/// "Keep what you like" saves the last bars, or (this value of `save_bars`) the phrase loop.
+const SAVE_THE_LOOP: u32 = 0;
 
 impl EditorApp {
     pub fn new(
@@ -130,6 +136,7 @@ impl EditorApp {
             save_bars: 8,
             save_path: String::new(),
             restart_pressed: false,
+            new_phrase_pressed: false,
             trace: trace::Trace::from_env(),
         }
     }
@@ -168,10 +175,12 @@ impl NiceEguiApp for EditorApp {
         let now = meters.clock();
         self.recording.update(&self.monitor.notes, now);
         self.cost.update(&self.monitor);
-        if self.restart_pressed {
-            // Restart acts on the rising edge; let go of it one frame later.
+        // Restart and New phrase act on the rising edge; let go of them one frame later.
+        if std::mem::take(&mut self.restart_pressed) {
             set(&setter, &self.params.restart, false);
-            self.restart_pressed = false;
+        }
+        if std::mem::take(&mut self.new_phrase_pressed) {
+            set(&setter, &self.params.new_phrase, false);
         }
         let mut trace = trace::Frame::default();
 
@@ -186,6 +195,10 @@ impl NiceEguiApp for EditorApp {
                 let line = transport_line(&self.monitor);
                 ui.monospace(&line);
                 trace.transport = line;
+                ui.separator();
+                let playing = listening_line(&self.params, meters);
+                ui.strong(&playing);
+                trace.listening = playing;
             });
         });
 
@@ -293,6 +306,36 @@ impl EditorApp {
                 set(setter, &p.bypass, bypassed);
             }
             ui.end_row();
+
+            ui.label(p.mode.name());
+            let mode = p.mode.value();
+            let mut chosen = mode;
+            egui::ComboBox::from_id_salt("mode").selected_text(mode.mode().name()).show_ui(ui, |ui| {
+                for option in [PlayMode::Free, PlayMode::CallAndResponse, PlayMode::Duet] {
+                    ui.selectable_value(&mut chosen, option, option.mode().name());
+                }
+            });
+            if chosen != mode {
+                set(setter, &p.mode, chosen);
+            }
+            slider(ui, setter, &p.answer_after);
+            slider(ui, setter, &p.answer_length);
+            ui.end_row();
+
+            slider(ui, setter, &p.density);
+            ui.label(p.loop_bars.name());
+            let loops: Vec<String> = (0..LOOP_BAR_CHOICES.len() as i32)
+                .map(|i| p.loop_bars.normalized_value_to_string(p.loop_bars.preview_normalized(i), false))
+                .collect();
+            let loops: Vec<&str> = loops.iter().map(String::as_str).collect();
+            choice(ui, setter, &p.loop_bars, "loop", &loops);
+            ui.label("");
+            if ui.button("New phrase").on_hover_text("Another take: a new loop, from the next bar").clicked()
+            {
+                set(setter, &p.new_phrase, true);
+                self.new_phrase_pressed = true;
+            }
+            ui.end_row();
         });
     }
 
@@ -389,13 +432,15 @@ impl EditorApp {
     fn save_controls(&mut self, ui: &mut egui::Ui, trace: &mut trace::Frame) {
         ui.horizontal(|ui| {
             ui.strong("Keep what you like");
-            egui::ComboBox::from_id_salt("save bars")
-                .selected_text(format!("last {} bars", self.save_bars))
-                .show_ui(ui, |ui| {
-                    for bars in SAVE_BAR_CHOICES {
-                        ui.selectable_value(&mut self.save_bars, bars, format!("last {bars} bars"));
-                    }
-                });
+            let what = |bars: u32| match bars {
+                SAVE_THE_LOOP => "the loop".to_string(),
+                bars => format!("last {bars} bars"),
+            };
+            egui::ComboBox::from_id_salt("save bars").selected_text(what(self.save_bars)).show_ui(ui, |ui| {
+                for bars in SAVE_BAR_CHOICES.into_iter().chain([SAVE_THE_LOOP]) {
+                    ui.selectable_value(&mut self.save_bars, bars, what(bars));
+                }
+            });
             let field = ("save path", "file (empty: a new file in your midi folder)", 300.0);
             if field_and_button(ui, &mut self.save_path, field, "Save MIDI...", trace) {
                 let request = self.save_request();
@@ -414,18 +459,28 @@ impl EditorApp {
         }
     }
 
-    /// The notes to save, taken now (what was heard when the button was pressed).
+    /// The notes to save, taken now (what was heard when the button was pressed): the last
+    /// bars, or the phrase loop as a clip of exactly its length (the last repetition heard
+    /// whole, else the one playing).
     fn save_request(&self) -> Task {
         let meters = &self.monitor.meters;
         let (now, bar) = (meters.clock(), transport::beats_per_bar(meters.time_signature()));
-        let from = transport::last_bars_start(meters.bar_clock(), bar, self.save_bars);
-        let notes = self.recording.generated_between(from, now, self.params.channel_index());
+        let (from, to, length) = match (self.save_bars, meters.loop_region()) {
+            (SAVE_THE_LOOP, Some((start, beats))) => {
+                let from = if start - beats >= 0.0 { start - beats } else { start };
+                (from, from + beats, Some(beats))
+            }
+            (SAVE_THE_LOOP, None) => (now, now, None),
+            (bars, _) => (transport::last_bars_start(meters.bar_clock(), bar, bars), now, None),
+        };
+        let notes = self.recording.generated_between(from, to, self.params.channel_index());
         let path = match self.save_path.trim() {
             "" => default_midi_path(self.save_bars),
             typed => PathBuf::from(typed),
         };
         let bpm = meters.tempo_millibpm.load(Ordering::Relaxed) as f64 / 1000.0;
-        Task::SaveMidi { path, notes, bpm: if bpm > 0.0 { bpm } else { crate::player::DEFAULT_BPM } }
+        let bpm = if bpm > 0.0 { bpm } else { crate::player::DEFAULT_BPM };
+        Task::SaveMidi { path, notes, bpm, length }
     }
 }
 
@@ -509,6 +564,21 @@ pub fn transport_line(monitor: &Monitor) -> String {
     format!("{state}   {tempo:.1} BPM   {numerator}/{denominator}   bar {bar}.{beat}")
 }
 
+/// How the model plays with the musician now: "Free", "Call and response: listening",
+/// "Duet", with the loop when one plays.
+pub fn listening_line(params: &ContinuoParams, meters: &Meters) -> String {
+    let mode = params.listen_settings().mode;
+    let mut line = mode.name().to_string();
+    if mode == Mode::CallAndResponse {
+        let listening = meters.listening.load(Ordering::Relaxed) == 1;
+        line.push_str(if listening { ": listening" } else { ": answering" });
+    }
+    if let Some((_, beats)) = meters.loop_region() {
+        line.push_str(&format!(", looping {:.0} beats", beats));
+    }
+    line
+}
+
 /// What a model step costs against small blocks, and what the audio thread had to give up.
 /// A model too slow for 64-sample blocks still plays (one step a block, late notes skipped); the
 /// window says so, with the buffer size it needs, rather than letting the host crackle.
@@ -571,7 +641,8 @@ pub fn model_lines(card: &ModelCard) -> Vec<String> {
 /// A new file in the user's midi folder, named after the time and the bars.
 fn default_midi_path(bars: u32) -> PathBuf {
     let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(':', "-");
-    models::user_folder().join("midi").join(format!("continuo-{stamp}-{bars}-bars.mid"))
+    let what = if bars == SAVE_THE_LOOP { "loop".to_string() } else { format!("{bars}-bars") };
+    models::user_folder().join("midi").join(format!("continuo-{stamp}-{what}.mid"))
 }
 
 /// What the window shows, written as JSON when `CONTINUO_EDITOR_TRACE` names a file: the text of
@@ -590,6 +661,7 @@ mod trace {
     #[derive(Default)]
     pub struct Frame {
         pub transport: String,
+        pub listening: String,
         pub model: Vec<String>,
         pub cost: Vec<String>,
         pub report: String,
@@ -622,6 +694,7 @@ mod trace {
             self.last = Instant::now();
             let value = json!({
                 "transport": frame.transport,
+                "listening": frame.listening,
                 "model": frame.model,
                 "cost": frame.cost,
                 "report": frame.report,

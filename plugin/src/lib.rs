@@ -67,8 +67,9 @@ const MAX_INPUT_PER_BLOCK: usize = 1024;
 pub enum Task {
     /// Load, check and warm the model at this path ("" for the embedded one) and switch to it.
     LoadModel(String),
-    /// Write these notes (beats from the file's start) to a MIDI file at this tempo.
-    SaveMidi { path: PathBuf, notes: Vec<Note>, bpm: f64 },
+    /// Write these notes (beats from the file's start) to a MIDI file at this tempo, `length`
+    /// beats long if given (a loop, as a clip).
+    SaveMidi { path: PathBuf, notes: Vec<Note>, bpm: f64, length: Option<f64> },
 }
 
 /// What the last "Save MIDI" did: the message to show.
@@ -178,8 +179,8 @@ impl Plugin for Continuo {
             (self.params.clone(), self.monitor.clone(), self.switch.clone(), self.saves.clone());
         Box::new(move |task| match task {
             Task::LoadModel(path) => switch.load(&path, &params, &monitor),
-            Task::SaveMidi { path, notes, bpm } => {
-                let result = save_midi(&path, &notes, bpm);
+            Task::SaveMidi { path, notes, bpm, length } => {
+                let result = save_midi(&path, &notes, bpm, length);
                 if let Ok(mut report) = saves.lock() {
                     *report = Some(result);
                 }
@@ -449,15 +450,23 @@ fn capped(events: &mut Vec<OutputEvent>) -> impl FnMut(OutputEvent) + '_ {
 }
 
 /// Writes saved notes through the engine's MIDI writer; the message says where, or why not.
-fn save_midi(path: &std::path::Path, notes: &[Note], bpm: f64) -> Result<String, String> {
+fn save_midi(
+    path: &std::path::Path,
+    notes: &[Note],
+    bpm: f64,
+    length: Option<f64>,
+) -> Result<String, String> {
     if notes.is_empty() {
-        return Err("nothing to save yet: no notes were played in those bars".to_string());
+        return Err(
+            "nothing to save yet: no notes were played in those bars (or no phrase loops)".to_string()
+        );
     }
     if let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty()) {
         std::fs::create_dir_all(folder).map_err(|e| format!("{}: {e}", folder.display()))?;
     }
-    midi::write_file(path, notes, bpm).map_err(|e| e.to_string())?;
-    Ok(format!("saved {} notes at {bpm:.1} BPM to {}", notes.len(), path.display()))
+    midi::write_file(path, notes, bpm, length).map_err(|e| e.to_string())?;
+    let clip = length.map(|beats| format!(", a {beats:.0}-beat clip,")).unwrap_or_default();
+    Ok(format!("saved {} notes{clip} at {bpm:.1} BPM to {}", notes.len(), path.display()))
 }
 
 /// Sends an event; an error means the host's buffer is full and the event is lost.

@@ -151,7 +151,10 @@ pub struct Rollback {
 }
 
 /// Snapshots kept: the lookahead is one beat, at most 24 TIME_SHIFTs, plus the block's own.
+/// Their LSTM states live in the model's pool, which has room for
+/// [`continuo_engine::model::HELD_STATES`] of them (this ring, its pending one, the opening).
 pub const ROLLBACK_SNAPSHOTS: usize = 48;
+const _: () = assert!(ROLLBACK_SNAPSHOTS + 2 <= continuo_engine::model::HELD_STATES);
 
 impl Rollback {
     /// Allocates every snapshot now, shaped like `generator`'s.

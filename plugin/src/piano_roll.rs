@@ -12,7 +12,7 @@ use crate::recording::Recording;
 pub const GENERATED: Color32 = Color32::from_rgb(240, 170, 60);
 pub const INPUT: Color32 = Color32::from_rgb(80, 190, 230);
 pub const UNHEARD: Color32 = Color32::from_rgb(120, 125, 135);
-const LOOP_REGION: Color32 = Color32::from_rgba_premultiplied(30, 60, 90, 60);
+const LOOP_REGION: Color32 = Color32::from_rgba_premultiplied(18, 36, 56, 40);
 const LOOP_EDGE: Color32 = Color32::from_rgb(90, 150, 220);
 const BACKGROUND: Color32 = Color32::from_rgb(24, 26, 30);
 const BLACK_KEY_ROW: Color32 = Color32::from_rgb(19, 20, 24);

@@ -312,6 +312,10 @@ impl Player {
         !(self.listen.mode == Mode::CallAndResponse && self.phase == Phase::Listening)
     }
 
+    pub fn listen_settings(&self) -> ListenSettings {
+        self.listen
+    }
+
     pub fn set_output(&mut self, output: OutputSettings) {
         self.output = output;
     }

@@ -294,6 +294,29 @@ fn the_window_shows_the_music_switches_models_while_playing_and_saves_midi() {
         model_name(&trace) == "Bach chorales"
     });
     assert!(shown(&trace)["model"].to_string().contains("built into the plugin"));
+
+    // Call and response: the held notes on the input are calls; half a beat after each, the
+    // model answers until the next one.
+    host.set("Mode", "Call and response");
+    host.set("Answer after", "0.5");
+    let answers_from = ours(&host).len();
+    play_until(&mut host, &mut pos, Duration::from_secs(60), "answers", |host, _| {
+        ours(host)[answers_from..].iter().filter(|h| h.on).count() > 8
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let listening = shown(&trace)["listening"].as_str().unwrap_or_default().to_string();
+    assert!(listening.starts_with("Call and response: "), "{listening}");
+    host.editor.as_ref().unwrap().screenshot(&screenshots.join("continuo-editor-call-and-response.png"));
+
+    // A two-bar loop, shown in the roll.
+    host.set("Mode", "Free");
+    host.set("Loop", "2 bars");
+    let loop_from = pos;
+    play_until(&mut host, &mut pos, Duration::from_secs(60), "the loop", |_, pos| pos > loop_from + 16.0);
+    std::thread::sleep(Duration::from_millis(300));
+    let listening = shown(&trace)["listening"].as_str().unwrap_or_default().to_string();
+    assert_eq!(listening, "Free, looping 8 beats");
+    host.editor.as_ref().unwrap().screenshot(&screenshots.join("continuo-editor-loop.png"));
 }
 
 /// Beats to MIDI ticks at 480 per beat, the writer's resolution.

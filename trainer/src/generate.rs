@@ -148,7 +148,7 @@ pub fn run(args: Args) -> Result<()> {
     let generated = generate(model, settings, &primer, args.bars)?;
     let notes: Vec<Note> =
         primer.iter().chain(&generated).map(|g| Note::from_grid(g, 0, args.program)).collect();
-    midi::write_file(&args.out, &notes, args.tempo)?;
+    midi::write_file(&args.out, &notes, args.tempo, None)?;
     let (low, high) = generated.iter().fold((127, 0), |(l, h), n| (n.pitch.min(l), n.pitch.max(h)));
     println!(
         "wrote {}: {} new notes in {} bars{} at {} BPM, pitches {}..{}",

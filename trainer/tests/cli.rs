@@ -126,7 +126,7 @@ fn scale_dataset(dir: &Path) -> PathBuf {
                 track: 0,
             })
             .collect();
-        midi::write_file(&songs.join(format!("scale{file}.mid")), &notes, 120.0).unwrap();
+        midi::write_file(&songs.join(format!("scale{file}.mid")), &notes, 120.0, None).unwrap();
     }
     let data = dir.join("scale-data");
     ok(&["prepare", s(&songs), "--out", s(&data), "--val-fraction", "0.25"]);

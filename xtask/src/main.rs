@@ -26,7 +26,10 @@ fn main() -> Result<()> {
         Some("test") => test(&args[1..]),
         Some("screenshot") => {
             test(&["--test".to_string(), "clap_editor".to_string()])?;
-            println!("screenshots: target/screenshots/continuo-editor.png, continuo-editor-second-model.png");
+            println!(
+                "screenshots: target/screenshots/continuo-editor.png, continuo-editor-second-model.png, \
+                 continuo-editor-call-and-response.png, continuo-editor-loop.png"
+            );
             Ok(())
         }
         Some("--help") | Some("-h") | None => {
