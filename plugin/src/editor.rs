@@ -26,6 +26,7 @@ use crate::params::{ContinuoParams, PlayMode};
 use crate::phrase_loop::LOOP_BAR_CHOICES;
 use crate::piano_roll::{self, RollView};
 use crate::player::smallest_block;
+use crate::presets::{Preset, PRESETS};
 use crate::recording::{Recording, SAVE_BAR_CHOICES};
 use crate::transport::{self, TransportState};
 use crate::{Continuo, SaveReport, Task};
@@ -204,7 +205,7 @@ impl NiceEguiApp for EditorApp {
 
         egui::Panel::bottom("controls").show(ui, |ui| {
             ui.add_space(4.0);
-            self.parameter_controls(ui, &setter);
+            self.parameter_controls(ui, &setter, &mut trace);
             ui.separator();
             self.save_controls(ui, &mut trace);
             ui.add_space(4.0);
@@ -269,7 +270,7 @@ impl EditorApp {
         }
     }
 
-    fn parameter_controls(&mut self, ui: &mut egui::Ui, setter: &ParamSetter) {
+    fn parameter_controls(&mut self, ui: &mut egui::Ui, setter: &ParamSetter, trace: &mut trace::Frame) {
         let p = &self.params;
         egui::Grid::new("parameters").num_columns(6).spacing(Vec2::new(10.0, 6.0)).show(ui, |ui| {
             slider(ui, setter, &p.temperature);
@@ -305,6 +306,19 @@ impl EditorApp {
             if ui.checkbox(&mut bypassed, "Bypass").changed() {
                 set(setter, &p.bypass, bypassed);
             }
+            ui.label("");
+            ui.label("Preset");
+            let presets =
+                egui::ComboBox::from_id_salt("preset").selected_text("choose...").show_ui(ui, |ui| {
+                    for preset in &PRESETS {
+                        let item = ui.selectable_label(false, preset.name).on_hover_text(preset.description);
+                        trace.control(&format!("preset: {}", preset.name), item.rect);
+                        if item.clicked() {
+                            apply_preset(setter, p, preset);
+                        }
+                    }
+                });
+            trace.control("preset", presets.response.rect);
             ui.end_row();
 
             ui.label(p.mode.name());
@@ -506,6 +520,19 @@ fn set<P: Param>(setter: &ParamSetter, param: &P, value: P::Plain) {
     setter.begin_set_parameter(param);
     setter.set_parameter(param, value);
     setter.end_set_parameter(param);
+}
+
+/// Sets every parameter a preset names, each as one gesture.
+fn apply_preset(setter: &ParamSetter, p: &ContinuoParams, preset: &Preset) {
+    set(setter, &p.mode, preset.mode);
+    set(setter, &p.temperature, preset.temperature);
+    set(setter, &p.density, preset.density);
+    set(setter, &p.polyphony, preset.polyphony);
+    set(setter, &p.lowest, preset.lowest);
+    set(setter, &p.highest, preset.highest);
+    set(setter, &p.loop_bars, preset.loop_choice);
+    set(setter, &p.answer_after, preset.answer_after_beats);
+    set(setter, &p.answer_length, preset.answer_length);
 }
 
 /// A parameter's name and its slider, two cells of the parameter grid.

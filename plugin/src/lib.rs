@@ -17,6 +17,7 @@ pub mod params;
 pub mod phrase_loop;
 pub mod piano_roll;
 pub mod player;
+pub mod presets;
 pub mod recording;
 pub mod transport;
 

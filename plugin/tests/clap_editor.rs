@@ -308,9 +308,12 @@ fn the_window_shows_the_music_switches_models_while_playing_and_saves_midi() {
     assert!(listening.starts_with("Call and response: "), "{listening}");
     host.editor.as_ref().unwrap().screenshot(&screenshots.join("continuo-editor-call-and-response.png"));
 
-    // A two-bar loop, shown in the roll.
-    host.set("Mode", "Free");
-    host.set("Loop", "2 bars");
+    // The "Two-bar loop" preset, chosen in the window: Free, a two-bar loop, shown in the roll.
+    click(&trace, "preset");
+    play_until(&mut host, &mut pos, Duration::from_secs(30), "the preset list", |_, _| {
+        !shown(&trace)["controls"]["preset: Two-bar loop"].is_null()
+    });
+    click(&trace, "preset: Two-bar loop");
     let loop_from = pos;
     play_until(&mut host, &mut pos, Duration::from_secs(60), "the loop", |_, pos| pos > loop_from + 16.0);
     std::thread::sleep(Duration::from_millis(300));

@@ -1,0 +1,129 @@
+//! Factory presets: settings that show what Continuo does, one click away in the window.
+//!
+//! Owns the list and what each sets. A preset sets only the parameters it names; the rest (the
+//! model, the MIDI channel, the seed) stay as the musician left them. The window applies a preset
+//! as one gesture per parameter, so the host records it like any change and can undo it.
+
+use crate::params::{PlayMode, UNTIL_I_PLAY};
+
+/// What a preset sets.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Preset {
+    pub name: &'static str,
+    /// One line for the window's tooltip.
+    pub description: &'static str,
+    pub mode: PlayMode,
+    pub temperature: f32,
+    pub density: f32,
+    pub polyphony: i32,
+    pub lowest: i32,
+    pub highest: i32,
+    /// An index into [`crate::phrase_loop::LOOP_BAR_CHOICES`].
+    pub loop_choice: i32,
+    pub answer_after_beats: f32,
+    /// Bars, or [`UNTIL_I_PLAY`].
+    pub answer_length: i32,
+}
+
+pub const PRESETS: [Preset; 5] = [
+    Preset {
+        name: "Chorale",
+        description: "Four voices in a choir's range, as the chorales were written",
+        mode: PlayMode::Free,
+        temperature: 0.9,
+        density: 0.0,
+        polyphony: 4,
+        lowest: 40,
+        highest: 81,
+        loop_choice: 0,
+        answer_after_beats: 1.0,
+        answer_length: 2,
+    },
+    Preset {
+        name: "Answer me",
+        description: "Play a phrase and rest: Continuo answers it for two bars",
+        mode: PlayMode::CallAndResponse,
+        temperature: 0.9,
+        density: 0.0,
+        polyphony: 4,
+        lowest: 36,
+        highest: 96,
+        loop_choice: 0,
+        answer_after_beats: 1.0,
+        answer_length: 2,
+    },
+    Preset {
+        name: "Keep answering",
+        description: "After each phrase you play, Continuo plays on until you play again",
+        mode: PlayMode::CallAndResponse,
+        temperature: 1.0,
+        density: 0.0,
+        polyphony: 4,
+        lowest: 36,
+        highest: 96,
+        loop_choice: 0,
+        answer_after_beats: 2.0,
+        answer_length: UNTIL_I_PLAY,
+    },
+    Preset {
+        name: "Sparse duet",
+        description: "Continuo plays along with you, a few notes at a time",
+        mode: PlayMode::Duet,
+        temperature: 0.9,
+        density: -0.6,
+        polyphony: 3,
+        lowest: 36,
+        highest: 96,
+        loop_choice: 0,
+        answer_after_beats: 1.0,
+        answer_length: 2,
+    },
+    Preset {
+        name: "Two-bar loop",
+        description: "A two-bar phrase on repeat; New phrase for another take",
+        mode: PlayMode::Free,
+        temperature: 1.0,
+        density: 0.3,
+        polyphony: 4,
+        lowest: 48,
+        highest: 84,
+        loop_choice: 2,
+        answer_after_beats: 1.0,
+        answer_length: 2,
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::ContinuoParams;
+    use crate::phrase_loop::LOOP_BAR_CHOICES;
+    use nice_plug::prelude::*;
+
+    /// Every value a preset sets is one its parameter takes as it is (not clamped into range).
+    #[test]
+    fn every_preset_is_in_range_and_each_is_different() {
+        let p = ContinuoParams::default();
+        let fits_int =
+            |param: &IntParam, value: i32| param.preview_plain(param.preview_normalized(value)) == value;
+        let fits_float = |param: &FloatParam, value: f32| {
+            (param.preview_plain(param.preview_normalized(value)) - value).abs() < 1e-4
+        };
+        for preset in PRESETS {
+            assert!(fits_float(&p.temperature, preset.temperature), "{}", preset.name);
+            assert!(fits_float(&p.density, preset.density), "{}", preset.name);
+            assert!(fits_float(&p.answer_after, preset.answer_after_beats), "{}", preset.name);
+            assert!(fits_int(&p.polyphony, preset.polyphony), "{}", preset.name);
+            assert!(fits_int(&p.lowest, preset.lowest) && fits_int(&p.highest, preset.highest));
+            assert!(preset.lowest < preset.highest, "{}", preset.name);
+            assert!(fits_int(&p.answer_length, preset.answer_length), "{}", preset.name);
+            assert!((0..LOOP_BAR_CHOICES.len() as i32).contains(&preset.loop_choice));
+        }
+        let settings = |p: &Preset| format!("{:?}", Preset { name: "", description: "", ..*p });
+        for (i, a) in PRESETS.iter().enumerate() {
+            for b in &PRESETS[i + 1..] {
+                assert_ne!(settings(a), settings(b), "{} and {} set the same", a.name, b.name);
+            }
+        }
+    }
+}
