@@ -42,6 +42,8 @@ pub struct Generator {
     tokens: u64,
     /// Model steps run since the generator was made, whatever came back: for meters.
     steps_run: u64,
+    /// No note starts before this grid step (see [`Generator::rest_until`]).
+    rest_until: u64,
 }
 
 /// Where a generator stood, to go back there without running the model again: the LSTM state,
@@ -86,6 +88,7 @@ impl Generator {
             max_note_steps: 1,
             tokens: 0,
             steps_run: 0,
+            rest_until: 0,
         };
         generator.set_settings(settings);
         generator.reset()?;
@@ -183,6 +186,7 @@ impl Generator {
         self.decoder.reset();
         self.sampler.reseed();
         self.tokens = 0;
+        self.rest_until = 0;
         self.read(START_TOKEN, |_| {})
     }
 
@@ -216,6 +220,14 @@ impl Generator {
         Ok(steps)
     }
 
+    /// The generator plays nothing new before grid step `step`: its next token lets time pass
+    /// up to there (notes due to end still end first). A caller that has just made the model
+    /// hear something uses it so the model's response is not due in a block already planned,
+    /// and the TIME_SHIFT is drawn with the rest of the music, within its step budget.
+    pub fn rest_until(&mut self, step: u64) {
+        self.rest_until = step;
+    }
+
     /// The next tokens drawn start a note before any time passes (an answer that begins when it
     /// is due). See [`Sampler::start_with_a_note`].
     pub fn start_with_a_note(&mut self) {
@@ -230,6 +242,10 @@ impl Generator {
         let deadline = self.earliest_deadline();
         let token = match deadline {
             Some((pitch, due)) if due <= now => Token::NoteOff(pitch),
+            _ if self.rest_until > now => {
+                let until = deadline.map_or(self.rest_until, |(_, due)| due.min(self.rest_until));
+                Token::TimeShift((until - now).min(MAX_SHIFT_STEPS as u64) as u8)
+            }
             _ => match self.sampler.sample(&self.logits, &self.decoder) {
                 Token::TimeShift(k) => match deadline {
                     // Stop the clock at the deadline; the NOTE_OFF comes next.

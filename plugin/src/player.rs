@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use continuo_engine::generator::{Generator, GeneratorSettings, GeneratorSnapshot};
 use continuo_engine::midi::Role;
 use continuo_engine::model::Model;
-use continuo_engine::vocab::{velocity_to_bin, NoteEvent, NoteEventKind, Token, STEPS_PER_BEAT};
+use continuo_engine::vocab::{NoteEvent, NoteEventKind, Token, STEPS_PER_BEAT};
 
 use crate::listening::{Ear, InputNote, ListenSettings, Mode, Phase, Rollback, DRUM_CHANNEL};
 use crate::monitor::{BlockReport, LoggedEvent, Monitor, NoteSource};
@@ -446,8 +446,9 @@ impl Player {
                 self.play_due(&clock, host.samples, emit);
                 self.end_answer_if_due(&clock, host.samples, emit);
             }
-            // Stopped at the start of the music: fill the lookahead now, so play starts on time.
-            _ if self.fresh && self.uses_opening() || self.fresh && self.listen.mode == Mode::Duet => {
+            // Stopped at the start of music that begins by itself (free, not looping, or a
+            // duet): fill the lookahead now, so play starts on time.
+            _ if self.fresh && (self.uses_opening() || self.listen.mode == Mode::Duet) => {
                 self.generate_ahead(LOOKAHEAD_STEPS, cap);
             }
             _ => {}
@@ -548,7 +549,7 @@ impl Player {
                 self.stop_answer(step);
             }
             let token = if on { Token::NoteOn(note.pitch) } else { Token::NoteOff(note.pitch) };
-            spent += self.hear_at(step, token, note.velocity);
+            spent += self.hear_at(step, token);
             heard += 1;
             self.log(note.offset, note.pitch, note.velocity, NoteSource::Input);
         }
@@ -556,15 +557,14 @@ impl Player {
         let now = self.step_at(clock, samples as u32);
         let limit = (self.settings.max_note_beats * STEPS_PER_BEAT as f64).round() as u64;
         while let Some((pitch, end)) = self.ear.overlong(now, limit) {
-            spent += self.hear_at(end, Token::NoteOff(pitch), 0);
+            spent += self.hear_at(end, Token::NoteOff(pitch));
         }
         if mode == Mode::Duet && heard > 0 {
-            // The model answers what it heard from the next block on: the rest of this one it
-            // hears as silence, so nothing it decides now is due in a block already planned.
+            // The model answers what it heard from the next block on: nothing it decides now
+            // is due in the block being played, whose events are already placed.
             let next_block =
                 clock.beats() + (samples as f64 - 0.5) / self.samples_per_beat - self.origin_beats;
-            let next_block = (next_block * STEPS_PER_BEAT as f64).ceil().max(0.0) as u64;
-            spent += self.generator.feed_time_until(next_block, HEARD_REST_STEPS).unwrap_or(0);
+            self.generator.rest_until((next_block * STEPS_PER_BEAT as f64).ceil().max(0.0) as u64);
         }
         if mode == Mode::CallAndResponse && self.phase == Phase::Listening {
             let rest = (self.listen.answer_after_beats * STEPS_PER_BEAT as f64).round() as u64;
@@ -579,13 +579,12 @@ impl Player {
 
     /// The model hears `token` (a musician's note) at grid step `step`: if it has generated
     /// past that step, it goes back to it first, and what it had generated after is dropped, to
-    /// be generated again knowing the note. Returns the model steps run.
-    fn hear_at(&mut self, step: u64, token: Token, velocity: u8) -> usize {
+    /// be generated again knowing the note. Returns the model steps run: one, and one more when
+    /// time has to pass first. It hears which notes and when, not how loud: a velocity token per
+    /// note would cost a step each, and the chorale model never learned to read changing ones.
+    fn hear_at(&mut self, step: u64, token: Token) -> usize {
         let step = self.go_back_to(step);
         let mut spent = self.generator.feed_time_until(step, HEARD_REST_STEPS).unwrap_or(0);
-        if velocity > 0 && velocity_to_bin(velocity) != self.generator.voices().velocity_bin() {
-            spent += self.generator.feed(Token::Velocity(velocity_to_bin(velocity))).is_ok() as usize;
-        }
         spent += self.generator.feed(token).is_ok() as usize;
         let (Token::NoteOn(pitch) | Token::NoteOff(pitch)) = token else { return spent };
         self.ear.heard(pitch, matches!(token, Token::NoteOn(_)), step);

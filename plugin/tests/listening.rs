@@ -5,7 +5,7 @@
 //! The calls are the openings of the 18 chorales the shipped model was validated on and never
 //! trained on (`tests/fixtures/validation-chorales`, chosen by the trainer's split).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -109,7 +109,7 @@ fn validation_chorales() -> Vec<PathBuf> {
 
 /// The first two bars of a chorale as a musician plays them: each note a little off the grid
 /// (the sample offsets of a human), ended at the second bar line at the latest.
-fn call(path: &PathBuf) -> Vec<Played> {
+fn call(path: &Path) -> Vec<Played> {
     let song = midi::read_file(path).unwrap();
     let mut played = Vec::new();
     for (i, note) in song.notes.iter().filter(|n| n.start < 8.0).enumerate() {
