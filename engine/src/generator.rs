@@ -26,9 +26,16 @@ pub struct GeneratorSettings {
     pub max_note_beats: f64,
 }
 
+impl GeneratorSettings {
+    /// The musician's defaults (see [`SamplerSettings::DEFAULT`]); no note longer than two bars
+    /// of 4/4.
+    pub const DEFAULT: GeneratorSettings =
+        GeneratorSettings { sampler: SamplerSettings::DEFAULT, max_note_beats: 8.0 };
+}
+
 impl Default for GeneratorSettings {
     fn default() -> Self {
-        GeneratorSettings { sampler: SamplerSettings::default(), max_note_beats: 8.0 }
+        GeneratorSettings::DEFAULT
     }
 }
 

@@ -27,7 +27,10 @@ pub const DRUM_CHANNEL: u8 = 9;
 /// Resolution of files we write: 480 ticks per beat, a multiple of the 24-step grid.
 pub const WRITE_PPQ: u16 = 480;
 /// SMPTE-timed files carry no beats; they are read as if at this tempo.
-pub const SMPTE_ASSUMED_BPM: f64 = 120.0;
+pub const SMPTE_ASSUMED_BPM: f64 = DEFAULT_BPM;
+/// The tempo of a MIDI file that sets none, by the standard; Continuo plays at it too when a
+/// host gives no tempo, and `generate` writes it unless told otherwise.
+pub const DEFAULT_BPM: f64 = 120.0;
 
 /// One note as a file has it, placed on the beat axis (ticks / PPQ).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -140,7 +143,7 @@ impl Song {
     pub fn initial_bpm(&self) -> f64 {
         match self.tempo_map.first() {
             Some(t) if t.beat == 0.0 => t.bpm(),
-            _ => 120.0,
+            _ => DEFAULT_BPM,
         }
     }
 

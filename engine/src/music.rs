@@ -99,6 +99,9 @@ pub struct ScaleLock {
 }
 
 impl ScaleLock {
+    /// No lock: every note.
+    pub const CHROMATIC: ScaleLock = ScaleLock { key: 0, scale: Scale::Chromatic };
+
     pub fn allows(&self, pitch: u8) -> bool {
         let degree = (pitch as i32 - self.key as i32).rem_euclid(12) as u8;
         self.scale.intervals().contains(&degree)

@@ -32,18 +32,26 @@ pub struct SamplerSettings {
 /// How far a density of +-1 moves the NOTE_ON and TIME_SHIFT logits, in nats.
 pub const DENSITY_NATS: f32 = 2.0;
 
+impl SamplerSettings {
+    /// The musician's defaults: what the plugin starts with, and what `continuo-train generate`
+    /// and `eval` use unless told otherwise, so "the model at its defaults" means one thing.
+    /// Six voices in the range of most instruments (C2-C7), no scale lock, the model's own
+    /// distribution.
+    pub const DEFAULT: SamplerSettings = SamplerSettings {
+        temperature: 1.0,
+        top_p: 1.0,
+        lowest: 36,
+        highest: 96,
+        scale_lock: ScaleLock::CHROMATIC,
+        max_polyphony: 6,
+        seed: 1,
+        density: 0.0,
+    };
+}
+
 impl Default for SamplerSettings {
     fn default() -> Self {
-        SamplerSettings {
-            temperature: 1.0,
-            top_p: 1.0,
-            lowest: 0,
-            highest: 127,
-            scale_lock: ScaleLock::default(),
-            max_polyphony: 16,
-            seed: 0,
-            density: 0.0,
-        }
+        SamplerSettings::DEFAULT
     }
 }
 
@@ -317,7 +325,9 @@ mod tests {
     #[test]
     fn density_trades_time_passing_against_everything_else() {
         let share_of_time = |density: f32| {
-            let mut sampler = Sampler::new(SamplerSettings { density, seed: 3, ..Default::default() });
+            let settings =
+                SamplerSettings { density, seed: 3, lowest: 0, highest: 127, ..Default::default() };
+            let mut sampler = Sampler::new(settings);
             let voices = Decoder::new();
             let shifts = (0..20_000)
                 .filter(|_| matches!(sampler.sample(&flat_logits(), &voices), Token::TimeShift(_)))

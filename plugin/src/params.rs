@@ -12,9 +12,6 @@ use crate::listening::{ListenSettings, Mode};
 use crate::phrase_loop::LOOP_BAR_CHOICES;
 use crate::player::OutputSettings;
 
-/// Notes held this long are ended by the generator, so nothing hangs if the model forgets one.
-const MAX_NOTE_BEATS: f64 = 8.0;
-
 #[derive(Params)]
 pub struct ContinuoParams {
     /// The model file chosen by the musician, or empty for the embedded default. Saved with the
@@ -68,36 +65,54 @@ pub struct ContinuoParams {
 }
 
 impl Default for ContinuoParams {
+    /// The musician's defaults are the engine's ([`GeneratorSettings::DEFAULT`]).
     fn default() -> Self {
+        let defaults = GeneratorSettings::DEFAULT.sampler;
         ContinuoParams {
             model_path: Mutex::new(String::new()),
-            temperature: FloatParam::new("Temperature", 1.0, FloatRange::Linear { min: 0.0, max: 2.0 })
-                .with_step_size(0.01)
-                .with_value_to_string(formatters::v2s_f32_rounded(2)),
-            key: IntParam::new("Key", 0, IntRange::Linear { min: 0, max: 11 })
+            temperature: FloatParam::new(
+                "Temperature",
+                defaults.temperature,
+                FloatRange::Linear { min: 0.0, max: 2.0 },
+            )
+            .with_step_size(0.01)
+            .with_value_to_string(formatters::v2s_f32_rounded(2)),
+            key: IntParam::new("Key", defaults.scale_lock.key as i32, IntRange::Linear { min: 0, max: 11 })
                 .with_value_to_string(Arc::new(|v| KEY_NAMES[v.clamp(0, 11) as usize].to_string()))
                 .with_string_to_value(Arc::new(|s| parse_key(s).map(i32::from))),
-            scale: IntParam::new("Scale", 0, IntRange::Linear { min: 0, max: Scale::ALL.len() as i32 - 1 })
-                .with_value_to_string(Arc::new(|v| scale_of(v).name().to_string()))
-                .with_string_to_value(Arc::new(|s| {
-                    Scale::parse(s)
-                        .and_then(|scale| Scale::ALL.iter().position(|x| *x == scale))
-                        .map(|i| i as i32)
-                })),
-            lowest: IntParam::new("Lowest note", 36, IntRange::Linear { min: 0, max: 127 })
-                .with_value_to_string(formatters::v2s_i32_key_formatter())
-                .with_string_to_value(formatters::s2v_i32_key_formatter()),
-            highest: IntParam::new("Highest note", 96, IntRange::Linear { min: 0, max: 127 })
-                .with_value_to_string(formatters::v2s_i32_key_formatter())
-                .with_string_to_value(formatters::s2v_i32_key_formatter()),
+            scale: IntParam::new(
+                "Scale",
+                scale_index(defaults.scale_lock.scale),
+                IntRange::Linear { min: 0, max: Scale::ALL.len() as i32 - 1 },
+            )
+            .with_value_to_string(Arc::new(|v| scale_of(v).name().to_string()))
+            .with_string_to_value(Arc::new(|s| Scale::parse(s).map(scale_index))),
+            lowest: IntParam::new(
+                "Lowest note",
+                defaults.lowest as i32,
+                IntRange::Linear { min: 0, max: 127 },
+            )
+            .with_value_to_string(formatters::v2s_i32_key_formatter())
+            .with_string_to_value(formatters::s2v_i32_key_formatter()),
+            highest: IntParam::new(
+                "Highest note",
+                defaults.highest as i32,
+                IntRange::Linear { min: 0, max: 127 },
+            )
+            .with_value_to_string(formatters::v2s_i32_key_formatter())
+            .with_string_to_value(formatters::s2v_i32_key_formatter()),
             velocity: FloatParam::new("Velocity", 1.0, FloatRange::Linear { min: 0.1, max: 2.0 })
                 .with_unit("%")
                 .with_value_to_string(formatters::v2s_f32_percentage(0))
                 .with_string_to_value(formatters::s2v_f32_percentage()),
-            polyphony: IntParam::new("Polyphony", 6, IntRange::Linear { min: 1, max: 16 })
-                .with_unit(" voices"),
+            polyphony: IntParam::new(
+                "Polyphony",
+                defaults.max_polyphony as i32,
+                IntRange::Linear { min: 1, max: 16 },
+            )
+            .with_unit(" voices"),
             channel: IntParam::new("MIDI channel", 1, IntRange::Linear { min: 1, max: 16 }),
-            seed: IntParam::new("Seed", 1, IntRange::Linear { min: 0, max: 9999 }),
+            seed: IntParam::new("Seed", defaults.seed as i32, IntRange::Linear { min: 0, max: 9999 }),
             restart: BoolParam::new("Restart", false),
             mode: EnumParam::new("Mode", PlayMode::Free),
             answer_after: FloatParam::new("Answer after", 1.0, FloatRange::Linear { min: 0.5, max: 8.0 })
@@ -117,7 +132,7 @@ impl Default for ContinuoParams {
                     }
                     s.split_whitespace().next()?.parse().ok()
                 })),
-            density: FloatParam::new("Density", 0.0, FloatRange::Linear { min: -1.0, max: 1.0 })
+            density: FloatParam::new("Density", defaults.density, FloatRange::Linear { min: -1.0, max: 1.0 })
                 .with_step_size(0.05)
                 .with_value_to_string(Arc::new(|v| match v {
                     v if v.abs() < 0.005 => "as trained".to_string(),
@@ -171,6 +186,10 @@ fn loop_bars_of(index: i32) -> u32 {
     LOOP_BAR_CHOICES[index.clamp(0, LOOP_BAR_CHOICES.len() as i32 - 1) as usize]
 }
 
+fn scale_index(scale: Scale) -> i32 {
+    Scale::ALL.iter().position(|x| *x == scale).unwrap_or(0) as i32
+}
+
 fn scale_of(index: i32) -> Scale {
     Scale::ALL[index.clamp(0, Scale::ALL.len() as i32 - 1) as usize]
 }
@@ -183,7 +202,7 @@ impl ContinuoParams {
         GeneratorSettings {
             sampler: SamplerSettings {
                 temperature: self.temperature.value(),
-                top_p: 1.0,
+                top_p: GeneratorSettings::DEFAULT.sampler.top_p,
                 lowest: a.min(b),
                 highest: a.max(b),
                 scale_lock: ScaleLock { key: self.key.value() as u8, scale: scale_of(self.scale.value()) },
@@ -191,7 +210,7 @@ impl ContinuoParams {
                 seed: self.seed.value() as u64,
                 density: self.density.value(),
             },
-            max_note_beats: MAX_NOTE_BEATS,
+            max_note_beats: GeneratorSettings::DEFAULT.max_note_beats,
         }
     }
 

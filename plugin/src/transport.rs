@@ -22,7 +22,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The tempo assumed when the host gives none.
-pub const DEFAULT_BPM: f64 = 120.0;
+pub use continuo_engine::midi::DEFAULT_BPM;
 /// Host beat positions this close to the clock, in beats, are the host's rounding: above the
 /// rounding of hosts that keep ticks (Ardour's 1/1920 beat: 1/3840 at most; 960 per beat:
 /// 1/1920), about a millisecond at 120 BPM.

@@ -46,9 +46,9 @@ pub use overlap::Densities;
 /// (every other reference song scored against the rest) and a floor (random notes, as many as in
 /// each generated piece).
 ///
-/// The sampler flags default to `generate`'s (temperature 1, top-p 1, 8 voices, notes 21..108,
-/// chromatic). The plugin starts at temperature 1, top-p 1, 6 voices, notes 36..96, chromatic:
-/// `--voices 6 --lowest 36 --highest 96` scores the model as the plugin first plays it.
+/// The sampler flags default to the musician's defaults, the plugin's (temperature 1, top-p 1,
+/// 6 voices, notes 36..96, chromatic): by default, the model is scored as the plugin first plays
+/// it.
 ///
 /// Writes NAME.eval.json (every number and the settings) and NAME.eval.svg (the two densities of
 /// each feature) next to the model, or next to --json.

@@ -15,6 +15,9 @@ use serde::Serialize;
 /// Beats in a bar: the generator works in 4/4.
 pub const BEATS_PER_BAR: u64 = 4;
 
+/// The musician's defaults, which every flag below starts from.
+const DEFAULT: SamplerSettings = SamplerSettings::DEFAULT;
+
 /// Generate music with a model and write it as a .mid file.
 ///
 /// With --primer, the model first listens to a MIDI file (its melodic notes) and then continues
@@ -32,10 +35,10 @@ pub struct Args {
     #[arg(long, default_value_t = 16)]
     pub bars: u64,
     /// Tempo written into the file, in BPM.
-    #[arg(long, default_value_t = 120.0)]
+    #[arg(long, default_value_t = midi::DEFAULT_BPM)]
     pub tempo: f64,
     /// Random seed: the same seed, model and settings give the same music.
-    #[arg(long, default_value_t = 7)]
+    #[arg(long, default_value_t = DEFAULT.seed)]
     pub seed: u64,
     #[command(flatten)]
     pub sampler: SamplerArgs,
@@ -48,18 +51,19 @@ pub struct Args {
 }
 
 /// The musician's controls over the sampler, as `generate` and `eval` take them. The defaults
-/// span the piano with 8 voices; the plugin starts at notes 36..96 with 6 voices.
+/// are the plugin's (the engine's `GeneratorSettings::DEFAULT`): what "the model at its
+/// defaults" means.
 #[derive(clap::Args, Debug, Clone, Serialize)]
 pub struct SamplerArgs {
     /// Below 1 plays safer, above 1 wilder; 0 always takes the likeliest token.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = DEFAULT.temperature)]
     pub temperature: f32,
     /// Keep only the likeliest tokens whose probabilities add up to this (1 keeps all).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = DEFAULT.top_p)]
     pub top_p: f32,
     /// From sparse (-1) to busy (+1): how readily the model lets time pass, as the plugin's
     /// Density control; 0 plays the model's own distribution.
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = DEFAULT.density, allow_negative_numbers = true)]
     pub density: f32,
     /// Key of the scale lock: C, C#, Db, ... B.
     #[arg(long, default_value = "C")]
@@ -69,16 +73,16 @@ pub struct SamplerArgs {
     #[arg(long, default_value = "chromatic")]
     pub scale: String,
     /// Lowest MIDI note played.
-    #[arg(long, visible_alias = "low", default_value_t = 21)]
+    #[arg(long, visible_alias = "low", default_value_t = DEFAULT.lowest)]
     pub lowest: u8,
     /// Highest MIDI note played.
-    #[arg(long, visible_alias = "high", default_value_t = 108)]
+    #[arg(long, visible_alias = "high", default_value_t = DEFAULT.highest)]
     pub highest: u8,
     /// Most notes sounding at once.
-    #[arg(long, visible_alias = "polyphony", default_value_t = 8)]
+    #[arg(long, visible_alias = "polyphony", default_value_t = DEFAULT.max_polyphony)]
     pub voices: usize,
     /// Notes held this many beats are ended.
-    #[arg(long, default_value_t = 8.0)]
+    #[arg(long, default_value_t = GeneratorSettings::DEFAULT.max_note_beats)]
     pub max_note_beats: f64,
 }
 
