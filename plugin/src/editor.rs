@@ -20,7 +20,7 @@ use nice_plug_egui::widgets::ParamSlider;
 use nice_plug_egui::{EguiEditorState, Frame, NiceEguiApp};
 
 use crate::listening::Mode;
-use crate::models::{self, LoadReport, ModelCard, ModelSwitch};
+use crate::model_switch::{LoadReport, ModelCard, ModelSwitch};
 use crate::monitor::{Meters, Monitor};
 use crate::params::{ContinuoParams, PlayMode};
 use crate::phrase_loop::LOOP_BAR_CHOICES;
@@ -29,6 +29,7 @@ use crate::player::smallest_block;
 use crate::presets::{Preset, PRESETS};
 use crate::recording::{Recording, SAVE_BAR_CHOICES};
 use crate::transport::{self, TransportState};
+use crate::user_files;
 use crate::{Continuo, SaveReport, Task};
 
 pub const WIDTH: u32 = 980;
@@ -143,8 +144,8 @@ impl EditorApp {
     }
 
     fn refresh_lists(&mut self) {
-        self.folder_models = models::models_in_folder();
-        self.recent_models = models::recent_models();
+        self.folder_models = user_files::models_in_folder();
+        self.recent_models = user_files::recent_models();
         self.lists_generation = self.switch.playing_generation();
     }
 }
@@ -428,7 +429,7 @@ impl EditorApp {
                 self.lists_generation = u64::MAX;
             }
         });
-        let folder = models::models_folder();
+        let folder = user_files::models_folder();
         if self.folder_models.is_empty() {
             ui.add(egui::Label::new(RichText::new(format!("(none in {})", folder.display())).weak()).wrap());
         }
@@ -669,7 +670,7 @@ pub fn model_lines(card: &ModelCard) -> Vec<String> {
 fn default_midi_path(bars: u32) -> PathBuf {
     let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(':', "-");
     let what = if bars == SAVE_THE_LOOP { "loop".to_string() } else { format!("{bars}-bars") };
-    models::user_folder().join("midi").join(format!("continuo-{stamp}-{what}.mid"))
+    user_files::user_folder().join("midi").join(format!("continuo-{stamp}-{what}.mid"))
 }
 
 /// What the window shows, written as JSON when `CONTINUO_EDITOR_TRACE` names a file: the text of

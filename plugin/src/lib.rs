@@ -11,7 +11,7 @@
 
 pub mod editor;
 pub mod listening;
-pub mod models;
+pub mod model_switch;
 pub mod monitor;
 pub mod params;
 pub mod phrase_loop;
@@ -20,13 +20,13 @@ pub mod player;
 pub mod presets;
 pub mod recording;
 pub mod transport;
+pub mod user_files;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use continuo_engine::midi::{self, Note};
-use continuo_engine::model::Model;
 use continuo_engine::realtime::{self, RealtimeAllocator};
 use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
@@ -34,7 +34,7 @@ use nice_plug_egui::{EguiEditor, EguiEditorState};
 
 use crate::editor::EditorApp;
 use crate::listening::InputNote;
-use crate::models::ModelSwitch;
+use crate::model_switch::{open_player_or_default, ModelSwitch};
 use crate::monitor::Monitor;
 use crate::params::ContinuoParams;
 use crate::player::{OutputEvent, Player};
@@ -120,21 +120,6 @@ impl Default for Continuo {
     }
 }
 
-/// Loads the persisted model, or the embedded one when none is set or it cannot be loaded.
-/// Returns the model and, when the persisted one failed, why.
-pub fn load_model(path: &str) -> (Model, Option<String>) {
-    let fallback = || {
-        Model::load(DEFAULT_MODEL, DEFAULT_MODEL_NAME).expect("the embedded model is checked by the tests")
-    };
-    if path.is_empty() {
-        return (fallback(), None);
-    }
-    match Model::load_file(std::path::Path::new(path)) {
-        Ok(model) => (model, None),
-        Err(error) => (fallback(), Some(format!("{error}; playing the {DEFAULT_MODEL_NAME} instead"))),
-    }
-}
-
 impl Plugin for Continuo {
     const NAME: &'static str = "Continuo";
     const VENDOR: &'static str = "Continuo";
@@ -209,23 +194,20 @@ impl Plugin for Continuo {
         if self.player.is_some() && self.player_model_path == path {
             return true;
         }
-        let (model, problem) = load_model(&path);
-        if let Some(problem) = &problem {
-            nice_warn!("{problem}");
-        }
-        let info = model.info().clone();
-        let settings = (self.params.generator_settings(), self.params.output_settings());
-        match Player::new(model, settings.0, settings.1, self.monitor.clone()) {
-            Ok(mut player) => {
+        match open_player_or_default(&path, &self.params, &self.monitor) {
+            Ok((mut player, problem)) => {
+                if let Some(problem) = &problem {
+                    nice_warn!("{problem}");
+                }
                 // The project's model replaces the one playing: that one's notes end in the
                 // first block.
                 if let Some(old) = &self.player {
                     player.take_over_notes(old);
                 }
-                self.player = Some(player);
                 let shown_path = if problem.is_some() { "" } else { path.as_str() };
-                let generation = self.switch.register(&info, shown_path);
+                let generation = self.switch.register(player.model().info(), shown_path);
                 self.switch.mark_playing(generation);
+                self.player = Some(player);
                 self.player_model_path = path;
                 true
             }
@@ -516,6 +498,7 @@ nice_export_vst3!(Continuo);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use continuo_engine::model::Model;
 
     #[test]
     fn the_embedded_model_loads_and_plays_melodies() {
@@ -527,13 +510,15 @@ mod tests {
 
     #[test]
     fn a_missing_model_file_falls_back_to_the_default_and_says_so() {
-        let (model, problem) = load_model("/projects/old-song/my-model.onnx");
-        assert_eq!(model.info().name, "Bach chorales");
+        let (params, monitor) = (ContinuoParams::default(), Arc::default());
+        let (player, problem) =
+            open_player_or_default("/projects/old-song/my-model.onnx", &params, &monitor).unwrap();
+        assert_eq!(player.model().info().name, "Bach chorales");
         let problem = problem.expect("the fallback is reported");
         assert!(
             problem.contains("/projects/old-song/my-model.onnx") && problem.contains("instead"),
             "{problem}"
         );
-        assert!(load_model("").1.is_none());
+        assert!(open_player_or_default("", &params, &monitor).unwrap().1.is_none());
     }
 }

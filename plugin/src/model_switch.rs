@@ -1,4 +1,5 @@
-//! Changing the model while the music plays, and the models a musician can choose from.
+//! How a model comes to play: opened and given a player ([`open_player`], the one way, at
+//! activation and in a switch), and changed while the music plays ([`ModelSwitch`]).
 //!
 //! A background task loads the file, checks it against the contract, warms it, builds a whole
 //! [`Player`] around it and generates its first beat. The audio thread receives that player
@@ -7,14 +8,9 @@
 //! host's next beat. The old player goes back
 //! through a second queue and is dropped by the background task, never on the audio thread. A
 //! file that fails anywhere on the way is refused with the engine's message and changes nothing.
-//!
-//! The musician picks a model by path, from the files loaded recently, or from the user models
-//! folder ([`user_folder`]), all inside the plugin window: no native file dialog, because a
-//! dialog opened from a plugin runs a second GUI toolkit (GTK or a portal over D-Bus on Linux)
-//! inside the host's process, and a modal loop on the host's GUI thread, which hosts handle
-//! badly; a path field and lists work the same in every host on Linux, Windows and macOS.
+//! Where the musician's files are is [`crate::user_files`]'s.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,13 +21,12 @@ use crossbeam::queue::ArrayQueue;
 use crate::monitor::Monitor;
 use crate::params::ContinuoParams;
 use crate::player::Player;
+use crate::user_files;
 use crate::{DEFAULT_MODEL, DEFAULT_MODEL_NAME};
 
 /// How long a load waits for the audio thread to take the new player before it reports the
 /// model as waiting for playback (a host that is not processing).
 const SWITCH_WAIT: Duration = Duration::from_secs(2);
-/// Recent model files remembered.
-const RECENT_MODELS: usize = 8;
 
 /// A player ready to take over, or (on the way back) the one it replaced.
 pub struct Handover {
@@ -158,25 +153,11 @@ impl ModelSwitch {
         let shown = if path.is_empty() { DEFAULT_MODEL_NAME.to_string() } else { path.to_string() };
         self.set_report(LoadReport::Loading(shown));
         self.collect_retired();
-        let model = if path.is_empty() {
-            Model::load(DEFAULT_MODEL, DEFAULT_MODEL_NAME)
-        } else {
-            Model::load_file(Path::new(path))
-        };
-        let model = match model {
-            Ok(model) => model,
-            Err(error) => return self.set_report(LoadReport::Refused(error.to_string())),
-        };
-        let info = model.info().clone();
-        let mut player = match Player::new(
-            model,
-            params.generator_settings(),
-            params.output_settings(),
-            monitor.clone(),
-        ) {
+        let mut player = match open_player(path, params, monitor) {
             Ok(player) => player,
-            Err(error) => return self.set_report(LoadReport::Refused(format!("{path}: {error}"))),
+            Err(error) => return self.set_report(LoadReport::Refused(error)),
         };
+        let info = player.model().info().clone();
         // Its music starts on the host's next beat, like any start.
         player.prime();
         let generation = self.register(&info, path);
@@ -188,7 +169,7 @@ impl ModelSwitch {
             *model_path = path.to_string();
         }
         if !path.is_empty() {
-            remember_recent(Path::new(path));
+            user_files::remember_recent(Path::new(path));
         }
         let started = Instant::now();
         while self.playing_generation() < generation && started.elapsed() < SWITCH_WAIT {
@@ -204,56 +185,38 @@ impl ModelSwitch {
     }
 }
 
-/// Continuo's folder for the musician's own things: `models/` to choose from, `midi/` for saved
-/// music, and the recent-models list. `CONTINUO_HOME` overrides it; otherwise the platform's
-/// place for application data (`$XDG_DATA_HOME/continuo` or `~/.local/share/continuo` on Linux,
-/// `~/Library/Application Support/Continuo` on macOS, `%APPDATA%\Continuo` on Windows).
-pub fn user_folder() -> PathBuf {
-    if let Some(home) = std::env::var_os("CONTINUO_HOME") {
-        return PathBuf::from(home);
+/// Opens the model at `path` ("" for the embedded one), checks and warms it, and builds its
+/// player with the parameters as they stand (sampler, output, listening, loop): the one way a
+/// model comes to play, at activation and in a switch. Errors are the engine's, naming the
+/// file.
+pub fn open_player(path: &str, params: &ContinuoParams, monitor: &Arc<Monitor>) -> Result<Player, String> {
+    let model = if path.is_empty() {
+        Model::load(DEFAULT_MODEL, DEFAULT_MODEL_NAME)
+    } else {
+        Model::load_file(Path::new(path))
     }
-    let env = |name| std::env::var_os(name).map(PathBuf::from);
-    if cfg!(target_os = "windows") {
-        return env("APPDATA").unwrap_or_default().join("Continuo");
+    .map_err(|e| e.to_string())?;
+    let settings = (params.generator_settings(), params.output_settings());
+    let mut player = Player::new(model, settings.0, settings.1, monitor.clone())
+        .map_err(|e| format!("{}: {e}", if path.is_empty() { DEFAULT_MODEL_NAME } else { path }))?;
+    player.set_listening(params.listen_settings(), &mut |_| {});
+    player.set_loop(params.loop_bars(), &mut |_| {});
+    Ok(player)
+}
+
+/// The project's model, or the embedded one when none is set or it cannot be opened, and then
+/// why (activation: a project whose model file has gone missing still plays).
+pub fn open_player_or_default(
+    path: &str,
+    params: &ContinuoParams,
+    monitor: &Arc<Monitor>,
+) -> Result<(Player, Option<String>), String> {
+    match open_player(path, params, monitor) {
+        Ok(player) => Ok((player, None)),
+        Err(problem) if !path.is_empty() => {
+            let player = open_player("", params, monitor)?;
+            Ok((player, Some(format!("{problem}; playing the {DEFAULT_MODEL_NAME} instead"))))
+        }
+        Err(problem) => Err(problem),
     }
-    let home = env("HOME").unwrap_or_default();
-    if cfg!(target_os = "macos") {
-        return home.join("Library/Application Support/Continuo");
-    }
-    env("XDG_DATA_HOME").unwrap_or_else(|| home.join(".local/share")).join("continuo")
-}
-
-pub fn models_folder() -> PathBuf {
-    user_folder().join("models")
-}
-
-/// The `.onnx` files in the user models folder, by name.
-pub fn models_in_folder() -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(models_folder()) else { return Vec::new() };
-    let mut found: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("onnx")))
-        .collect();
-    found.sort();
-    found
-}
-
-fn recent_file() -> PathBuf {
-    user_folder().join("recent-models.txt")
-}
-
-/// Model files loaded lately, newest first, that still exist.
-pub fn recent_models() -> Vec<PathBuf> {
-    let text = std::fs::read_to_string(recent_file()).unwrap_or_default();
-    text.lines().map(PathBuf::from).filter(|p| p.exists()).collect()
-}
-
-fn remember_recent(path: &Path) {
-    let mut recent = recent_models();
-    recent.retain(|p| p != path);
-    recent.insert(0, path.to_path_buf());
-    recent.truncate(RECENT_MODELS);
-    let text: String = recent.iter().map(|p| format!("{}\n", p.display())).collect();
-    // Remembering is a convenience: a read-only home folder must not fail a load.
-    let _ = std::fs::create_dir_all(user_folder()).and_then(|_| std::fs::write(recent_file(), text));
 }
