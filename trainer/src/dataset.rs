@@ -77,12 +77,6 @@ pub struct Index {
 }
 
 impl Index {
-    pub fn save(&self, dir: &Path) -> Result<()> {
-        let path = dir.join("index.json");
-        std::fs::write(&path, serde_json::to_string(self)?)
-            .with_context(|| format!("{}: cannot write", path.display()))
-    }
-
     pub fn load(dir: &Path) -> Result<Index> {
         let path = dir.join("index.json");
         let text = std::fs::read_to_string(&path).with_context(|| {

@@ -4,8 +4,15 @@
 //! and vocabulary), the deterministic train/validation split, writing shards and the index, and
 //! the report of what was read and what was rejected and why. The dataset's on-disk format is
 //! [`crate::dataset`]'s.
+//!
+//! Memory does not grow with the collection: the folders are walked as a stream, a batch of
+//! files at a time, tokens go to the shards as they are made, and the index's documents to a
+//! file beside it (`IndexWriter`), joined into index.json at the end without reading them back
+//! whole. Only the rejected files' names are kept, for the report.
 
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -15,7 +22,7 @@ use continuo_engine::vocab::{self, VocabSpec};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::dataset::{self, DocumentEntry, Index, ShardWriter, Split};
+use crate::dataset::{self, DocumentEntry, Index, ShardEntry, ShardWriter, Split};
 use crate::progress;
 
 /// Turn folders of MIDI files into a dataset of tokens for `train`.
@@ -87,6 +94,9 @@ pub struct Stats {
     pub velocity_histogram: Vec<u64>,
     pub seconds: f64,
     pub files_per_second: f64,
+    /// The process's peak resident memory when done, in MB (Linux; 0 elsewhere).
+    #[serde(default)]
+    pub peak_memory_mb: f64,
 }
 
 #[derive(Debug, Serialize, serde::Deserialize)]
@@ -112,28 +122,95 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// Finds the MIDI files under each folder, as (path, path relative to its folder), sorted.
-pub fn find_midi_files(dirs: &[PathBuf]) -> Result<Vec<(PathBuf, String)>> {
-    let mut files = Vec::new();
-    for dir in dirs {
-        if !dir.is_dir() {
-            bail!("{}: not a folder (give folders of MIDI files to prepare)", dir.display());
-        }
-        for entry in walkdir::WalkDir::new(dir).follow_links(true).sort_by_file_name() {
-            let entry = entry.with_context(|| format!("{}: cannot list the folder", dir.display()))?;
+/// The MIDI files under each folder, as (path, path relative to its folder), in a stable
+/// order (sorted by name in each folder), found as the walk goes: nothing is collected. A folder
+/// that cannot be listed ends the walk with its name.
+pub fn midi_files(dirs: &[PathBuf]) -> impl Iterator<Item = Result<(PathBuf, String)>> + '_ {
+    dirs.iter().flat_map(|dir| {
+        let walk = walkdir::WalkDir::new(dir).follow_links(true).sort_by_file_name();
+        walk.into_iter().filter_map(move |entry| {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    return Some(Err(
+                        anyhow::Error::new(e).context(format!("{}: cannot list the folder", dir.display()))
+                    ))
+                }
+            };
             let is_midi = entry.file_type().is_file()
                 && entry
                     .path()
                     .extension()
                     .and_then(|e| e.to_str())
                     .is_some_and(|e| MIDI_EXTENSIONS.iter().any(|m| m.eq_ignore_ascii_case(e)));
-            if is_midi {
+            is_midi.then(|| {
                 let relative = entry.path().strip_prefix(dir).unwrap_or(entry.path());
-                files.push((entry.path().to_path_buf(), relative.to_string_lossy().replace('\\', "/")));
-            }
-        }
+                Ok((entry.path().to_path_buf(), relative.to_string_lossy().replace('\\', "/")))
+            })
+        })
+    })
+}
+
+/// The dataset's index, written as the documents come: each document's entry goes to a file
+/// beside it at once, and `finish` writes index.json around them, copying them over line by
+/// line. The same JSON as [`Index::save`] writes, without holding the documents.
+struct IndexWriter {
+    dir: PathBuf,
+    documents_path: PathBuf,
+    documents: BufWriter<File>,
+    count: u64,
+}
+
+impl IndexWriter {
+    fn new(dir: &Path) -> Result<IndexWriter> {
+        let documents_path = dir.join("index.documents.partial");
+        let file = File::create(&documents_path)
+            .with_context(|| format!("{}: cannot write", documents_path.display()))?;
+        Ok(IndexWriter { dir: dir.to_path_buf(), documents_path, documents: BufWriter::new(file), count: 0 })
     }
-    Ok(files)
+
+    fn push(&mut self, document: &DocumentEntry) -> Result<()> {
+        serde_json::to_writer(&mut self.documents, document)?;
+        self.documents.write_all(b"\n")?;
+        self.count += 1;
+        Ok(())
+    }
+
+    fn finish(mut self, role: Role, shards: Vec<ShardEntry>) -> Result<()> {
+        self.documents.flush()?;
+        drop(self.documents);
+        let head = Index {
+            format: dataset::FORMAT.into(),
+            version: dataset::VERSION,
+            vocab: VocabSpec::v1(),
+            role,
+            shards,
+            documents: Vec::new(),
+        };
+        // The index without documents, then its documents array filled from the file.
+        let head = serde_json::to_string(&head)?;
+        let empty = "\"documents\":[]}";
+        let head = head.strip_suffix(empty).context("the index's documents come last")?;
+        let path = self.dir.join("index.json");
+        let write = || -> Result<()> {
+            let mut out = BufWriter::new(File::create(&path)?);
+            out.write_all(head.as_bytes())?;
+            out.write_all(b"\"documents\":[")?;
+            let lines = BufReader::new(File::open(&self.documents_path)?).lines();
+            for (i, line) in lines.enumerate() {
+                if i > 0 {
+                    out.write_all(b",")?;
+                }
+                out.write_all(line?.as_bytes())?;
+            }
+            out.write_all(b"]}")?;
+            out.flush()?;
+            Ok(())
+        };
+        write().with_context(|| format!("{}: cannot write", path.display()))?;
+        std::fs::remove_file(&self.documents_path).ok();
+        Ok(())
+    }
 }
 
 pub fn prepare(
@@ -147,8 +224,9 @@ pub fn prepare(
         bail!("--val-fraction must be at least 0 and below 1, not {val_fraction}");
     }
     let started = Instant::now();
-    let files = find_midi_files(dirs)?;
-    if files.is_empty() {
+    // A first walk only counts, for the progress bar; the second reads.
+    let found = midi_files(dirs).try_fold(0u64, |n, file| file.map(|_| n + 1))?;
+    if found == 0 {
         let names: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
         bail!(
             "no MIDI files under {} (looked for {} files, in any letter case)",
@@ -160,21 +238,26 @@ pub fn prepare(
         .with_context(|| format!("{}: cannot create the dataset folder", out.display()))?;
 
     let mut stats = Stats {
-        files_found: files.len() as u64,
+        files_found: found,
         pitch_histogram: vec![0; 128],
         velocity_histogram: vec![0; 128],
         ..Default::default()
     };
     let mut train = ShardWriter::new(out, Split::Train);
     let mut val = ShardWriter::new(out, Split::Val);
-    let mut documents = Vec::new();
-    let bar = if show_progress {
-        progress::bar(files.len() as u64, "files")
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let mut index = IndexWriter::new(out)?;
+    let bar = if show_progress { progress::bar(found, "files") } else { indicatif::ProgressBar::hidden() };
 
-    for batch in files.chunks(BATCH_FILES) {
+    let mut files = midi_files(dirs);
+    let mut batch = Vec::with_capacity(BATCH_FILES);
+    loop {
+        batch.clear();
+        for file in files.by_ref().take(BATCH_FILES) {
+            batch.push(file?);
+        }
+        if batch.is_empty() {
+            break;
+        }
         let results: Vec<Result<Encoded, (PathBuf, String, String)>> = batch
             .par_iter()
             .map(|(path, relative)| {
@@ -204,13 +287,13 @@ pub fn prepare(
                     for &v in &encoded.velocities {
                         stats.velocity_histogram[v as usize] += 1;
                     }
-                    documents.push(DocumentEntry {
+                    index.push(&DocumentEntry {
                         path: encoded.path,
                         split,
                         shard,
                         offset,
                         tokens: encoded.tokens.len() as u64,
-                    });
+                    })?;
                 }
                 Err((path, reason, message)) => {
                     stats.files_rejected += 1;
@@ -229,17 +312,10 @@ pub fn prepare(
             stats.rejected.values().flatten().next().map(|r| r.message.as_str()).unwrap_or("none")
         );
     }
-    let index = Index {
-        format: dataset::FORMAT.into(),
-        version: dataset::VERSION,
-        vocab: VocabSpec::v1(),
-        role,
-        shards: [train.finish()?, val.finish()?].concat(),
-        documents,
-    };
-    index.save(out)?;
+    index.finish(role, [train.finish()?, val.finish()?].concat())?;
     stats.seconds = started.elapsed().as_secs_f64();
     stats.files_per_second = stats.files_found as f64 / stats.seconds.max(1e-9);
+    stats.peak_memory_mb = peak_memory_mb();
     let stats_path = out.join("stats.json");
     std::fs::write(&stats_path, serde_json::to_string_pretty(&stats)?)
         .with_context(|| format!("{}: cannot write", stats_path.display()))?;
@@ -282,8 +358,23 @@ fn encode_file(path: &Path, relative: &str, role: Role) -> Result<Encoded, (Path
     })
 }
 
+/// The process's peak resident memory (VmHWM), in MB; 0 where /proc does not say.
+fn peak_memory_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
+    kb.unwrap_or(0.0) / 1024.0
+}
+
 fn print_summary(stats: &Stats, out: &Path) {
-    println!("prepared {} in {}", out.display(), progress::duration(stats.seconds));
+    println!(
+        "prepared {} in {} (peak memory {:.0} MB)",
+        out.display(),
+        progress::duration(stats.seconds),
+        stats.peak_memory_mb
+    );
     println!(
         "  files      {} found, {} read, {} rejected ({:.0} files/s)",
         stats.files_found, stats.files_read, stats.files_rejected, stats.files_per_second
@@ -297,4 +388,31 @@ fn print_summary(stats: &Stats, out: &Path) {
         println!("  rejected   {:>6} {reason}, e.g. {}", files.len(), files[0].message);
     }
     println!("  details    {}", out.join("stats.json").display());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_streamed_index_reads_back_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = IndexWriter::new(dir.path()).unwrap();
+        let documents: Vec<DocumentEntry> = (0..3)
+            .map(|i| DocumentEntry {
+                path: PathBuf::from(format!("songs/\"odd\" name {i}.mid")),
+                split: if i == 1 { Split::Val } else { Split::Train },
+                shard: 0,
+                offset: i * 100,
+                tokens: 100,
+            })
+            .collect();
+        for document in &documents {
+            writer.push(document).unwrap();
+        }
+        writer.finish(Role::Melodic, Vec::new()).unwrap();
+        let index = Index::load(dir.path()).unwrap();
+        assert_eq!(format!("{:?}", index.documents), format!("{documents:?}"));
+        assert!(!dir.path().join("index.documents.partial").exists());
+    }
 }
