@@ -40,6 +40,12 @@ const SECONDS_AGREE_BEATS: f64 = 1.0 / 1024.0;
 /// Ardour's ticks per beat.
 const TICKS: f64 = 1920.0;
 const GRID: f64 = 24.0;
+/// The careless user plays too, on MIDI channel 16: phrases and rests, which the plugin passes
+/// through and, in Call and response or Duet, hears. Continuo's own channel is kept off it.
+const MUSICIAN_CHANNEL: u8 = 15;
+/// Notes the musician starts or ends a second while playing a phrase, and phrases a second.
+const MUSICIAN_EVENTS_PER_SECOND: f64 = 3.0;
+const PHRASES_PER_SECOND: f64 = 0.25;
 
 struct Random(u64);
 
@@ -170,6 +176,9 @@ struct Tally {
     seconds_heard: f64,
     ons: u64,
     offs: u64,
+    /// Notes the musician played in, and seconds heard while the plugin answered calls only.
+    musician_notes: u64,
+    seconds_in_call_and_response: f64,
     sessions: u64,
     model_switches: u64,
     plays: u64,
@@ -212,6 +221,11 @@ struct Soak {
     recent: std::collections::VecDeque<String>,
     models: Vec<String>,
     state: Vec<u8>,
+    // The musician.
+    musician_held: Vec<u8>,
+    musician_rests_until: f64,
+    /// The Mode last automated is Call and response: the plugin plays only to answer.
+    call_and_response: bool,
 }
 
 impl Soak {
@@ -238,6 +252,9 @@ impl Soak {
             anchor_slack: 0.0,
             sounding: HashMap::new(),
             activation: 0,
+            musician_held: Vec::new(),
+            musician_rests_until: 0.0,
+            call_and_response: false,
             recent: Default::default(),
             params,
             models,
@@ -317,7 +334,10 @@ impl Soak {
         }
         let time = self.time();
         let silent = !self.playing || self.bypassed;
+        self.musician(frames);
         let heard = self.host.process(frames, &time);
+        // What the musician played comes back passed through: not the plugin's notes.
+        let heard: Vec<_> = heard.into_iter().filter(|h| h.channel != MUSICIAN_CHANNEL).collect();
         if self.recent.len() == 40 {
             self.recent.pop_front();
         }
@@ -348,6 +368,9 @@ impl Soak {
         self.tally.seconds += frames as f64 / rate;
         if !silent {
             self.tally.seconds_heard += frames as f64 / rate;
+            if self.call_and_response {
+                self.tally.seconds_in_call_and_response += frames as f64 / rate;
+            }
         }
         if self.playing {
             let beats = frames as f64 / samples_per_beat;
@@ -503,16 +526,52 @@ impl Soak {
         }
     }
 
+    /// The musician, in this block: now and then a note starts or ends, at a random sample of
+    /// it; now and then the phrase ends, every key let go, and a rest of 1 to 10 s follows.
+    fn musician(&mut self, frames: usize) {
+        let seconds = frames as f64 / self.host.sample_rate;
+        if self.tally.seconds < self.musician_rests_until {
+            return;
+        }
+        let channel = MUSICIAN_CHANNEL as u16;
+        if self.random.chance(MUSICIAN_EVENTS_PER_SECOND * seconds) {
+            let offset = self.random.below(frames) as u32;
+            let held = self.musician_held.len();
+            if held > 0 && (held >= 4 || self.random.chance(0.5)) {
+                let key = self.musician_held.swap_remove(self.random.below(held));
+                self.host.note_in(offset, channel, key as u16, false);
+            } else {
+                let key = 48 + self.random.below(36) as u8;
+                if !self.musician_held.contains(&key) {
+                    self.musician_held.push(key);
+                    self.host.note_in(offset, channel, key as u16, true);
+                    self.tally.musician_notes += 1;
+                }
+            }
+        }
+        if self.random.chance(PHRASES_PER_SECOND * seconds) {
+            for key in std::mem::take(&mut self.musician_held) {
+                self.host.note_in(frames as u32 - 1, channel, key as u16, false);
+            }
+            self.musician_rests_until = self.tally.seconds + self.random.range(1.0, 10.0);
+        }
+    }
+
     /// Sets a few parameters to random values, as automation lanes do.
     fn automate(&mut self) {
         for _ in 0..1 + self.random.below(4) {
             let param = self.params[self.random.below(self.params.len())].clone();
-            let mut value = self.random.range(param.min, param.max);
+            // Continuo's channel stays off the musician's.
+            let max = if param.name == "MIDI channel" { param.max - 1.0 } else { param.max };
+            let mut value = self.random.range(param.min, max);
             if param.stepped {
                 value = value.round();
             }
             if param.name == "Bypass" {
                 self.bypassed = value >= 0.5;
+            }
+            if param.name == "Mode" {
+                self.call_and_response = value == 1.0;
             }
             let offset = self.random.below(64) as u32;
             self.host.set_value(offset, param.id, value);
@@ -532,6 +591,7 @@ impl Soak {
         self.reactivate(|soak| {
             soak.host.load_state(&bytes);
             soak.bypassed = false;
+            soak.call_and_response = false;
         });
         self.tally.model_switches += 1;
     }
@@ -580,14 +640,17 @@ fn an_hour_of_a_careless_user_in_a_quirky_host() {
         serde_json::from_slice(&std::fs::read(&trace).expect("the plugin wrote its meters")).unwrap();
     let t = &soak.tally;
     println!(
-        "soak (seed {seed}): {:.0} s simulated in {wall:.1} s ({:.0} s playing, not bypassed): {} blocks, {} notes, {} sessions, {} model \
+        "soak (seed {seed}): {:.0} s simulated in {wall:.1} s ({:.0} s playing, not bypassed, {:.0} s of it in Call and response): {} blocks, {} notes, {} played \
+         in by the musician, {} sessions, {} model \
          switches, {} plays ({} with pre-roll), {} pauses, {} rewinds, {} locates, {} loop wraps, {} \
          automation events; notes on the grid: {} to half a sample, {} within the host's rounding (worst \
          {:.2} samples); plugin meters: {meters}",
         t.seconds,
         t.seconds_heard,
+        t.seconds_in_call_and_response,
         t.blocks,
         t.ons,
+        t.musician_notes,
         t.sessions,
         t.model_switches,
         t.plays,
@@ -603,12 +666,14 @@ fn an_hour_of_a_careless_user_in_a_quirky_host() {
     );
     assert!(t.seconds >= hour);
     assert!(t.seconds_heard > hour / 10.0, "the host played only {:.0} s", t.seconds_heard);
+    // Playing on its own or in a duet it plays all the time; answering, only after calls.
+    let free = t.seconds_heard - t.seconds_in_call_and_response;
     assert!(
-        t.ons as f64 > t.seconds_heard / 2.0,
-        "only {} notes in {:.0} s of music",
-        t.ons,
-        t.seconds_heard
+        t.ons as f64 > free / 2.0,
+        "only {} notes in {free:.0} s of music not in Call and response",
+        t.ons
     );
+    assert!(t.musician_notes > 1000, "the musician played {} notes", t.musician_notes);
     assert_eq!(t.ons, t.offs, "every note-on has its note-off");
     assert_eq!(meters["notes_on"], t.ons, "the plugin's count of notes sent");
     assert_eq!(meters["notes_off"], t.offs);
