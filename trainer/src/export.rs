@@ -102,7 +102,7 @@ pub fn export(run: &Path, out: &Path, name: Option<&str>, last: bool) -> Result<
             train_loss: state.train_loss.map(|l| l as f32),
             validation_loss: state.val_loss.map(|l| l as f32),
             exported_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-            command: train_command(&config),
+            command: config.command()?,
         },
     };
     let bytes = model::write(&net.to_model_weights()?, &info)?;
@@ -122,29 +122,6 @@ pub fn export(run: &Path, out: &Path, name: Option<&str>, last: bool) -> Result<
         std::fs::write(tmp, &bytes).with_context(|| format!("{}: cannot write", tmp.display()))
     })?;
     Ok(Exported { bytes: bytes.len(), parity_max_diff: diff, info })
-}
-
-/// The command that reproduces the run, for the model's metadata.
-fn train_command(c: &TrainConfig) -> String {
-    format!(
-        "continuo-train train {} --layers {} --hidden {} --embed {} --dense {} --seq {} --batch {} --steps {} \
-         --lr {} --min-lr {} --warmup {} --weight-decay {} --clip {} --transpose {} --seed {}",
-        c.dataset.display(),
-        c.layers,
-        c.hidden,
-        c.embed,
-        c.dense,
-        c.seq,
-        c.batch,
-        c.steps,
-        c.lr,
-        c.min_lr,
-        c.warmup,
-        c.weight_decay,
-        c.clip,
-        c.transpose,
-        c.seed
-    )
 }
 
 /// 64 tokens of real music: the start of the validation split, or of the training split, or

@@ -17,7 +17,7 @@ mod prepare;
 mod progress;
 mod train;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Train Continuo models on your own MIDI files.
 ///
@@ -41,10 +41,13 @@ enum Command {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    // The matches too: a resumed run changes only the settings the command line gave.
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let train_matches = matches.subcommand_matches("train");
     let result = match cli.command {
         Command::Prepare(args) => prepare::run(args),
-        Command::Train(args) => train::run(args),
+        Command::Train(args) => train::run(args, train_matches.expect("the train subcommand's matches")),
         Command::Export(args) => export::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Eval(args) => eval::run(args),

@@ -27,13 +27,14 @@ use crate::{plot, progress};
 /// Train a model on a prepared dataset.
 ///
 /// Starts a run in --out, or continues one with --resume RUN (the optimizer's moments, the step
-/// and the data order continue exactly; give --steps to train further). Every --eval-every steps
-/// it measures the validation loss, keeps the best weights (best.safetensors), saves a checkpoint
-/// to resume from, and appends to metrics.csv and loss.svg. Ctrl-C saves a checkpoint and stops.
+/// and the data order continue exactly; give --steps to train further, and any other setting to
+/// change it from there). Every --eval-every steps it measures the validation loss, keeps the
+/// best weights (best.safetensors), saves a checkpoint to resume from, and appends to
+/// metrics.csv and loss.svg. Ctrl-C saves a checkpoint and stops.
 ///
 /// The run folder alone is enough to resume or export: it holds config.json (every setting
 /// below) and vocab.json.
-#[derive(clap::Args, Default)]
+#[derive(clap::Args)]
 pub struct Args {
     /// The dataset folder written by `prepare` (taken from the run when resuming).
     pub dataset: Option<PathBuf>,
@@ -43,136 +44,111 @@ pub struct Args {
     /// Continue the run in this folder.
     #[arg(long)]
     pub resume: Option<PathBuf>,
-    /// LSTM layers [default: 2]
-    #[arg(long)]
-    pub layers: Option<usize>,
-    /// LSTM hidden size [default: 256]
-    #[arg(long)]
-    pub hidden: Option<usize>,
-    /// Token embedding size [default: 128]
-    #[arg(long)]
-    pub embed: Option<usize>,
+    #[command(flatten)]
+    pub config: TrainConfig,
+}
+
+/// Every setting of a run, each declared once here with its default and its manual: the
+/// command line, config.json (so a run folder alone can resume or export), the resume override
+/// and the command `export` records all come from this struct.
+#[derive(clap::Args, Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Set from DATASET, not a flag.
+    #[arg(skip)]
+    pub dataset: PathBuf,
+    /// LSTM layers.
+    #[arg(long, default_value_t = 2)]
+    pub layers: usize,
+    /// LSTM hidden size.
+    #[arg(long, default_value_t = 256)]
+    pub hidden: usize,
+    /// Token embedding size.
+    #[arg(long, default_value_t = 128)]
+    pub embed: usize,
     /// Size of the dense layer before the output [default: the hidden size]
     #[arg(long)]
     pub dense: Option<usize>,
-    /// Tokens per training window (truncated backpropagation length) [default: 128]
-    #[arg(long)]
-    pub seq: Option<usize>,
-    /// Windows per step [default: 32]
-    #[arg(long)]
-    pub batch: Option<usize>,
-    /// Total optimizer steps of the run [default: 2000]
-    #[arg(long)]
-    pub steps: Option<u64>,
-    /// Peak learning rate, reached after warm-up, then cosine decay to --min-lr [default: 0.003]
-    #[arg(long)]
-    pub lr: Option<f64>,
+    /// Tokens per training window (truncated backpropagation length).
+    #[arg(long, default_value_t = 128)]
+    pub seq: usize,
+    /// Windows per step.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Total optimizer steps of the run.
+    #[arg(long, default_value_t = 2000)]
+    pub steps: u64,
+    /// Peak learning rate, reached after warm-up, then cosine decay to --min-lr.
+    #[arg(long, default_value_t = 3e-3)]
+    pub lr: f64,
     /// Learning rate at the last step [default: lr / 10]
     #[arg(long)]
     pub min_lr: Option<f64>,
-    /// Steps of linear warm-up [default: 100]
-    #[arg(long)]
-    pub warmup: Option<u64>,
-    /// AdamW weight decay, on matrices only [default: 0.01]
-    #[arg(long)]
-    pub weight_decay: Option<f64>,
-    /// Clip the global gradient norm to this [default: 1.0]
-    #[arg(long)]
-    pub clip: Option<f64>,
-    /// Transpose each window by up to this many semitones either way [default: 5]
-    #[arg(long)]
-    pub transpose: Option<i32>,
-    /// Measure validation loss and save every this many steps [default: 100]
-    #[arg(long)]
-    pub eval_every: Option<u64>,
-    /// Validation tokens measured each time [default: 32768]
-    #[arg(long)]
-    pub eval_tokens: Option<usize>,
-    /// Seed for initial weights and data order [default: 1337]
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// CPU threads for the math. On the 2-core machine this was measured on, 1 thread was
-    /// faster than 2 (see docs/ARCHITECTURE.md) [default: 1]
-    #[arg(long)]
-    pub threads: Option<usize>,
-}
-
-/// Every setting of a run; saved as config.json so a run folder alone can resume or export.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainConfig {
-    pub dataset: PathBuf,
-    pub layers: usize,
-    pub hidden: usize,
-    pub embed: usize,
-    pub dense: usize,
-    pub seq: usize,
-    pub batch: usize,
-    pub steps: u64,
-    pub lr: f64,
-    pub min_lr: f64,
+    /// Steps of linear warm-up.
+    #[arg(long, default_value_t = 100)]
     pub warmup: u64,
+    /// AdamW weight decay, on matrices only.
+    #[arg(long, default_value_t = 0.01)]
     pub weight_decay: f64,
+    /// Clip the global gradient norm to this.
+    #[arg(long, default_value_t = 1.0)]
     pub clip: f64,
+    /// Transpose each window by up to this many semitones either way.
+    #[arg(long, default_value_t = 5)]
     pub transpose: i32,
+    /// Measure validation loss and save every this many steps.
+    #[arg(long, default_value_t = 100)]
     pub eval_every: u64,
+    /// Validation tokens measured each time.
+    #[arg(long, default_value_t = 32768)]
     pub eval_tokens: usize,
+    /// Seed for initial weights and data order.
+    #[arg(long, default_value_t = 1337)]
     pub seed: u64,
+    /// CPU threads for the math. On the 2-core machine this was measured on, 1 thread was
+    /// faster than 2 (see docs/ARCHITECTURE.md).
+    #[arg(long, default_value_t = 1)]
     pub threads: usize,
 }
 
 impl TrainConfig {
-    fn defaults(dataset: PathBuf) -> TrainConfig {
-        TrainConfig {
-            dataset,
-            layers: 2,
-            hidden: 256,
-            embed: 128,
-            dense: 256,
-            seq: 128,
-            batch: 32,
-            steps: 2000,
-            lr: 3e-3,
-            min_lr: 3e-4,
-            warmup: 100,
-            weight_decay: 0.01,
-            clip: 1.0,
-            transpose: 5,
-            eval_every: 100,
-            eval_tokens: 32768,
-            seed: 1337,
-            threads: 1,
-        }
+    /// The dense layer's size: as given, else the hidden size.
+    pub fn dense(&self) -> usize {
+        self.dense.unwrap_or(self.hidden)
     }
 
-    /// Applies the options given on the command line.
-    fn apply(&mut self, args: &Args) {
-        macro_rules! set {
-            ($($field:ident),*) => { $(if let Some(v) = args.$field.clone() { self.$field = v; })* };
+    /// The last step's learning rate: as given, else a tenth of the peak.
+    pub fn min_lr(&self) -> f64 {
+        self.min_lr.unwrap_or(self.lr / 10.0)
+    }
+
+    /// A saved run's settings with those given on this command line (`given`, parsed from
+    /// `matches`) put over them: resuming changes only what is asked.
+    fn resumed(saved: &TrainConfig, given: &TrainConfig, matches: &clap::ArgMatches) -> Result<TrainConfig> {
+        let mut merged = serde_json::to_value(saved)?;
+        let given = serde_json::to_value(given)?;
+        for (name, value) in given.as_object().context("a config is a JSON object")? {
+            let from_command_line =
+                matches.try_get_raw(name).ok().flatten().is_some_and(|_| {
+                    matches.value_source(name) == Some(clap::parser::ValueSource::CommandLine)
+                });
+            if from_command_line {
+                merged[name] = value.clone();
+            }
         }
-        set!(
-            layers,
-            hidden,
-            embed,
-            seq,
-            batch,
-            steps,
-            warmup,
-            weight_decay,
-            clip,
-            transpose,
-            eval_every,
-            eval_tokens,
-            seed,
-            threads
-        );
-        if let Some(lr) = args.lr {
-            self.lr = lr;
-            self.min_lr = lr / 10.0;
+        Ok(serde_json::from_value(merged)?)
+    }
+
+    /// The command that makes this run again, every setting spelled out (what `export` records).
+    pub fn command(&self) -> Result<String> {
+        let mut command = format!("continuo-train train {} --out RUN", self.dataset.display());
+        let value = serde_json::to_value(self)?;
+        for (name, value) in value.as_object().context("a config is a JSON object")? {
+            if name == "dataset" || value.is_null() {
+                continue;
+            }
+            command.push_str(&format!(" --{} {value}", name.replace('_', "-")));
         }
-        set!(min_lr, dense);
-        if args.dense.is_none() && args.hidden.is_some() {
-            self.dense = self.hidden;
-        }
+        Ok(command)
     }
 
     pub fn shape(&self) -> ModelShape {
@@ -180,7 +156,7 @@ impl TrainConfig {
             layers: self.layers,
             hidden: self.hidden,
             embed: self.embed,
-            dense: self.dense,
+            dense: self.dense(),
             vocab: VOCAB_SIZE as usize,
         }
     }
@@ -191,16 +167,17 @@ impl TrainConfig {
             return self.lr * (step + 1) as f64 / self.warmup as f64;
         }
         let progress = (step - self.warmup) as f64 / (self.steps.saturating_sub(self.warmup)).max(1) as f64;
-        self.min_lr + 0.5 * (self.lr - self.min_lr) * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos())
+        let (lr, min_lr) = (self.lr, self.min_lr());
+        min_lr + 0.5 * (lr - min_lr) * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos())
     }
 
     fn check(&self) -> Result<()> {
-        let sizes = [self.layers, self.hidden, self.embed, self.dense, self.seq, self.batch, self.threads];
+        let sizes = [self.layers, self.hidden, self.embed, self.dense(), self.seq, self.batch, self.threads];
         if sizes.contains(&0) || self.eval_every == 0 || self.steps == 0 {
             bail!("layers, hidden, embed, dense, seq, batch, steps, eval-every and threads must all be at least 1");
         }
-        if !(self.lr > 0.0 && self.min_lr >= 0.0 && self.min_lr <= self.lr) {
-            bail!("need 0 <= --min-lr <= --lr and --lr > 0 (got {} and {})", self.min_lr, self.lr);
+        if !(self.lr > 0.0 && self.min_lr() >= 0.0 && self.min_lr() <= self.lr) {
+            bail!("need 0 <= --min-lr <= --lr and --lr > 0 (got {} and {})", self.min_lr(), self.lr);
         }
         Ok(())
     }
@@ -277,6 +254,94 @@ impl RunFiles {
         serde_json::from_str(&text).with_context(|| format!("{}: not a run config", path.display()))
     }
 
+    /// Writes what the run is: its settings, vocabulary and what it learns from.
+    fn write_setup(&self, config: &TrainConfig, data: &Data) -> Result<()> {
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("{}: cannot create the run folder", self.dir.display()))?;
+        save_json(&self.config(), config)?;
+        save_json(&self.vocab(), &data.vocab)?;
+        let name = config.dataset.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        save_json(
+            &self.dataset(),
+            &DatasetSummary {
+                name,
+                role: data.role,
+                train_files: data.train.documents,
+                train_tokens: data.train.len() as u64,
+                val_files: data.val.documents,
+                val_tokens: data.val.len() as u64,
+            },
+        )
+    }
+
+    fn start_metrics(&self) -> Result<()> {
+        std::fs::write(
+            self.metrics(),
+            "step,train_loss,val_loss,learning_rate,grad_norm,tokens_per_second,seconds\n",
+        )
+        .with_context(|| format!("{}: cannot write", self.metrics().display()))
+    }
+
+    /// A resumed run's weights, optimizer moments and state.
+    fn restore(
+        &self,
+        config: &TrainConfig,
+        varmap: &mut VarMap,
+        optimizer: &mut AdamW,
+        device: &Device,
+    ) -> Result<RunState> {
+        varmap
+            .load(self.checkpoint())
+            .with_context(|| format!("{}: cannot read the checkpoint", self.checkpoint().display()))?;
+        optimizer.load(&self.optimizer(), device)?;
+        let state: RunState = self.load_json(&self.state())?;
+        if state.step >= config.steps {
+            bail!(
+                "{}: already trained {} of {} steps; give a larger --steps to continue",
+                self.dir.display(),
+                state.step,
+                config.steps
+            );
+        }
+        Ok(state)
+    }
+
+    /// After an evaluation: the best weights if they are, the checkpoint to resume from, the
+    /// state, a metrics row and the plot.
+    fn save_checkpoint(
+        &self,
+        config: &TrainConfig,
+        varmap: &VarMap,
+        optimizer: &AdamW,
+        state: &mut RunState,
+        interval: &Interval,
+        grad_norm: f64,
+    ) -> Result<()> {
+        let val_loss = state.val_loss.unwrap_or(f64::NAN);
+        if state.best_val_loss.is_none_or(|best| val_loss < best) {
+            state.best_val_loss = state.val_loss;
+            state.best_step = state.step;
+            write_atomic(&self.best(), |tmp| Ok(varmap.save(tmp)?))?;
+            save_json(&self.best_state(), state)?;
+        }
+        write_atomic(&self.checkpoint(), |tmp| Ok(varmap.save(tmp)?))?;
+        write_atomic(&self.optimizer(), |tmp| optimizer.save(tmp))?;
+        save_json(&self.state(), state)?;
+        let mut metrics = std::fs::OpenOptions::new().append(true).open(self.metrics())?;
+        writeln!(
+            metrics,
+            "{},{:.5},{:.5},{:.6e},{:.4},{:.1},{:.1}",
+            state.step,
+            state.train_loss.unwrap_or(f64::NAN),
+            val_loss,
+            config.learning_rate(state.step - 1),
+            grad_norm,
+            interval.tokens_per_second(),
+            state.seconds
+        )?;
+        plot::loss_curves(&self.metrics(), &self.plot())
+    }
+
     pub fn load_json<T: for<'de> Deserialize<'de>>(&self, path: &Path) -> Result<T> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
@@ -300,206 +365,67 @@ fn save_json(path: &Path, value: &impl Serialize) -> Result<()> {
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
-pub fn run(args: Args) -> Result<()> {
-    train(args, true).map(|_| ())
+pub fn run(args: Args, matches: &clap::ArgMatches) -> Result<()> {
+    train(args, matches, true).map(|_| ())
 }
 
-/// Runs training; returns the final state. `show_progress` draws a bar on a terminal.
-pub fn train(args: Args, show_progress: bool) -> Result<RunState> {
-    let (files, mut config, resuming) = match &args.resume {
-        Some(dir) => {
-            let files = RunFiles { dir: dir.clone() };
-            let mut config = files.load_config()?;
-            if let Some(dataset) = &args.dataset {
-                config.dataset = dataset.clone();
-            }
-            (files, config, true)
-        }
-        None => {
-            let dataset =
-                args.dataset.clone().context("give the DATASET folder to train on (made by `prepare`)")?;
-            let dir = args.out.clone().expect("clap requires --out without --resume");
-            if dir.join("config.json").exists() {
-                bail!(
-                    "{}: already holds a run; continue it with --resume {0} or choose another --out",
-                    dir.display()
-                );
-            }
-            (RunFiles { dir }, TrainConfig::defaults(dataset), false)
-        }
-    };
-    let original = config.clone();
-    config.apply(&args);
-    config.check()?;
-    if resuming && config.shape() != original.shape() {
-        bail!(
-            "{}: the network's sizes cannot change when resuming ({:?} was {:?})",
-            files.dir.display(),
-            config.shape(),
-            original.shape()
-        );
-    }
+/// Runs training; returns the final state. `matches` tells which settings the command line
+/// gave (a resume changes only those); `show_progress` draws a bar on a terminal.
+pub fn train(args: Args, matches: &clap::ArgMatches, show_progress: bool) -> Result<RunState> {
+    let (files, config, resuming) = open_run(args, matches)?;
     // candle reads the thread count from the environment on every matmul.
     std::env::set_var("RAYON_NUM_THREADS", config.threads.to_string());
     let _ = ctrlc::set_handler(|| STOP.store(true, Ordering::SeqCst));
     STOP.store(false, Ordering::SeqCst);
-
-    let index = Index::load(&config.dataset)?;
-    let train_stream = TokenStream::load(&config.dataset, &index, Split::Train)?;
-    let val_stream = TokenStream::load(&config.dataset, &index, Split::Val)?;
-    if train_stream.len() < config.seq + 1 {
-        bail!(
-            "{}: {} training tokens, fewer than one window of {} (+1); add files or lower --seq",
-            config.dataset.display(),
-            train_stream.len(),
-            config.seq
-        );
-    }
-    let val_from_train = val_stream.len() < config.seq + 1;
-    let val_windows = if val_from_train { &train_stream } else { &val_stream }
-        .fixed_windows(config.seq, config.eval_tokens);
-
-    std::fs::create_dir_all(&files.dir)
-        .with_context(|| format!("{}: cannot create the run folder", files.dir.display()))?;
-    save_json(&files.config(), &config)?;
-    save_json(&files.vocab(), &index.vocab)?;
-    save_json(
-        &files.dataset(),
-        &DatasetSummary {
-            name: config.dataset.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-            role: index.role,
-            train_files: train_stream.documents,
-            train_tokens: train_stream.len() as u64,
-            val_files: val_stream.documents,
-            val_tokens: val_stream.len() as u64,
-        },
-    )?;
+    let data = Data::load(&config)?;
+    files.write_setup(&config, &data)?;
 
     let device = Device::Cpu;
     let mut varmap = VarMap::new();
     let net = LstmNet::new(config.shape(), &varmap, &device, config.seed)?;
     let mut optimizer = AdamW::new(&varmap, config.weight_decay)?;
-    let mut state = RunState { val_from_train, ..Default::default() };
-    if resuming {
-        varmap
-            .load(files.checkpoint())
-            .with_context(|| format!("{}: cannot read the checkpoint", files.checkpoint().display()))?;
-        optimizer.load(&files.optimizer(), &device)?;
-        state = files.load_json(&files.state())?;
-        if state.step >= config.steps {
-            bail!(
-                "{}: already trained {} of {} steps; give a larger --steps to continue",
-                files.dir.display(),
-                state.step,
-                config.steps
-            );
-        }
+    let mut state = if resuming {
+        files.restore(&config, &mut varmap, &mut optimizer, &device)?
     } else {
-        std::fs::write(
-            files.metrics(),
-            "step,train_loss,val_loss,learning_rate,grad_norm,tokens_per_second,seconds\n",
-        )?;
-    }
-    let (parameters, shape) = (config.shape().parameter_count(), config.shape());
-    let peak = peak_flops(config.threads);
-    println!(
-        "training {}: {} x {} LSTM, {} parameters, on {} training tokens ({} files){}",
-        files.dir.display(),
-        shape.layers,
-        shape.hidden,
-        parameters,
-        train_stream.len(),
-        train_stream.documents,
-        if val_from_train { "; no validation files: validation is measured on training windows" } else { "" }
-    );
+        files.start_metrics()?;
+        RunState { val_from_train: data.val_from_train, ..Default::default() }
+    };
+    announce(&files, &config, &data);
 
     let bar =
         if show_progress { progress::bar(config.steps, "steps") } else { indicatif::ProgressBar::hidden() };
     bar.set_position(state.step);
-    let tokens_per_step = (config.batch * config.seq) as u64;
-    let mut window = Vec::with_capacity(config.seq + 1);
-    let mut batch_ids = Vec::with_capacity(config.batch * (config.seq + 1));
-    let (mut loss_sum, mut loss_count) = (0.0f64, 0u64);
-    let mut interval_started = Instant::now();
-    let mut interval_tokens = 0u64;
-    let run_started = Instant::now() - std::time::Duration::from_secs_f64(state.seconds);
-
+    let mut interval = Interval::new(state.seconds);
     while state.step < config.steps {
-        // The data of a step depends only on the seed and the step, so a resumed run reads the
-        // same windows an uninterrupted one would.
-        let mut rng = Rng::new(config.seed ^ (state.step + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        batch_ids.clear();
-        for _ in 0..config.batch {
-            train_stream.random_window(config.seq, config.transpose, &mut rng, &mut window);
-            batch_ids.extend_from_slice(&window);
-        }
-        let batch = Tensor::from_slice(&batch_ids, (config.batch, config.seq + 1), &device)?;
+        let batch = data.batch(&config, state.step, &device)?;
         let loss = net.loss(&batch)?;
-        let grads = loss.backward()?;
-        let last_norm = optimizer.step(&grads, config.learning_rate(state.step), config.clip)?;
-        loss_sum += loss.to_scalar::<f32>()? as f64;
-        loss_count += 1;
+        let grad_norm = optimizer.step(&loss.backward()?, config.learning_rate(state.step), config.clip)?;
         state.step += 1;
-        state.tokens_seen += tokens_per_step;
-        interval_tokens += tokens_per_step;
+        state.tokens_seen += (config.batch * config.seq) as u64;
+        interval.add(loss.to_scalar::<f32>()? as f64, config.batch * config.seq);
         bar.inc(1);
-        let tokens_per_second = interval_tokens as f64 / interval_started.elapsed().as_secs_f64().max(1e-9);
-        bar.set_message(format!("loss {:.3} {:.0} tok/s", loss_sum / loss_count as f64, tokens_per_second));
+        bar.set_message(format!(
+            "loss {:.3} {:.0} tok/s",
+            interval.mean_loss(),
+            interval.tokens_per_second()
+        ));
 
         let stopping = STOP.load(Ordering::SeqCst);
         if state.step.is_multiple_of(config.eval_every) || state.step == config.steps || stopping {
-            state.train_loss = Some(loss_sum / loss_count.max(1) as f64);
-            state.val_loss = Some(validation_loss(&net, &val_windows, config.batch, &device)?);
-            state.seconds = run_started.elapsed().as_secs_f64();
-            let flops = 6.0 * parameters as f64 * tokens_per_second;
-            progress::log(&bar, format!(
-                "step {:>6}  train {:.4}  val {:.4}  lr {:.2e}  |g| {:.2}  {:.0} tok/s ({:.1}% of {:.0} GFLOP/s peak)  {}",
-                state.step,
-                state.train_loss.unwrap(),
-                state.val_loss.unwrap(),
-                config.learning_rate(state.step - 1),
-                last_norm,
-                tokens_per_second,
-                100.0 * flops / peak,
-                peak / 1e9,
-                progress::duration(state.seconds)
-            ));
-            if state.best_val_loss.is_none_or(|best| state.val_loss.unwrap() < best) {
-                state.best_val_loss = state.val_loss;
-                state.best_step = state.step;
-                write_atomic(&files.best(), |tmp| Ok(varmap.save(tmp)?))?;
-                save_json(&files.best_state(), &state)?;
-            }
-            write_atomic(&files.checkpoint(), |tmp| Ok(varmap.save(tmp)?))?;
-            write_atomic(&files.optimizer(), |tmp| optimizer.save(tmp))?;
-            save_json(&files.state(), &state)?;
-            let mut metrics = std::fs::OpenOptions::new().append(true).open(files.metrics())?;
-            writeln!(
-                metrics,
-                "{},{:.5},{:.5},{:.6e},{:.4},{:.1},{:.1}",
-                state.step,
-                state.train_loss.unwrap(),
-                state.val_loss.unwrap(),
-                config.learning_rate(state.step - 1),
-                last_norm,
-                tokens_per_second,
-                state.seconds
-            )?;
-            plot::loss_curves(&files.metrics(), &files.plot())?;
-            loss_sum = 0.0;
-            loss_count = 0;
-            interval_tokens = 0;
-            interval_started = Instant::now();
+            state.train_loss = Some(interval.mean_loss());
+            state.val_loss = Some(validation_loss(&net, &data.val_windows, config.batch, &device)?);
+            state.seconds = interval.run_seconds();
+            progress::log(&bar, interval.log_line(&config, &state, grad_norm));
+            files.save_checkpoint(&config, &varmap, &optimizer, &mut state, &interval, grad_norm)?;
+            interval.restart();
         }
         if stopping {
-            progress::log(
-                &bar,
-                format!(
-                    "interrupted: checkpoint saved at step {}; continue with --resume {}",
-                    state.step,
-                    files.dir.display()
-                ),
+            let message = format!(
+                "interrupted: checkpoint saved at step {}; continue with --resume {}",
+                state.step,
+                files.dir.display()
             );
+            progress::log(&bar, message);
             break;
         }
     }
@@ -514,6 +440,166 @@ pub fn train(args: Args, show_progress: bool) -> Result<RunState> {
     );
     println!("  metrics {}  plot {}", files.metrics().display(), files.plot().display());
     Ok(state)
+}
+
+/// The run folder and its settings: a new run's from the command line, or a saved run's with
+/// the command line's changes, checked.
+fn open_run(args: Args, matches: &clap::ArgMatches) -> Result<(RunFiles, TrainConfig, bool)> {
+    let (files, config, resuming) = match &args.resume {
+        Some(dir) => {
+            let files = RunFiles { dir: dir.clone() };
+            let saved = files.load_config()?;
+            let mut config = TrainConfig::resumed(&saved, &args.config, matches)?;
+            config.dataset = args.dataset.clone().unwrap_or(saved.dataset.clone());
+            if config.shape() != saved.shape() {
+                bail!(
+                    "{}: the network's sizes cannot change when resuming ({:?} was {:?})",
+                    files.dir.display(),
+                    config.shape(),
+                    saved.shape()
+                );
+            }
+            (files, config, true)
+        }
+        None => {
+            let dataset =
+                args.dataset.clone().context("give the DATASET folder to train on (made by `prepare`)")?;
+            let dir = args.out.clone().expect("clap requires --out without --resume");
+            if dir.join("config.json").exists() {
+                bail!(
+                    "{}: already holds a run; continue it with --resume {0} or choose another --out",
+                    dir.display()
+                );
+            }
+            (RunFiles { dir }, TrainConfig { dataset, ..args.config }, false)
+        }
+    };
+    config.check()?;
+    Ok((files, config, resuming))
+}
+
+/// What a run reads: the token streams and the fixed validation windows.
+struct Data {
+    train: TokenStream,
+    val: TokenStream,
+    role: Role,
+    vocab: continuo_engine::vocab::VocabSpec,
+    /// The dataset has no validation files: validation is measured on training windows.
+    val_from_train: bool,
+    val_windows: Vec<Vec<u32>>,
+}
+
+impl Data {
+    fn load(config: &TrainConfig) -> Result<Data> {
+        let index = Index::load(&config.dataset)?;
+        let train = TokenStream::load(&config.dataset, &index, Split::Train)?;
+        let val = TokenStream::load(&config.dataset, &index, Split::Val)?;
+        if train.len() < config.seq + 1 {
+            bail!(
+                "{}: {} training tokens, fewer than one window of {} (+1); add files or lower --seq",
+                config.dataset.display(),
+                train.len(),
+                config.seq
+            );
+        }
+        let val_from_train = val.len() < config.seq + 1;
+        let val_windows =
+            if val_from_train { &train } else { &val }.fixed_windows(config.seq, config.eval_tokens);
+        Ok(Data { train, val, role: index.role, vocab: index.vocab, val_from_train, val_windows })
+    }
+
+    /// A step's batch of random windows. It depends only on the seed and the step, so a resumed
+    /// run reads the same windows an uninterrupted one would.
+    fn batch(&self, config: &TrainConfig, step: u64, device: &Device) -> Result<Tensor> {
+        let mut rng = Rng::new(config.seed ^ (step + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut ids = Vec::with_capacity(config.batch * (config.seq + 1));
+        let mut window = Vec::with_capacity(config.seq + 1);
+        for _ in 0..config.batch {
+            self.train.random_window(config.seq, config.transpose, &mut rng, &mut window);
+            ids.extend_from_slice(&window);
+        }
+        Ok(Tensor::from_slice(&ids, (config.batch, config.seq + 1), device)?)
+    }
+}
+
+fn announce(files: &RunFiles, config: &TrainConfig, data: &Data) {
+    let shape = config.shape();
+    println!(
+        "training {}: {} x {} LSTM, {} parameters, on {} training tokens ({} files){}",
+        files.dir.display(),
+        shape.layers,
+        shape.hidden,
+        shape.parameter_count(),
+        data.train.len(),
+        data.train.documents,
+        if data.val_from_train {
+            "; no validation files: validation is measured on training windows"
+        } else {
+            ""
+        }
+    );
+}
+
+/// Training loss and speed since the last evaluation.
+struct Interval {
+    loss_sum: f64,
+    losses: u64,
+    tokens: u64,
+    started: Instant,
+    run_started: Instant,
+}
+
+impl Interval {
+    /// `seconds` already trained (a resumed run).
+    fn new(seconds: f64) -> Interval {
+        let now = Instant::now();
+        Interval {
+            loss_sum: 0.0,
+            losses: 0,
+            tokens: 0,
+            started: now,
+            run_started: now - std::time::Duration::from_secs_f64(seconds),
+        }
+    }
+
+    fn add(&mut self, loss: f64, tokens: usize) {
+        self.loss_sum += loss;
+        self.losses += 1;
+        self.tokens += tokens as u64;
+    }
+
+    fn mean_loss(&self) -> f64 {
+        self.loss_sum / self.losses.max(1) as f64
+    }
+
+    fn tokens_per_second(&self) -> f64 {
+        self.tokens as f64 / self.started.elapsed().as_secs_f64().max(1e-9)
+    }
+
+    fn run_seconds(&self) -> f64 {
+        self.run_started.elapsed().as_secs_f64()
+    }
+
+    fn restart(&mut self) {
+        *self = Interval { run_started: self.run_started, ..Interval::new(0.0) };
+    }
+
+    fn log_line(&self, config: &TrainConfig, state: &RunState, grad_norm: f64) -> String {
+        let peak = peak_flops(config.threads);
+        let flops = 6.0 * config.shape().parameter_count() as f64 * self.tokens_per_second();
+        format!(
+            "step {:>6}  train {:.4}  val {:.4}  lr {:.2e}  |g| {:.2}  {:.0} tok/s ({:.1}% of {:.0} GFLOP/s peak)  {}",
+            state.step,
+            state.train_loss.unwrap_or(f64::NAN),
+            state.val_loss.unwrap_or(f64::NAN),
+            config.learning_rate(state.step - 1),
+            grad_norm,
+            self.tokens_per_second(),
+            100.0 * flops / peak,
+            peak / 1e9,
+            progress::duration(state.seconds)
+        )
+    }
 }
 
 /// Mean cross-entropy over the fixed validation windows, in batches.

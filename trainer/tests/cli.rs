@@ -300,6 +300,41 @@ fn train_learns_a_pattern_and_export_generate_eval_use_it() {
 }
 
 #[test]
+fn the_command_an_export_records_trains_the_same_model_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = scale_dataset(dir.path());
+    let run = dir.path().join("run");
+    // Settings away from their defaults, a derived one (--min-lr) given and one (--dense) left
+    // to follow --hidden.
+    let settings =
+        ["--steps", "40", "--eval-every", "20", "--lr", "0.01", "--min-lr", "0.002", "--warmup", "5"];
+    train(
+        &data,
+        &run,
+        &[&settings[..], &["--seed", "9", "--weight-decay", "0.05", "--clip", "0.5"]].concat(),
+    );
+    let onnx = dir.path().join("first.onnx");
+    ok(&["export", s(&run), "--out", s(&onnx)]);
+    let command = Model::load_file(&onnx).unwrap().info().training.command.clone();
+    assert!(command.starts_with("continuo-train train "), "{command}");
+    for setting in
+        ["--seed 9", "--weight-decay 0.05", "--clip 0.5", "--min-lr 0.002", "--eval-every 20", "--threads 1"]
+    {
+        assert!(command.contains(setting), "{setting} missing from {command}");
+    }
+    let again = dir.path().join("again");
+    let args: Vec<&str> =
+        command.split_whitespace().skip(1).map(|a| if a == "RUN" { s(&again) } else { a }).collect();
+    ok(&args);
+    for file in ["checkpoint.safetensors", "best.safetensors"] {
+        assert!(
+            std::fs::read(run.join(file)).unwrap() == std::fs::read(again.join(file)).unwrap(),
+            "{file} differs: the recorded command does not reproduce the run"
+        );
+    }
+}
+
+#[test]
 fn resume_continues_exactly_where_it_stopped() {
     let dir = tempfile::tempdir().unwrap();
     let data = scale_dataset(dir.path());
