@@ -50,6 +50,9 @@ const HEARD_REST_STEPS: u64 = 4 * STEPS_PER_BEAT as u64;
 /// struck and released. More is a flood: passed through, not heard. A fixed number rather than
 /// the step cap, so that what the model hears does not depend on how fast this machine is.
 pub const MAX_HEARD_PER_BLOCK: usize = 20;
+/// The musician's notes waiting to be read by the model, at most: a few blocks' worth at a step
+/// a block.
+const HEARD_QUEUE: usize = 64;
 
 /// The smallest block, in samples, whose planned worst case for one token fits the budget.
 pub fn smallest_block(sample_rate: f32, token_cost: Duration) -> usize {
@@ -128,6 +131,10 @@ pub struct Player {
     ear: Ear,
     phase: Phase,
     rollback: Rollback,
+    /// The musician's notes placed on the generator's timeline and not yet read by the model
+    /// (step, token), oldest first from `heard_next`; allocated once.
+    heard_queue: Vec<(u64, Token)>,
+    heard_next: usize,
     /// The phrase loop, its length in bars (0: off), and the take: "New phrase" counts up, and
     /// the sampler's seed with it, so a new take differs and the same take comes back the same.
     phrase: PhraseLoop,
@@ -179,6 +186,8 @@ impl Player {
             ear: Ear::default(),
             phase: Phase::Listening,
             rollback,
+            heard_queue: Vec::with_capacity(HEARD_QUEUE),
+            heard_next: 0,
             phrase: PhraseLoop::new(),
             loop_bars: 0,
             take: 0,
@@ -307,9 +316,11 @@ impl Player {
         }
     }
 
-    /// The model generates now: always, except while it listens for a call.
+    /// The model generates now: always, except while it listens for a call, and while notes
+    /// placed for it wait to be read.
     fn generates(&self) -> bool {
-        !(self.listen.mode == Mode::CallAndResponse && self.phase == Phase::Listening)
+        let listening = self.listen.mode == Mode::CallAndResponse && self.phase == Phase::Listening;
+        !listening && self.heard_queue.is_empty()
     }
 
     pub fn listen_settings(&self) -> ListenSettings {
@@ -352,6 +363,8 @@ impl Player {
         self.phase = Phase::Listening;
         self.ear.clear();
         self.rollback.clear();
+        self.heard_queue.clear();
+        self.heard_next = 0;
         self.phrase.rewind();
         if self.opening_state == Opening::Ready && self.uses_opening() {
             self.generator.restore(&self.opening_snapshot);
@@ -433,7 +446,7 @@ impl Player {
         match clock {
             Some(clock) if playing => {
                 self.fresh = false;
-                let drawn = self.hear(input, &clock, host.samples, emit);
+                let drawn = self.hear(input, &clock, host.samples, cap, emit);
                 let end_steps = (position + block_beats - self.origin_beats) * STEPS_PER_BEAT as f64;
                 let mut target = end_steps.max(0.0).ceil() as u64 + LOOKAHEAD_STEPS;
                 if let Phase::Answering { until: Some(until) } = self.phase {
@@ -514,26 +527,31 @@ impl Player {
         (beats * STEPS_PER_BEAT as f64).round().max(0.0) as u64
     }
 
-    /// Hears this block's input as the mode says. Returns the model steps it ran, which the
-    /// block's generation then does without. A note the model cannot hear (drums into a melodic
-    /// model, a note-off without its note-on, a flood past [`MAX_HEARD_PER_BLOCK`]) is drawn
-    /// grey and counted.
+    /// Hears this block's input as the mode says, within `cap` model steps. Returns the steps
+    /// it ran, which the block's generation then does without. A note is placed at once: the
+    /// generator goes back to its step (no model step), so nothing generated after it plays; the
+    /// model reads it (a step, two when time has to pass first) as the cap allows, in this block
+    /// or the next ones, and generates nothing new until it has. A note the model cannot hear
+    /// (drums into a melodic model, a note-off without its note-on, a flood past
+    /// [`MAX_HEARD_PER_BLOCK`]) is drawn grey and counted.
     fn hear(
         &mut self,
         input: &[InputNote],
         clock: &Clock,
         samples: usize,
+        cap: usize,
         emit: &mut impl FnMut(OutputEvent),
     ) -> usize {
         let mode = self.listen.mode;
-        let (mut spent, mut heard) = (0, 0);
+        let mut heard = 0;
         let deaf_to_drums = self.model().info().role == Role::Melodic;
         for note in input {
             let on = note.velocity > 0;
             let audible = mode.listens()
                 && !(deaf_to_drums && note.channel == DRUM_CHANNEL)
                 && (on || self.ear.is_held(note.pitch))
-                && heard < MAX_HEARD_PER_BLOCK;
+                && heard < MAX_HEARD_PER_BLOCK
+                && self.heard_queue.len() < HEARD_QUEUE;
             if !audible {
                 if mode.listens() {
                     self.monitor.meters.unheard_notes.fetch_add(on as u64, Ordering::Relaxed);
@@ -548,47 +566,63 @@ impl Player {
                 self.all_notes_off(note.offset, emit);
                 self.stop_answer(step);
             }
+            let step = self.go_back_to(step);
             let token = if on { Token::NoteOn(note.pitch) } else { Token::NoteOff(note.pitch) };
-            spent += self.hear_at(step, token);
+            self.heard_queue.push((step, token));
+            self.ear.heard(note.pitch, on, step);
+            self.opening_state = Opening::Stale;
             heard += 1;
             self.log(note.offset, note.pitch, note.velocity, NoteSource::Input);
         }
-        // A key held past the longest note: the model hears it end there.
+        // A key held past the longest note: the model hears it end (where it stands now: going
+        // back that far could undo notes it has heard since).
         let now = self.step_at(clock, samples as u32);
         let limit = (self.settings.max_note_beats * STEPS_PER_BEAT as f64).round() as u64;
         while let Some((pitch, end)) = self.ear.overlong(now, limit) {
-            spent += self.hear_at(end, Token::NoteOff(pitch));
+            self.ear.heard(pitch, false, end);
+            if self.heard_queue.len() < HEARD_QUEUE {
+                self.heard_queue.push((end, Token::NoteOff(pitch)));
+            }
         }
-        if mode == Mode::Duet && heard > 0 {
-            // The model answers what it heard from the next block on: nothing it decides now
-            // is due in the block being played, whose events are already placed.
-            let next_block =
-                clock.beats() + (samples as f64 - 0.5) / self.samples_per_beat - self.origin_beats;
-            self.generator.rest_until((next_block * STEPS_PER_BEAT as f64).ceil().max(0.0) as u64);
-        }
-        if mode == Mode::CallAndResponse && self.phase == Phase::Listening {
+        // What the model decides after hearing is due a grid step after this block at the
+        // soonest: this block's events are already placed, and the step leaves the generator
+        // blocks enough to draw its next notes at a step a block (a 1/24-beat reaction time).
+        let next_block = clock.beats() + (samples as f64 - 0.5) / self.samples_per_beat - self.origin_beats;
+        let reply_from = (next_block * STEPS_PER_BEAT as f64).ceil().max(0.0) as u64 + 1;
+        let mut spent = self.read_heard(cap, reply_from);
+        if mode == Mode::CallAndResponse && self.phase == Phase::Listening && self.heard_queue.is_empty() {
             let rest = (self.listen.answer_after_beats * STEPS_PER_BEAT as f64).round() as u64;
             // The answer is generated ahead like any music, from a beat before it is due: if
             // the musician plays before then, it is dropped unheard.
-            if let Some(due) = self.ear.answer_due(rest).filter(|due| *due < now + LOOKAHEAD_STEPS) {
+            let due = self.ear.answer_due(rest).filter(|due| *due < now + LOOKAHEAD_STEPS);
+            if let Some(due) = due.filter(|_| spent < cap) {
                 spent += self.start_answer(due.max(self.step_at(clock, 0) + 1));
             }
         }
         spent
     }
 
-    /// The model hears `token` (a musician's note) at grid step `step`: if it has generated
-    /// past that step, it goes back to it first, and what it had generated after is dropped, to
-    /// be generated again knowing the note. Returns the model steps run: one, and one more when
-    /// time has to pass first. It hears which notes and when, not how loud: a velocity token per
-    /// note would cost a step each, and the chorale model never learned to read changing ones.
-    fn hear_at(&mut self, step: u64, token: Token) -> usize {
-        let step = self.go_back_to(step);
-        let mut spent = self.generator.feed_time_until(step, HEARD_REST_STEPS).unwrap_or(0);
-        spent += self.generator.feed(token).is_ok() as usize;
-        let (Token::NoteOn(pitch) | Token::NoteOff(pitch)) = token else { return spent };
-        self.ear.heard(pitch, matches!(token, Token::NoteOn(_)), step);
-        self.opening_state = Opening::Stale;
+    /// The model reads the notes placed for it, in order, at most `cap` model steps. After each
+    /// it plays nothing new before `reply_from` (in a duet; listening, it does not play anyway).
+    /// Returns the steps run.
+    fn read_heard(&mut self, cap: usize, reply_from: u64) -> usize {
+        let mut spent = 0;
+        while self.heard_next < self.heard_queue.len() && spent < cap {
+            let (step, token) = self.heard_queue[self.heard_next];
+            if self.generator.now() < step {
+                spent += self.generator.feed_time_until(step, HEARD_REST_STEPS).unwrap_or(0);
+                if spent >= cap {
+                    break;
+                }
+            }
+            spent += self.generator.feed(token).is_ok() as usize;
+            self.heard_next += 1;
+            self.generator.rest_until(reply_from);
+        }
+        if self.heard_next == self.heard_queue.len() {
+            self.heard_queue.clear();
+            self.heard_next = 0;
+        }
         spent
     }
 

@@ -38,15 +38,39 @@ type Played = (u64, u8, u8, u8);
 /// the player at its samples. Returns every event the player sent, as (sample, event), and the
 /// most model steps one block ran.
 fn perform(player: &mut Player, beats: f64, input: &[Played]) -> (Vec<(u64, OutputEvent)>, u64) {
+    perform_in_blocks(player, beats, input, BLOCK)
+}
+
+/// [`perform`] in blocks of `block` samples.
+fn perform_in_blocks(
+    player: &mut Player,
+    beats: f64,
+    input: &[Played],
+    block: usize,
+) -> (Vec<(u64, OutputEvent)>, u64) {
     let mut heard = Vec::new();
     let mut worst = 0;
     let monitor = player.monitor().clone();
     let mut next = 0;
     let mut block_input = Vec::new();
     let mut sample = 0u64;
+    // A host processes stopped blocks before play starts: the player fills its lookahead.
+    let stopped = HostTransport {
+        playing: false,
+        tempo: Some(120.0),
+        pos_beats: Some(0.0),
+        pos_seconds: Some(0.0),
+        sample_rate: RATE,
+        samples: block,
+        time_signature: Some((4, 4)),
+        bar_start: None,
+    };
+    for _ in 0..32 {
+        player.process(stopped, &[], &mut |e| heard.push((0, e)));
+    }
     while (sample as f64) < beats * SPB {
         block_input.clear();
-        while next < input.len() && input[next].0 < sample + BLOCK as u64 {
+        while next < input.len() && input[next].0 < sample + block as u64 {
             let (at, pitch, velocity, channel) = input[next];
             block_input.push(InputNote { offset: (at - sample) as u32, pitch, velocity, channel });
             next += 1;
@@ -57,14 +81,14 @@ fn perform(player: &mut Player, beats: f64, input: &[Played]) -> (Vec<(u64, Outp
             pos_beats: Some(sample as f64 / SPB),
             pos_seconds: Some(sample as f64 / RATE as f64),
             sample_rate: RATE,
-            samples: BLOCK,
+            samples: block,
             time_signature: Some((4, 4)),
             bar_start: None,
         };
         let before = monitor.meters.model_steps.load(Ordering::Relaxed);
         player.process(host, &block_input, &mut |e| heard.push((sample + e.offset as u64, e)));
         worst = worst.max(monitor.meters.model_steps.load(Ordering::Relaxed) - before);
-        sample += BLOCK as u64;
+        sample += block as u64;
     }
     // The host pauses: every note ends.
     let pause = HostTransport {
@@ -73,7 +97,7 @@ fn perform(player: &mut Player, beats: f64, input: &[Played]) -> (Vec<(u64, Outp
         pos_beats: Some(sample as f64 / SPB),
         pos_seconds: Some(sample as f64 / RATE as f64),
         sample_rate: RATE,
-        samples: BLOCK,
+        samples: block,
         time_signature: Some((4, 4)),
         bar_start: None,
     };
@@ -251,6 +275,30 @@ fn a_duet_hears_every_beat_within_the_step_cap_and_leaves_nothing_hanging() {
     assert_balanced(&events);
     assert!(worst <= cap, "{worst} steps in one block, above the cap of {cap}");
     assert!(events.iter().filter(|(_, e)| e.is_on()).count() > 30, "the model plays along");
+    assert_eq!(monitor.meters.unheard_notes.load(Ordering::Relaxed), 0);
+    assert_eq!(monitor.meters.late_events.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn a_duet_in_64_sample_blocks_reads_each_note_over_blocks_within_the_cap() {
+    let duet = ListenSettings { mode: Mode::Duet, ..ListenSettings::default() };
+    let input: Vec<Played> = (0..16u64)
+        .flat_map(|beat| {
+            let at = beat * SPB as u64 + 333;
+            // A chord on every beat: more to read than one block's steps allow.
+            [60, 64, 67].map(|pitch| vec![(at, pitch, 100, 0), (at + 9000, pitch, 0, 0)]).concat()
+        })
+        .collect::<Vec<_>>();
+    let mut input = input;
+    input.sort();
+    let mut player = player(5, duet);
+    let cap = step_cap(64, RATE, player.token_cost()) as u64;
+    let monitor = player.monitor().clone();
+    let (events, worst) = perform_in_blocks(&mut player, 18.0, &input, 64);
+    println!("64-sample blocks: cap {cap}, most steps in a block {worst}");
+    assert_balanced(&events);
+    assert!(worst <= cap, "{worst} steps in one block, above the cap of {cap}");
+    assert!(events.iter().filter(|(_, e)| e.is_on()).count() > 16, "the model plays along");
     assert_eq!(monitor.meters.unheard_notes.load(Ordering::Relaxed), 0);
     assert_eq!(monitor.meters.late_events.load(Ordering::Relaxed), 0);
 }
