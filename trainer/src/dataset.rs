@@ -100,43 +100,60 @@ impl Index {
     }
 }
 
-/// Appends documents' tokens to the shards of one split.
+/// Appends documents' tokens to the shards of one split, written to the shard's file as they
+/// come (through a small buffer): memory does not grow with the shard or the collection.
 pub struct ShardWriter {
     dir: PathBuf,
     split: Split,
-    current: Vec<u16>,
+    /// The shard being written: its entry (tokens so far) and its file.
+    current: Option<(ShardEntry, std::io::BufWriter<std::fs::File>)>,
     written: Vec<ShardEntry>,
 }
 
 impl ShardWriter {
     pub fn new(dir: &Path, split: Split) -> ShardWriter {
-        ShardWriter { dir: dir.to_path_buf(), split, current: Vec::new(), written: Vec::new() }
+        ShardWriter { dir: dir.to_path_buf(), split, current: None, written: Vec::new() }
     }
 
     /// Adds a document; returns its shard index and offset.
     pub fn push(&mut self, tokens: &[u16]) -> Result<(usize, u64)> {
-        if !self.current.is_empty() && self.current.len() + tokens.len() > SHARD_TOKENS {
-            self.flush()?;
+        use std::io::Write;
+        if self.current.as_ref().is_some_and(|(entry, _)| entry.tokens as usize + tokens.len() > SHARD_TOKENS)
+        {
+            self.close()?;
         }
-        let at = (self.written.len(), self.current.len() as u64);
-        self.current.extend_from_slice(tokens);
+        if self.current.is_none() {
+            let file = format!("{}-{:04}.tokens", self.split.name(), self.written.len());
+            let path = self.dir.join(&file);
+            let out =
+                std::fs::File::create(&path).with_context(|| format!("{}: cannot write", path.display()))?;
+            let entry = ShardEntry { file, split: self.split, tokens: 0 };
+            self.current = Some((entry, std::io::BufWriter::new(out)));
+        }
+        let (entry, out) = self.current.as_mut().expect("a shard is open");
+        let at = (self.written.len(), entry.tokens);
+        let write = |out: &mut std::io::BufWriter<std::fs::File>| -> std::io::Result<()> {
+            for token in tokens {
+                out.write_all(&token.to_le_bytes())?;
+            }
+            Ok(())
+        };
+        write(out).with_context(|| format!("{}: cannot write", self.dir.join(&entry.file).display()))?;
+        entry.tokens += tokens.len() as u64;
         Ok(at)
     }
 
-    fn flush(&mut self) -> Result<()> {
-        let file = format!("{}-{:04}.tokens", self.split.name(), self.written.len());
-        let path = self.dir.join(&file);
-        let bytes: Vec<u8> = self.current.iter().flat_map(|t| t.to_le_bytes()).collect();
-        std::fs::write(&path, bytes).with_context(|| format!("{}: cannot write", path.display()))?;
-        self.written.push(ShardEntry { file, split: self.split, tokens: self.current.len() as u64 });
-        self.current.clear();
+    fn close(&mut self) -> Result<()> {
+        use std::io::Write;
+        if let Some((entry, mut out)) = self.current.take() {
+            out.flush().with_context(|| format!("{}: cannot write", self.dir.join(&entry.file).display()))?;
+            self.written.push(entry);
+        }
         Ok(())
     }
 
     pub fn finish(mut self) -> Result<Vec<ShardEntry>> {
-        if !self.current.is_empty() {
-            self.flush()?;
-        }
+        self.close()?;
         Ok(self.written)
     }
 }
