@@ -103,7 +103,9 @@ impl Ear {
     /// The model heard `pitch` start (`on`) or end at `step`.
     pub fn heard(&mut self, pitch: u8, on: bool, step: u64) {
         self.held[pitch as usize & 127] = on.then_some(step);
-        self.last_heard = step;
+        // A stuck key let go is heard where it reached the limit, which may be before notes
+        // heard since: the rest counts from the latest.
+        self.last_heard = self.last_heard.max(step);
         self.call = true;
     }
 
