@@ -35,7 +35,7 @@ use nice_plug_egui::{EguiEditor, EguiEditorState};
 use crate::editor::EditorApp;
 use crate::listening::InputNote;
 use crate::model_switch::{open_player_or_default, ModelSwitch};
-use crate::monitor::Monitor;
+use crate::monitor::{Meters, Monitor};
 use crate::params::ContinuoParams;
 use crate::player::{OutputEvent, Player};
 use crate::transport::HostTransport;
@@ -61,7 +61,7 @@ pub const DEFAULT_MODEL_NAME: &str = "embedded Bach chorales model";
 /// Our own events in one block, at most: generation is capped far below this.
 const MAX_EVENTS_PER_BLOCK: usize = 1024;
 /// Events coming in, in one block, kept for the player and passed through: more than any
-/// keyboard sends; beyond this, events still pass through but the model does not hear them.
+/// keyboard or controller sends. Beyond this they are dropped and counted (`dropped_events`).
 const MAX_INPUT_PER_BLOCK: usize = 1024;
 
 /// Work the window asks for, run on nice-plug's background thread.
@@ -261,7 +261,7 @@ impl Plugin for Continuo {
             let old_channel_events = events.len();
             let held = (&mut self.restart_held, &mut self.new_phrase_held);
             apply_parameters(&self.params, held, player, &mut capped(events));
-            take_input(context, &mut self.incoming, &mut self.input_notes);
+            take_input(context, &mut self.incoming, &mut self.input_notes, &self.monitor.meters);
             player.process(host, &self.input_notes, &mut capped(events));
             send_merged(context, player, events, &self.incoming, (self.channel, old_channel_events), channel);
             self.channel = channel;
@@ -364,6 +364,7 @@ fn take_input(
     context: &mut impl ProcessContext<Continuo>,
     incoming: &mut Vec<PluginNoteEvent<Continuo>>,
     notes: &mut Vec<InputNote>,
+    meters: &Meters,
 ) {
     incoming.clear();
     notes.clear();
@@ -383,6 +384,8 @@ fn take_input(
         if incoming.len() < MAX_INPUT_PER_BLOCK {
             incoming.push(event);
             notes.extend(note);
+        } else {
+            meters.dropped_events.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
