@@ -309,11 +309,16 @@ fn the_window_shows_the_music_switches_models_while_playing_and_saves_midi() {
     host.editor.as_ref().unwrap().screenshot(&screenshots.join("continuo-editor-call-and-response.png"));
 
     // The "Two-bar loop" preset, chosen in the window: Free, a two-bar loop, shown in the roll.
+    // The list opens with a short animation: wait for it to settle before clicking in it.
     click(&trace, "preset");
     play_until(&mut host, &mut pos, Duration::from_secs(30), "the preset list", |_, _| {
         !shown(&trace)["controls"]["preset: Two-bar loop"].is_null()
     });
+    play_blocks(&mut host, &mut pos, 40);
     click(&trace, "preset: Two-bar loop");
+    play_until(&mut host, &mut pos, Duration::from_secs(30), "the preset applied", |_, _| {
+        shown(&trace)["listening"].as_str().unwrap_or_default().contains("looping")
+    });
     let loop_from = pos;
     play_until(&mut host, &mut pos, Duration::from_secs(60), "the loop", |_, pos| pos > loop_from + 16.0);
     std::thread::sleep(Duration::from_millis(300));
