@@ -42,6 +42,7 @@ enum Command {
 
 fn main() {
     keep_freed_memory();
+    end_quietly_on_a_closed_pipe();
     // The matches too: a resumed run changes only the settings the command line gave.
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
@@ -71,5 +72,15 @@ fn keep_freed_memory() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}
+
+/// `continuo-train eval ... | head` closes the pipe early: end as Unix tools do, silently, not
+/// with a panic from the next `println!` (Rust ignores SIGPIPE by default).
+fn end_quietly_on_a_closed_pipe() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: restores the default action of one signal before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
