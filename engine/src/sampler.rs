@@ -23,13 +23,14 @@ pub struct SamplerSettings {
     /// How many notes may sound at once; a NOTE_ON waits while this many sound.
     pub max_polyphony: usize,
     pub seed: u64,
-    /// From sparse (-1) to busy (+1): moves every NOTE_ON's logit up by this times
-    /// [`DENSITY_NATS`] and every TIME_SHIFT's down as much, so notes come sooner and more
-    /// often (or later and fewer). 0 leaves the model's own distribution untouched.
+    /// From sparse (-1) to busy (+1): moves every TIME_SHIFT's logit down by this times
+    /// [`DENSITY_NATS`], so time passes less readily and notes come sooner and more often (or
+    /// the other way). 0 leaves the model's own distribution untouched. (Moving the NOTE_ONs
+    /// up instead is not monotone: notes pile up against the polyphony limit and are held.)
     pub density: f32,
 }
 
-/// How far a density of +-1 moves the NOTE_ON and TIME_SHIFT logits, in nats.
+/// How far a density of +-1 moves the TIME_SHIFT logits, in nats.
 pub const DENSITY_NATS: f32 = 2.0;
 
 impl SamplerSettings {
