@@ -497,7 +497,7 @@ impl Player {
             clock: self.block_clock + if playing { block_beats } else { 0.0 },
             bar_clock,
             loop_region,
-            listening: self.listen.mode.listens() && !self.generates(),
+            listening: self.listen.mode == Mode::CallAndResponse && self.phase == Phase::Listening,
         });
     }
 

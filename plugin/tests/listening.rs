@@ -41,6 +41,20 @@ fn perform(player: &mut Player, beats: f64, input: &[Played]) -> (Vec<(u64, Outp
     perform_in_blocks(player, beats, input, BLOCK)
 }
 
+/// What a host at 120 BPM in 4/4 says about a block of `block` samples starting at `sample`.
+fn host(playing: bool, sample: u64, block: usize) -> HostTransport {
+    HostTransport {
+        playing,
+        tempo: Some(120.0),
+        pos_beats: Some(sample as f64 / SPB),
+        pos_seconds: Some(sample as f64 / RATE as f64),
+        sample_rate: RATE,
+        samples: block,
+        time_signature: Some((4, 4)),
+        bar_start: None,
+    }
+}
+
 /// [`perform`] in blocks of `block` samples.
 fn perform_in_blocks(
     player: &mut Player,
@@ -55,18 +69,8 @@ fn perform_in_blocks(
     let mut block_input = Vec::new();
     let mut sample = 0u64;
     // A host processes stopped blocks before play starts: the player fills its lookahead.
-    let stopped = HostTransport {
-        playing: false,
-        tempo: Some(120.0),
-        pos_beats: Some(0.0),
-        pos_seconds: Some(0.0),
-        sample_rate: RATE,
-        samples: block,
-        time_signature: Some((4, 4)),
-        bar_start: None,
-    };
     for _ in 0..32 {
-        player.process(stopped, &[], &mut |e| heard.push((0, e)));
+        player.process(host(false, 0, block), &[], &mut |e| heard.push((0, e)));
     }
     while (sample as f64) < beats * SPB {
         block_input.clear();
@@ -75,33 +79,15 @@ fn perform_in_blocks(
             block_input.push(InputNote { offset: (at - sample) as u32, pitch, velocity, channel });
             next += 1;
         }
-        let host = HostTransport {
-            playing: true,
-            tempo: Some(120.0),
-            pos_beats: Some(sample as f64 / SPB),
-            pos_seconds: Some(sample as f64 / RATE as f64),
-            sample_rate: RATE,
-            samples: block,
-            time_signature: Some((4, 4)),
-            bar_start: None,
-        };
         let before = monitor.meters.model_steps.load(Ordering::Relaxed);
-        player.process(host, &block_input, &mut |e| heard.push((sample + e.offset as u64, e)));
+        player.process(host(true, sample, block), &block_input, &mut |e| {
+            heard.push((sample + e.offset as u64, e))
+        });
         worst = worst.max(monitor.meters.model_steps.load(Ordering::Relaxed) - before);
         sample += block as u64;
     }
     // The host pauses: every note ends.
-    let pause = HostTransport {
-        playing: false,
-        tempo: Some(120.0),
-        pos_beats: Some(sample as f64 / SPB),
-        pos_seconds: Some(sample as f64 / RATE as f64),
-        sample_rate: RATE,
-        samples: block,
-        time_signature: Some((4, 4)),
-        bar_start: None,
-    };
-    player.process(pause, &[], &mut |e| heard.push((sample + e.offset as u64, e)));
+    player.process(host(false, sample, block), &[], &mut |e| heard.push((sample + e.offset as u64, e)));
     (heard, worst)
 }
 
