@@ -78,7 +78,7 @@ pub fn export(run: &Path, out: &Path, name: Option<&str>, last: bool) -> Result<
 
     let device = Device::Cpu;
     let mut varmap = VarMap::new();
-    let net = LstmNet::new(config.shape(), &varmap, &device, 0)?;
+    let net = LstmNet::new(config.shape(), &varmap, &device, 0, 1)?;
     varmap
         .load(&weights_path)
         .with_context(|| format!("{}: cannot read the checkpoint", weights_path.display()))?;
@@ -142,7 +142,7 @@ fn parity_sequence(config: &TrainConfig) -> Vec<u32> {
 /// Largest difference between candle's and tract's logits over `tokens`, state carried.
 pub fn parity(net: &LstmNet, model: &mut Model, tokens: &[u32], device: &Device) -> Result<f32> {
     let input = Tensor::from_slice(tokens, (1, tokens.len()), device)?;
-    let (logits, _) = net.forward(&input, net.zero_state(1, device)?)?;
+    let logits = net.forward(&input)?;
     let expected: Vec<Vec<f32>> = logits.squeeze(0)?.to_vec2()?;
     let mut state = model.initial_state();
     let mut got = vec![0.0; net.shape.vocab];

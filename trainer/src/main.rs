@@ -6,10 +6,13 @@
 //! .mid) and [`eval`] (ONNX + dataset -> numbers). Vocabulary, MIDI files and the ONNX contract
 //! come from the engine and are never re-implemented here.
 
+mod cpu;
+mod cross_entropy;
 mod dataset;
 mod eval;
 mod export;
 mod generate;
+mod lstm;
 mod net;
 mod optim;
 mod plot;

@@ -12,6 +12,8 @@ use candle_nn::VarMap;
 use continuo_engine::model::{LstmWeights, ModelShape, ModelWeights};
 use continuo_engine::sampler::Rng;
 
+use crate::{cross_entropy, lstm};
+
 /// One LSTM layer in PyTorch's layout: gate blocks i, f, g, o.
 struct LstmLayer {
     weight_ih: Tensor,
@@ -28,6 +30,10 @@ pub struct LstmNet {
     dense_b: Tensor,
     out_w: Tensor,
     out_b: Tensor,
+    /// Threads the fused LSTM runs on (see [`lstm`]).
+    threads: usize,
+    /// The fused LSTM (the CPU) or candle's ops step by step (other devices).
+    fused: bool,
 }
 
 /// How a parameter's initial values are drawn.
@@ -50,15 +56,18 @@ impl Draw {
     }
 }
 
-/// Per layer (h, c), each [batch, hidden].
-pub type State = Vec<(Tensor, Tensor)>;
-
 impl LstmNet {
     /// Creates the parameters in `varmap`, drawn from a seeded generator the way PyTorch
     /// initialises them (embedding N(0, 1), everything else U(-1/sqrt(fan_in), 1/sqrt(fan_in))),
     /// so that the same seed gives the same network on every machine. Load a checkpoint into
     /// `varmap` afterwards to continue from it.
-    pub fn new(shape: ModelShape, varmap: &VarMap, device: &Device, seed: u64) -> Result<LstmNet> {
+    pub fn new(
+        shape: ModelShape,
+        varmap: &VarMap,
+        device: &Device,
+        seed: u64,
+        threads: usize,
+    ) -> Result<LstmNet> {
         let mut rng = Rng::new(seed);
         let h = shape.hidden;
         let mut params: Vec<(String, Vec<usize>, Draw)> =
@@ -103,61 +112,75 @@ impl LstmNet {
             dense_b: next(),
             out_w: next(),
             out_b: next(),
+            threads: threads.max(1),
+            fused: device.is_cpu(),
         })
     }
 
-    /// Zero state for a batch, as at the start of every training window.
-    pub fn zero_state(&self, batch: usize, device: &Device) -> Result<State> {
-        let zeros = Tensor::zeros((batch, self.shape.hidden), DType::F32, device)?;
-        Ok(vec![(zeros.clone(), zeros); self.shape.layers])
-    }
-
-    /// Logits [batch, time, vocab] for token ids [batch, time] (u32), from `state`; returns the
-    /// state after the last step too.
-    ///
-    /// Every step works on tensors of its own: candle's gradient of a slice is padded to the
-    /// whole sliced tensor, so slicing a [batch, time, ...] tensor once per step would cost
-    /// O(time^2) in the backward pass (measured: 3.4k tokens/s with slicing, see ARCHITECTURE).
-    pub fn forward(&self, tokens: &Tensor, state: State) -> Result<(Tensor, State)> {
-        let (_, time) = tokens.dims2()?;
-        // Token columns carry no gradient, so slicing them is free.
-        let columns = tokens.t()?.contiguous()?;
-        let mut inputs: Vec<Tensor> = (0..time)
-            .map(|t| self.embedding.index_select(&columns.get(t)?, 0))
-            .collect::<candle_core::Result<_>>()?;
-        let mut next_state = Vec::with_capacity(self.layers.len());
-        for (layer, (mut h, mut c)) in self.layers.iter().zip(state) {
-            // One matmul per step: [x_t, h] times [W_ih, W_hh]^T.
-            let weights = Tensor::cat(&[&layer.weight_ih, &layer.weight_hh], 1)?.t()?;
-            let bias = (&layer.bias_ih + &layer.bias_hh)?;
-            for x in inputs.iter_mut() {
-                let gates = Tensor::cat(&[&*x, &h], 1)?.matmul(&weights)?.broadcast_add(&bias)?;
-                let gates = gates.chunk(4, D::Minus1)?;
-                let input_gate = candle_nn::ops::sigmoid(&gates[0])?;
-                let forget_gate = candle_nn::ops::sigmoid(&gates[1])?;
-                let candidate = gates[2].tanh()?;
-                let output_gate = candle_nn::ops::sigmoid(&gates[3])?;
-                c = ((forget_gate * &c)? + (input_gate * candidate)?)?;
-                h = (output_gate * c.tanh()?)?;
-                *x = h.clone();
-            }
-            next_state.push((h, c));
-        }
-        let features = Tensor::stack(&inputs, 1)?;
-        let dense = features.broadcast_matmul(&self.dense_w.t()?)?.broadcast_add(&self.dense_b)?.relu()?;
-        let logits = dense.broadcast_matmul(&self.out_w.t()?)?.broadcast_add(&self.out_b)?;
-        Ok((logits, next_state))
+    /// Logits [batch, time, vocab] for token ids [batch, time] (u32), every window from a zero
+    /// state.
+    pub fn forward(&self, tokens: &Tensor) -> Result<Tensor> {
+        let (batch, time) = tokens.dims2()?;
+        let layout = RowLayout::new(batch, time, self.groups(batch, tokens.device()));
+        let logits = self.logits(&layout.rows_of(tokens)?, layout)?;
+        layout.windows_of(&logits)
     }
 
     /// Mean next-token cross-entropy of windows [batch, time + 1]: inputs are all but the last
     /// token, targets all but the first.
     pub fn loss(&self, windows: &Tensor) -> Result<Tensor> {
         let (batch, span) = windows.dims2()?;
-        let inputs = windows.narrow(1, 0, span - 1)?;
-        let targets = windows.narrow(1, 1, span - 1)?;
-        let (logits, _) = self.forward(&inputs, self.zero_state(batch, windows.device())?)?;
-        let logits = logits.reshape((batch * (span - 1), self.shape.vocab))?;
-        Ok(candle_nn::loss::cross_entropy(&logits, &targets.flatten_all()?)?)
+        let layout = RowLayout::new(batch, span - 1, self.groups(batch, windows.device()));
+        let inputs = layout.rows_of(&windows.narrow(1, 0, span - 1)?)?;
+        let targets = layout.rows_of(&windows.narrow(1, 1, span - 1)?)?;
+        let logits = self.logits(&inputs, layout)?;
+        Ok(if layout.groups > 0 {
+            cross_entropy::mean(&logits, &targets)?
+        } else {
+            candle_nn::loss::cross_entropy(&logits, &targets)?
+        })
+    }
+
+    /// How many groups of windows the fused LSTM runs side by side: one per thread, as many as
+    /// divide the batch; 0 when the step-by-step cell runs instead.
+    fn groups(&self, batch: usize, device: &Device) -> usize {
+        if !self.fused || !device.is_cpu() {
+            return 0;
+        }
+        (1..=self.threads.min(batch)).rev().find(|&g| batch.is_multiple_of(g)).unwrap_or(1)
+    }
+
+    /// Logits [rows, vocab] of token rows laid out as `layout` says.
+    fn logits(&self, tokens: &Tensor, layout: RowLayout) -> Result<Tensor> {
+        let features = if layout.groups > 0 {
+            let mut x: Option<Tensor> = None;
+            for layer in &self.layers {
+                let bias = (&layer.bias_ih + &layer.bias_hh)?;
+                // The input side of every step at once. The first layer's input is an embedding
+                // row, so its input side is a row of the embedding projected by W_ih: projecting
+                // the vocabulary once (384 rows) costs a fraction of projecting every token, in
+                // the forward pass and the backward alike.
+                let input_side = match &x {
+                    None => self.embedding.matmul(&layer.weight_ih.t()?)?.index_select(tokens, 0)?,
+                    Some(x) => x.matmul(&layer.weight_ih.t()?)?,
+                };
+                x = Some(lstm::layer(&input_side, &layer.weight_hh, &bias, layout.time, layout.groups)?);
+            }
+            x.expect("a network has at least one layer")
+        } else {
+            // Time-major rows: step t's tokens are the t-th row of [time, batch].
+            let steps = tokens.reshape((layout.time, layout.batch))?;
+            let mut x: Vec<Tensor> = (0..layout.time)
+                .map(|t| self.embedding.index_select(&steps.get(t)?, 0))
+                .collect::<candle_core::Result<_>>()?;
+            for layer in &self.layers {
+                let weight = Tensor::cat(&[&layer.weight_ih, &layer.weight_hh], 1)?;
+                x = step_by_step(&x, &weight, &(&layer.bias_ih + &layer.bias_hh)?)?;
+            }
+            Tensor::cat(&x, 0)?
+        };
+        let dense = features.matmul(&self.dense_w.t()?)?.broadcast_add(&self.dense_b)?.relu()?;
+        Ok(dense.matmul(&self.out_w.t()?)?.broadcast_add(&self.out_b)?)
     }
 
     /// The weights in the engine's ONNX layout: LSTM gate blocks reordered from PyTorch's
@@ -191,5 +214,115 @@ impl LstmNet {
             out_w: flat(&self.out_w)?,
             out_b: flat(&self.out_b)?,
         })
+    }
+}
+
+/// How a batch of windows [batch, time] is laid out as rows for the network: `groups` groups of
+/// windows, each time-major (the fused LSTM's layout, see [`lstm::layer`]); with no groups, as
+/// one time-major block. The loss is a mean over every token, so the order is free to choose.
+#[derive(Clone, Copy)]
+struct RowLayout {
+    batch: usize,
+    time: usize,
+    groups: usize,
+}
+
+impl RowLayout {
+    fn new(batch: usize, time: usize, groups: usize) -> RowLayout {
+        RowLayout { batch, time, groups }
+    }
+
+    /// [batch, time] -> [groups * time * windows] (rows of token ids).
+    fn rows_of(self, windows: &Tensor) -> Result<Tensor> {
+        let groups = self.groups.max(1);
+        Ok(windows
+            .reshape((groups, self.batch / groups, self.time))?
+            .transpose(1, 2)?
+            .contiguous()?
+            .flatten_all()?)
+    }
+
+    /// [rows, vocab] -> [batch, time, vocab], undoing `rows_of`.
+    fn windows_of(self, rows: &Tensor) -> Result<Tensor> {
+        let groups = self.groups.max(1);
+        let vocab = rows.dim(1)?;
+        Ok(rows
+            .reshape((groups, self.time, self.batch / groups, vocab))?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((self.batch, self.time, vocab))?)
+    }
+}
+
+/// The LSTM layer as candle ops, one step at a time, for devices without the fused layer:
+/// the inputs of every step, each [batch, input], `weight` [4H, input + H] (gates i, f, g, o),
+/// `bias` [4H]; returns h of every step, each [batch, H].
+///
+/// Every step works on tensors of its own: candle's gradient of a slice is padded to the whole
+/// sliced tensor, so slicing one [time, batch, ...] tensor per step would cost O(time^2) in the
+/// backward pass.
+fn step_by_step(inputs: &[Tensor], weight: &Tensor, bias: &Tensor) -> Result<Vec<Tensor>> {
+    let hidden = weight.dim(0)? / 4;
+    let batch = inputs[0].dim(0)?;
+    let weight = weight.t()?;
+    let mut h = Tensor::zeros((batch, hidden), DType::F32, inputs[0].device())?;
+    let mut c = h.clone();
+    let mut outputs = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        let gates = Tensor::cat(&[input, &h], 1)?.matmul(&weight)?.broadcast_add(bias)?;
+        let gates = gates.chunk(4, D::Minus1)?;
+        let input_gate = candle_nn::ops::sigmoid(&gates[0])?;
+        let forget_gate = candle_nn::ops::sigmoid(&gates[1])?;
+        let candidate = gates[2].tanh()?;
+        let output_gate = candle_nn::ops::sigmoid(&gates[3])?;
+        c = ((forget_gate * &c)? + (input_gate * candidate)?)?;
+        h = (output_gate * c.tanh()?)?;
+        outputs.push(h.clone());
+    }
+    Ok(outputs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small network on random windows: the fused LSTM and candle's step-by-step cell give the
+    /// same loss and the same gradient for every parameter, with one group and with several.
+    #[test]
+    fn the_fused_lstm_matches_the_step_by_step_cell_forward_and_backward() {
+        let device = Device::Cpu;
+        let shape = ModelShape { layers: 2, hidden: 12, embed: 6, dense: 10, vocab: 384 };
+        let (batch, span) = (6, 9);
+        let mut rng = Rng::new(3);
+        let ids: Vec<u32> = (0..batch * span).map(|_| (rng.next_u64() % 384) as u32).collect();
+        let windows = Tensor::from_slice(&ids, (batch, span), &device).unwrap();
+        for threads in [1, 2, 3] {
+            let varmap = VarMap::new();
+            let mut net = LstmNet::new(shape, &varmap, &device, 11, threads).unwrap();
+            let fused_loss = net.loss(&windows).unwrap();
+            let fused = fused_loss.backward().unwrap();
+            net.fused = false;
+            let reference_loss = net.loss(&windows).unwrap();
+            let reference = reference_loss.backward().unwrap();
+            let (a, b) = (fused_loss.to_scalar::<f32>().unwrap(), reference_loss.to_scalar::<f32>().unwrap());
+            assert!((a - b).abs() < 1e-5, "loss {a} against {b}");
+            for (name, var) in varmap.data().lock().unwrap().iter() {
+                let (g1, g2) = (fused.get(var).unwrap(), reference.get(var).unwrap());
+                let diff = (g1 - g2).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                let scale = g2.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                assert!(
+                    diff <= 1e-4 * scale.max(1e-3),
+                    "{name} with {threads} threads: {diff} (largest {scale})"
+                );
+            }
+            net.fused = true;
+            let logits = net.forward(&windows).unwrap();
+            net.fused = false;
+            let reference = net.forward(&windows).unwrap();
+            assert_eq!(logits.dims(), &[batch, span, 384]);
+            let diff =
+                (logits - reference).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(diff < 1e-5, "logits differ by {diff}");
+        }
     }
 }

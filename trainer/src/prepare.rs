@@ -49,9 +49,55 @@ pub struct Args {
     /// Which notes to learn: melodic instruments, or GM drums (channel 10).
     #[arg(long, value_enum, default_value = "melodic")]
     pub role: RoleArg,
+    /// Which part of each file to learn: every part, or only the lowest or the highest. A
+    /// part is a track (a channel of it, where one track holds several): the lowest is the one
+    /// whose notes lie lowest on average (the bass of a chorale or a quartet, the bass track of
+    /// a band arrangement), the highest its melody or soprano.
+    #[arg(long, value_enum, default_value = "all")]
+    pub part: Part,
     /// Share of files held out for validation, chosen by a hash of their path.
     #[arg(long, default_value_t = 0.05)]
     pub val_fraction: f64,
+}
+
+/// Which part of a file is learned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Part {
+    #[default]
+    All,
+    Lowest,
+    Highest,
+}
+
+impl Part {
+    /// The notes of this part among `notes` (a file's notes of one role).
+    fn select(self, notes: Vec<&midi::Note>) -> Vec<&midi::Note> {
+        if self == Part::All {
+            return notes;
+        }
+        // Mean pitch of each (track, channel).
+        let mut parts: BTreeMap<(usize, u8), (f64, usize)> = BTreeMap::new();
+        for n in &notes {
+            let entry = parts.entry((n.track, n.channel)).or_default();
+            entry.0 += n.pitch as f64;
+            entry.1 += 1;
+        }
+        let mean = |(sum, count): (f64, usize)| sum / count as f64;
+        let chosen = parts
+            .into_iter()
+            .map(|(part, stats)| (part, mean(stats)))
+            .min_by(|a, b| {
+                let order = a.1.total_cmp(&b.1);
+                if self == Part::Lowest {
+                    order
+                } else {
+                    order.reverse()
+                }
+            })
+            .map(|(part, _)| part);
+        notes.into_iter().filter(|n| Some((n.track, n.channel)) == chosen).collect()
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -77,6 +123,9 @@ const BATCH_FILES: usize = 4096;
 /// What `prepare` found, written as stats.json.
 #[derive(Debug, Default, Serialize, serde::Deserialize)]
 pub struct Stats {
+    /// The part of each file that was read (`--part`).
+    #[serde(default)]
+    pub part: Part,
     pub files_found: u64,
     pub files_read: u64,
     pub files_rejected: u64,
@@ -117,7 +166,7 @@ struct Encoded {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let stats = prepare(&args.dirs, &args.out, args.role.into(), args.val_fraction, true)?;
+    let stats = prepare(&args.dirs, &args.out, args.role.into(), args.part, args.val_fraction, true)?;
     print_summary(&stats, &args.out);
     Ok(())
 }
@@ -217,6 +266,7 @@ pub fn prepare(
     dirs: &[PathBuf],
     out: &Path,
     role: Role,
+    part: Part,
     val_fraction: f64,
     show_progress: bool,
 ) -> Result<Stats> {
@@ -238,6 +288,7 @@ pub fn prepare(
         .with_context(|| format!("{}: cannot create the dataset folder", out.display()))?;
 
     let mut stats = Stats {
+        part,
         files_found: found,
         pitch_histogram: vec![0; 128],
         velocity_histogram: vec![0; 128],
@@ -261,7 +312,7 @@ pub fn prepare(
         let results: Vec<Result<Encoded, (PathBuf, String, String)>> = batch
             .par_iter()
             .map(|(path, relative)| {
-                let result = encode_file(path, relative, role);
+                let result = encode_file(path, relative, role, part);
                 bar.inc(1);
                 result
             })
@@ -323,10 +374,15 @@ pub fn prepare(
 }
 
 /// Reads and encodes one file; a rejection is (path, reason, message).
-fn encode_file(path: &Path, relative: &str, role: Role) -> Result<Encoded, (PathBuf, String, String)> {
+fn encode_file(
+    path: &Path,
+    relative: &str,
+    role: Role,
+    part: Part,
+) -> Result<Encoded, (PathBuf, String, String)> {
     let song = midi::read_file(path)
         .map_err(|e| (path.to_path_buf(), e.problem.reason().to_string(), e.to_string()))?;
-    let notes: Vec<&midi::Note> = song.notes_for(role).collect();
+    let notes = part.select(song.notes_for(role).collect());
     if notes.is_empty() {
         let role_name = match role {
             Role::Melodic => "melodic",
@@ -414,5 +470,29 @@ mod tests {
         let index = Index::load(dir.path()).unwrap();
         assert_eq!(format!("{:?}", index.documents), format!("{documents:?}"));
         assert!(!dir.path().join("index.documents.partial").exists());
+    }
+
+    #[test]
+    fn the_lowest_part_of_a_chorale_is_its_bass_and_the_highest_its_soprano() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/fixtures/midi/bwv1.6.mid");
+        let song = midi::read_file(&path).unwrap();
+        let notes: Vec<&midi::Note> = song.notes_for(Role::Melodic).collect();
+        let mean =
+            |notes: &[&midi::Note]| notes.iter().map(|n| n.pitch as f64).sum::<f64>() / notes.len() as f64;
+        let tracks: std::collections::BTreeSet<usize> = notes.iter().map(|n| n.track).collect();
+        assert!(tracks.len() >= 4, "a four-part chorale, one track a voice: {tracks:?}");
+        let (low, high) = (Part::Lowest.select(notes.clone()), Part::Highest.select(notes.clone()));
+        for (part, chosen) in [("lowest", &low), ("highest", &high)] {
+            assert!(
+                !chosen.is_empty() && chosen.iter().all(|n| n.track == chosen[0].track),
+                "{part}: one track"
+            );
+        }
+        for track in tracks {
+            let voice: Vec<&midi::Note> = notes.iter().copied().filter(|n| n.track == track).collect();
+            assert!(mean(&low) <= mean(&voice) && mean(&high) >= mean(&voice), "track {track}");
+        }
+        assert!(mean(&low) + 12.0 < mean(&high));
+        assert_eq!(Part::All.select(notes.clone()).len(), notes.len());
     }
 }

@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::dataset::{Index, Split, TokenStream};
 use crate::net::LstmNet;
 use crate::optim::AdamW;
-use crate::{plot, progress};
+use crate::{cpu, plot, progress};
 
 /// Train a model on a prepared dataset.
 ///
@@ -382,7 +382,7 @@ pub fn train(args: Args, matches: &clap::ArgMatches, show_progress: bool) -> Res
 
     let device = Device::Cpu;
     let mut varmap = VarMap::new();
-    let net = LstmNet::new(config.shape(), &varmap, &device, config.seed)?;
+    let net = LstmNet::new(config.shape(), &varmap, &device, config.seed, config.threads)?;
     let mut optimizer = AdamW::new(&varmap, config.weight_decay)?;
     let mut state = if resuming {
         files.restore(&config, &mut varmap, &mut optimizer, &device)?
@@ -391,18 +391,27 @@ pub fn train(args: Args, matches: &clap::ArgMatches, show_progress: bool) -> Res
         RunState { val_from_train: data.val_from_train, ..Default::default() }
     };
     announce(&files, &config, &data);
+    let sgemm = cpu::measured_sgemm_flops(config.threads);
+    println!(
+        "sgemm on this machine: {:.1} GFLOP/s with {} thread{} (measured; the share of it the training reaches is logged)",
+        sgemm / 1e9,
+        config.threads,
+        if config.threads == 1 { "" } else { "s" }
+    );
 
     let bar =
         if show_progress { progress::bar(config.steps, "steps") } else { indicatif::ProgressBar::hidden() };
     bar.set_position(state.step);
     let mut interval = Interval::new(state.seconds);
     while state.step < config.steps {
+        let started = Instant::now();
         let batch = data.batch(&config, state.step, &device)?;
         let loss = net.loss(&batch)?;
         let grad_norm = optimizer.step(&loss.backward()?, config.learning_rate(state.step), config.clip)?;
+        let loss = loss.to_scalar::<f32>()? as f64;
         state.step += 1;
         state.tokens_seen += (config.batch * config.seq) as u64;
-        interval.add(loss.to_scalar::<f32>()? as f64, config.batch * config.seq);
+        interval.add(loss, config.batch * config.seq, started.elapsed());
         bar.inc(1);
         bar.set_message(format!(
             "loss {:.3} {:.0} tok/s",
@@ -415,7 +424,7 @@ pub fn train(args: Args, matches: &clap::ArgMatches, show_progress: bool) -> Res
             state.train_loss = Some(interval.mean_loss());
             state.val_loss = Some(validation_loss(&net, &data.val_windows, config.batch, &device)?);
             state.seconds = interval.run_seconds();
-            progress::log(&bar, interval.log_line(&config, &state, grad_norm));
+            progress::log(&bar, interval.log_line(&config, &state, grad_norm, sgemm));
             files.save_checkpoint(&config, &varmap, &optimizer, &mut state, &interval, grad_norm)?;
             interval.restart();
         }
@@ -540,32 +549,34 @@ fn announce(files: &RunFiles, config: &TrainConfig, data: &Data) {
     );
 }
 
-/// Training loss and speed since the last evaluation.
+/// Training loss and speed since the last evaluation. The speed counts the time of the
+/// training steps only: validation and checkpoints are not training throughput.
 struct Interval {
     loss_sum: f64,
     losses: u64,
     tokens: u64,
-    started: Instant,
+    stepping: Duration,
     run_started: Instant,
 }
 
 impl Interval {
     /// `seconds` already trained (a resumed run).
     fn new(seconds: f64) -> Interval {
-        let now = Instant::now();
         Interval {
             loss_sum: 0.0,
             losses: 0,
             tokens: 0,
-            started: now,
-            run_started: now - std::time::Duration::from_secs_f64(seconds),
+            stepping: Duration::ZERO,
+            run_started: Instant::now() - Duration::from_secs_f64(seconds),
         }
     }
 
-    fn add(&mut self, loss: f64, tokens: usize) {
+    /// A step of `tokens` that took `took` and had this loss.
+    fn add(&mut self, loss: f64, tokens: usize, took: Duration) {
         self.loss_sum += loss;
         self.losses += 1;
         self.tokens += tokens as u64;
+        self.stepping += took;
     }
 
     fn mean_loss(&self) -> f64 {
@@ -573,7 +584,7 @@ impl Interval {
     }
 
     fn tokens_per_second(&self) -> f64 {
-        self.tokens as f64 / self.started.elapsed().as_secs_f64().max(1e-9)
+        self.tokens as f64 / self.stepping.as_secs_f64().max(1e-9)
     }
 
     fn run_seconds(&self) -> f64 {
@@ -584,22 +595,25 @@ impl Interval {
         *self = Interval { run_started: self.run_started, ..Interval::new(0.0) };
     }
 
-    fn log_line(&self, config: &TrainConfig, state: &RunState, grad_norm: f64) -> String {
-        let peak = peak_flops(config.threads);
-        let flops = 6.0 * config.shape().parameter_count() as f64 * self.tokens_per_second();
+    fn log_line(&self, config: &TrainConfig, state: &RunState, grad_norm: f64, sgemm: f64) -> String {
         format!(
-            "step {:>6}  train {:.4}  val {:.4}  lr {:.2e}  |g| {:.2}  {:.0} tok/s ({:.1}% of {:.0} GFLOP/s peak)  {}",
+            "step {:>6}  train {:.4}  val {:.4}  lr {:.2e}  |g| {:.2}  {:.0} tok/s ({:.0}% of sgemm)  {}",
             state.step,
             state.train_loss.unwrap_or(f64::NAN),
             state.val_loss.unwrap_or(f64::NAN),
             config.learning_rate(state.step - 1),
             grad_norm,
             self.tokens_per_second(),
-            100.0 * flops / peak,
-            peak / 1e9,
+            100.0 * model_flops_per_token(&config.shape()) * self.tokens_per_second() / sgemm,
             progress::duration(state.seconds)
         )
     }
+}
+
+/// What training a token costs in floating-point operations, the usual way: 6 per weight
+/// (2 forward, 4 backward), the embedding left out since it is looked up, not multiplied.
+pub fn model_flops_per_token(shape: &ModelShape) -> f64 {
+    6.0 * (shape.parameter_count() - shape.vocab * shape.embed) as f64
 }
 
 /// Mean cross-entropy over the fixed validation windows, in batches.
@@ -613,25 +627,4 @@ pub fn validation_loss(net: &LstmNet, windows: &[Vec<u32>], batch: usize, device
         count += chunk.len();
     }
     Ok(total / count.max(1) as f64)
-}
-
-/// The machine's f32 peak for `threads` cores: clock x FLOP per cycle (two FMA units of the
-/// widest vectors the CPU has). An estimate for the "share of peak" figure, not a measurement.
-pub fn peak_flops(threads: usize) -> f64 {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let mhz = cpuinfo
-        .lines()
-        .find(|l| l.starts_with("cpu MHz"))
-        .and_then(|l| l.split(':').nth(1))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .unwrap_or(2500.0);
-    let flags = cpuinfo.lines().find(|l| l.starts_with("flags")).unwrap_or("");
-    let per_cycle = if flags.contains(" avx512f") {
-        64.0
-    } else if flags.contains(" fma") && flags.contains(" avx2") {
-        32.0
-    } else {
-        8.0
-    };
-    threads as f64 * mhz * 1e6 * per_cycle
 }
