@@ -8,8 +8,8 @@
 //! After [`Generator::new`], nothing here allocates: only the model step inside tract does, from
 //! the model's real-time memory (see [`crate::realtime`]), never from the system allocator.
 
-use crate::model::{LstmState, Model, ModelError};
-use crate::sampler::{Rng, Sampler, SamplerSettings};
+use crate::model::{LstmState, Model, ModelError, ModelInfo};
+use crate::sampler::{Rng, Sampler, SamplerSettings, AS_TRAINED, VOICES_UNKNOWN};
 use crate::vocab::{
     Decoder, NoteEvent, NoteEventKind, Token, DEFAULT_VELOCITY_BIN, MAX_SHIFT_STEPS, STEPS_PER_BEAT,
 };
@@ -36,6 +36,15 @@ impl GeneratorSettings {
 impl Default for GeneratorSettings {
     fn default() -> Self {
         GeneratorSettings::DEFAULT
+    }
+}
+
+/// The voices a Polyphony setting means with a model: "as trained" ([`AS_TRAINED`]) is the
+/// model's own count, or [`VOICES_UNKNOWN`] for a model that does not say.
+pub fn voices_with(info: &ModelInfo, max_polyphony: usize) -> usize {
+    match max_polyphony {
+        AS_TRAINED => info.training.voices.map_or(VOICES_UNKNOWN, |v| v.max(1) as usize),
+        voices => voices,
     }
 }
 
@@ -174,13 +183,23 @@ impl Generator {
         &self.decoder
     }
 
-    /// Changes the musician's controls. Notes already sounding keep sounding: a caller that
-    /// narrows the range or the scale should [`Generator::release_all`] first.
+    /// Changes the musician's controls; "as trained" voices become the model's own. Notes already
+    /// sounding keep sounding: a caller that narrows the range or the scale should
+    /// [`Generator::release_all`] first.
     pub fn set_settings(&mut self, settings: GeneratorSettings) {
-        self.sampler.set_settings(settings.sampler);
+        let mut sampler = settings.sampler;
+        sampler.max_polyphony = self.voices_for(sampler.max_polyphony);
+        self.sampler.set_settings(sampler);
         self.max_note_steps = ((settings.max_note_beats * STEPS_PER_BEAT as f64).round() as u64).max(1);
     }
 
+    /// The voices a Polyphony setting means with this model: "as trained" is the model's own
+    /// count (or [`VOICES_UNKNOWN`] for a model that does not say), anything else itself.
+    pub fn voices_for(&self, max_polyphony: usize) -> usize {
+        voices_with(self.model.info(), max_polyphony)
+    }
+
+    /// The sampler's settings in force, "as trained" voices resolved.
     pub fn sampler_settings(&self) -> &SamplerSettings {
         self.sampler.settings()
     }

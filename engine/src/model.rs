@@ -86,6 +86,10 @@ pub struct TrainingSummary {
     pub exported_at: String,
     /// The command that trained it.
     pub command: String,
+    /// How many notes its training music sounds at once (at nine in ten of its onsets): the voices it
+    /// plays when the musician leaves Polyphony "as trained". None for models that do not say.
+    #[serde(default)]
+    pub voices: Option<u8>,
 }
 
 /// Everything a model file says about itself, read from and written to `metadata_props`.
@@ -504,16 +508,23 @@ impl Model {
             .map_err(|e| fail(format!("the graph does not run: {e:#}")))?;
 
         // How much memory the steps need: a runner warmed up on the system allocator, measured.
+        // On a thread of its own: tract keeps scratch in thread-locals, and scratch from the system
+        // allocator left on this thread would be freed inside a later step, on the audio thread
+        // if this one becomes it (a host that activates and processes on one thread).
         let mut pool = if memory == StepMemory::Pool && realtime::allocator_installed() {
-            let (warmed, peak) = realtime::measure_peak(|| -> TractResult<()> {
-                let (mut runner, zero_state) = fresh_runner(&plan, &s)?;
-                let mut state = zero_state;
-                let mut logits = vec![0.0; s.vocab];
-                for token in 0..WARM_UP_STEPS {
-                    run_step(&mut runner, token as u32, &mut state, &mut logits)?;
-                }
-                Ok(())
-            });
+            let measure = || {
+                realtime::measure_peak(|| -> TractResult<()> {
+                    let (mut runner, zero_state) = fresh_runner(&plan, &s)?;
+                    let mut state = zero_state;
+                    let mut logits = vec![0.0; s.vocab];
+                    for token in 0..WARM_UP_STEPS {
+                        run_step(&mut runner, token as u32, &mut state, &mut logits)?;
+                    }
+                    Ok(())
+                })
+            };
+            let (warmed, peak) = std::thread::scope(|scope| scope.spawn(measure).join())
+                .map_err(|_| fail("the graph's warm-up panicked".to_string()))?;
             warmed.map_err(|e| fail(format!("the graph does not run: {e:#}")))?;
             let held =
                 HELD_STATES * (2 * s.layers * s.hidden * std::mem::size_of::<f32>() + HELD_STATE_OVERHEAD);

@@ -110,6 +110,29 @@ impl ScaleLock {
     pub fn describe(&self) -> String {
         format!("{} {}", KEY_NAMES[self.key as usize % 12], self.scale.name().to_lowercase())
     }
+
+    /// Every key of these scales: `in_keys(&[Scale::Major])` is the twelve major keys.
+    pub fn in_keys(scales: &[Scale]) -> impl Iterator<Item = ScaleLock> + '_ {
+        scales.iter().flat_map(|&scale| (0..12u8).map(move |key| ScaleLock { key, scale }))
+    }
+
+    /// How much of `weights` (one per pitch class, C = 0: durations, or note counts) the lock
+    /// lets through.
+    pub fn fit(&self, weights: &[f64; 12]) -> f64 {
+        (0..12u8).filter(|&pc| self.allows(pc)).map(|pc| weights[pc as usize]).sum()
+    }
+
+    /// The lock among `candidates` that lets most of `weights` through: the key of a piece, given
+    /// its pitch classes. The first candidate wins a tie.
+    pub fn best_fit(
+        candidates: impl IntoIterator<Item = ScaleLock>,
+        weights: &[f64; 12],
+    ) -> Option<ScaleLock> {
+        candidates.into_iter().fold(None, |best: Option<ScaleLock>, lock| match best {
+            Some(b) if b.fit(weights) >= lock.fit(weights) => Some(b),
+            _ => Some(lock),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -127,6 +150,20 @@ mod tests {
         assert_eq!(Scale::parse("minor"), Some(Scale::NaturalMinor));
         assert_eq!(Scale::parse("Pentatonic Major"), Some(Scale::PentatonicMajor));
         assert_eq!(Scale::parse("lydian"), None);
+    }
+
+    #[test]
+    fn the_best_fit_of_a_g_major_melody_is_g_major() {
+        // G A B C D E F# G, the tonic held longest.
+        let mut weights = [0.0; 12];
+        for (pc, w) in [(7, 4.0), (9, 1.0), (11, 1.0), (0, 1.0), (2, 1.0), (4, 1.0), (6, 1.0)] {
+            weights[pc] = w;
+        }
+        let best = ScaleLock::best_fit(ScaleLock::in_keys(&[Scale::Major]), &weights).unwrap();
+        assert_eq!(best, ScaleLock { key: 7, scale: Scale::Major });
+        assert_eq!(best.fit(&weights), 10.0);
+        assert_eq!(ScaleLock::in_keys(&[Scale::Major, Scale::Dorian]).count(), 24);
+        assert_eq!(ScaleLock::best_fit(std::iter::empty(), &weights), None);
     }
 
     #[test]

@@ -7,20 +7,30 @@
 //! [`Sampler::sample`] allocates nothing, so it may run on the audio thread.
 
 use crate::music::ScaleLock;
-use crate::vocab::{Decoder, Token, VOCAB_SIZE};
+use crate::vocab::{Decoder, Token, TokenKind, VOCAB_SIZE};
 
 /// The musician's controls over what may be played.
+///
+/// A token is drawn in two steps: first its kind (a note starts, a note ends, time passes, the
+/// velocity changes) from the model's own distribution, moved only by `density`; then the token
+/// of that kind (which pitch, how long) with `temperature` and `top_p`. So temperature makes the
+/// choices safer or wilder without changing how often notes come: tempering every token at once
+/// would favour time passing (one or two likely TIME_SHIFTs) over a note (its probability spread
+/// over several pitches) and drop voices at low temperatures.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SamplerSettings {
-    /// Divides the logits: below 1 is safer, above 1 wilder; 0 always takes the likeliest token.
+    /// Divides the logits within the drawn kind: below 1 is safer, above 1 wilder; 0 always
+    /// takes the likeliest token (of any kind).
     pub temperature: f32,
-    /// Keep the smallest set of tokens whose probability reaches this (1 keeps all).
+    /// Within the drawn kind, keep the smallest set of tokens whose probability reaches this
+    /// (1 keeps all).
     pub top_p: f32,
     /// Lowest and highest pitch a NOTE_ON may have, inclusive.
     pub lowest: u8,
     pub highest: u8,
     pub scale_lock: ScaleLock,
-    /// How many notes may sound at once; a NOTE_ON waits while this many sound.
+    /// How many notes may sound at once; a NOTE_ON waits while this many sound. 0: as many as
+    /// the model's training music sounds at once ([`AS_TRAINED`]).
     pub max_polyphony: usize,
     pub seed: u64,
     /// From sparse (-1) to busy (+1): moves every TIME_SHIFT's logit down by this times
@@ -30,21 +40,34 @@ pub struct SamplerSettings {
     pub density: f32,
 }
 
+/// The most voices a musician can ask for (the plugin's Polyphony, `--voices`).
+pub const MAX_VOICES: usize = 16;
+
+/// `max_polyphony` for "as many voices as the model's training music sounds at once": the
+/// generator puts the model's own count in its place (`TrainingSummary::voices`), or
+/// [`VOICES_UNKNOWN`] for a model that does not say.
+pub const AS_TRAINED: usize = 0;
+/// The voices of a model that does not say how many its music sounds at once.
+pub const VOICES_UNKNOWN: usize = 6;
+
 /// How far a density of +-1 moves the TIME_SHIFT logits, in nats.
 pub const DENSITY_NATS: f32 = 2.0;
 
 impl SamplerSettings {
     /// The musician's defaults: what the plugin starts with, and what `continuo-train generate`
     /// and `eval` use unless told otherwise, so "the model at its defaults" means one thing.
-    /// Six voices in the range of most instruments (C2-C7), no scale lock, the model's own
-    /// distribution.
+    /// The model's own number of voices, in the range of most instruments (C2-C7), no scale
+    /// lock. Temperature 0.6 and
+    /// top-p 0.8 were chosen by how close the built-in models' music comes to the music they
+    /// learned (`continuo-train eval`; see the model cards): the overlap is flat from 0.5 to 0.7
+    /// and falls off at 1.
     pub const DEFAULT: SamplerSettings = SamplerSettings {
-        temperature: 1.0,
-        top_p: 1.0,
+        temperature: 0.6,
+        top_p: 0.8,
         lowest: 36,
         highest: 96,
         scale_lock: ScaleLock::CHROMATIC,
-        max_polyphony: 6,
+        max_polyphony: AS_TRAINED,
         seed: 1,
         density: 0.0,
     };
@@ -101,6 +124,12 @@ impl Rng {
     }
 }
 
+/// The index of a token id's kind in [`TokenKind::ALL`].
+fn kind_index(id: u32) -> usize {
+    let kind = Token::from_id(id).expect("candidate ids are in the vocabulary").kind();
+    TokenKind::ALL.iter().position(|&k| k == kind).expect("every kind is listed")
+}
+
 #[derive(Debug, Clone)]
 pub struct Sampler {
     settings: SamplerSettings,
@@ -130,8 +159,13 @@ impl Sampler {
         &self.settings
     }
 
-    /// Changes the controls; the random sequence restarts only if the seed changed.
-    pub fn set_settings(&mut self, settings: SamplerSettings) {
+    /// Changes the controls; the random sequence restarts only if the seed changed. A sampler
+    /// on its own knows no model: "as trained" voices are [`VOICES_UNKNOWN`] here (the
+    /// generator resolves them first).
+    pub fn set_settings(&mut self, mut settings: SamplerSettings) {
+        if settings.max_polyphony == AS_TRAINED {
+            settings.max_polyphony = VOICES_UNKNOWN;
+        }
         if settings.seed != self.settings.seed {
             self.rng = Rng::new(settings.seed);
         }
@@ -214,7 +248,24 @@ impl Sampler {
             return Token::from_id(best.1).expect("candidate ids are in the vocabulary");
         }
 
-        // Softmax weights, stable against large logits.
+        // The kind, from the model's own probabilities (density included).
+        let max = self.candidates.iter().map(|c| c.0).fold(f32::NEG_INFINITY, f32::max);
+        let mut kind_mass = [0.0f64; TokenKind::ALL.len()];
+        for &(logit, id) in &self.candidates {
+            kind_mass[kind_index(id)] += ((logit - max) as f64).exp();
+        }
+        let mut target = self.rng.next_f64() * kind_mass.iter().sum::<f64>();
+        let mut kind = kind_mass.iter().rposition(|&m| m > 0.0).expect("a candidate has weight");
+        for (k, &mass) in kind_mass.iter().enumerate() {
+            target -= mass;
+            if mass > 0.0 && target < 0.0 {
+                kind = k;
+                break;
+            }
+        }
+        self.candidates.retain(|&(_, id)| kind_index(id) == kind);
+
+        // The token of that kind: softmax at the temperature, stable against large logits.
         let max = self.candidates.iter().map(|c| c.0).fold(f32::NEG_INFINITY, f32::max);
         let mut total = 0.0f64;
         for c in self.candidates.iter_mut() {
@@ -315,7 +366,8 @@ mod tests {
         logits[Token::NoteOn(60).id() as usize] = 3.0;
         logits[Token::NoteOn(62).id() as usize] = 2.9;
         logits[Token::NoteOn(64).id() as usize] = 0.0;
-        let mut sampler = Sampler::new(SamplerSettings { top_p: 0.9, seed: 1, ..Default::default() });
+        let mut sampler =
+            Sampler::new(SamplerSettings { temperature: 1.0, top_p: 0.9, seed: 1, ..Default::default() });
         let voices = Decoder::new();
         for _ in 0..2000 {
             let t = sampler.sample(&logits, &voices);
@@ -342,12 +394,42 @@ mod tests {
     }
 
     #[test]
+    fn temperature_changes_which_pitch_not_how_often_a_note_starts() {
+        // Time passes with 0.4; a note starts with 0.6, spread over three pitches (0.3, 0.2, 0.1).
+        let mut logits = vec![f32::NEG_INFINITY; VOCAB_SIZE as usize];
+        logits[Token::TimeShift(6).id() as usize] = 0.4f32.ln();
+        for (pitch, p) in [(60, 0.3f32), (64, 0.2), (67, 0.1)] {
+            logits[Token::NoteOn(pitch).id() as usize] = p.ln();
+        }
+        let n = 40_000;
+        let draw = |temperature: f32| {
+            let mut sampler =
+                Sampler::new(SamplerSettings { temperature, top_p: 1.0, seed: 4, ..Default::default() });
+            let tokens: Vec<Token> = (0..n).map(|_| sampler.sample(&logits, &Decoder::new())).collect();
+            let share = |t: Token| tokens.iter().filter(|&&x| x == t).count() as f64 / n as f64;
+            (share(Token::TimeShift(6)), share(Token::NoteOn(60)), share(Token::NoteOn(67)))
+        };
+        let (warm, cool) = (draw(1.0), draw(0.3));
+        assert!((warm.0 - 0.4).abs() < 0.01 && (warm.1 - 0.3).abs() < 0.01, "{warm:?}");
+        // Cooler: time passes as often; the pitches share the notes as p^(1/0.3) says, so the
+        // likeliest takes most of them (0.6 x 0.78) and the unlikeliest almost none (0.6 x 0.02).
+        let cooled =
+            |p: f64| p.powf(1.0 / 0.3) / [0.3f64, 0.2, 0.1].iter().map(|q| q.powf(1.0 / 0.3)).sum::<f64>();
+        assert!((cool.0 - 0.4).abs() < 0.01, "{cool:?}");
+        assert!(
+            (cool.1 - 0.6 * cooled(0.3)).abs() < 0.01 && (cool.2 - 0.6 * cooled(0.1)).abs() < 0.005,
+            "{cool:?}"
+        );
+    }
+
+    #[test]
     fn sampling_follows_the_softmax() {
         // Two allowed candidates with logits ln 3 and 0: expect 3:1.
         let mut logits = vec![f32::NEG_INFINITY; VOCAB_SIZE as usize];
         logits[Token::TimeShift(1).id() as usize] = 3f32.ln();
         logits[Token::TimeShift(2).id() as usize] = 0.0;
-        let mut sampler = Sampler::new(SamplerSettings { seed: 9, ..Default::default() });
+        let mut sampler =
+            Sampler::new(SamplerSettings { temperature: 1.0, top_p: 1.0, seed: 9, ..Default::default() });
         let n = 40_000;
         let ones = (0..n).filter(|_| sampler.sample(&logits, &Decoder::new()) == Token::TimeShift(1)).count();
         let share = ones as f64 / n as f64;

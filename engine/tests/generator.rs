@@ -143,3 +143,39 @@ fn a_restored_snapshot_plays_on_as_the_generator_did() {
     generator.restore(&snapshot);
     assert_eq!(play(&mut generator, 40), first);
 }
+
+/// Most notes sounding at once over some music.
+fn most_sounding(events: &[NoteEvent]) -> usize {
+    let (mut sounding, mut most) = (0usize, 0usize);
+    for e in events {
+        match e.kind {
+            NoteEventKind::On { .. } => sounding += 1,
+            NoteEventKind::Off { .. } => sounding -= 1,
+        }
+        most = most.max(sounding);
+    }
+    most
+}
+
+#[test]
+fn polyphony_as_trained_plays_the_voices_the_model_learned() {
+    let weights = ModelWeights::random(&SHAPE, 4, 0.5);
+    let with_voices = |voices: Option<u8>| {
+        let mut info = ModelInfo::new("voices", SHAPE);
+        info.training.voices = voices;
+        Model::load(&model::write(&weights, &info).unwrap(), "voices.onnx").unwrap()
+    };
+    let mut as_trained = settings(5);
+    as_trained.sampler.max_polyphony = continuo_engine::sampler::AS_TRAINED;
+    let most = |model: Model, settings: GeneratorSettings| {
+        let mut generator = Generator::new(model, settings).unwrap();
+        let voices = generator.sampler_settings().max_polyphony;
+        (voices, most_sounding(&play(&mut generator, 256)))
+    };
+    let (voices, played) = most(with_voices(Some(2)), as_trained);
+    assert_eq!(voices, 2);
+    assert!(played == 2, "a two-voice model played {played} at once");
+    assert_eq!(most(with_voices(None), as_trained).0, continuo_engine::sampler::VOICES_UNKNOWN);
+    // A number the musician sets is the number.
+    assert_eq!(most(with_voices(Some(2)), settings(5)).0, 3);
+}

@@ -38,7 +38,8 @@ fn main() {
     }
     realtime::set_violation(Violation::Count);
     let params = ContinuoParams::default();
-    let mut models: Vec<(String, Vec<u8>)> = vec![("default".into(), continuo::DEFAULT_MODEL.to_vec())];
+    let mut models: Vec<(String, Vec<u8>)> =
+        vec![("default".into(), continuo::built_in::DEFAULT.bytes.to_vec())];
     for (layers, hidden) in [(2, 256), (3, 512)] {
         let shape = ModelShape { layers, hidden, embed: 64, dense: hidden, vocab: 384 };
         let name = format!("{layers}x{hidden}");

@@ -19,6 +19,7 @@ use nice_plug::prelude::*;
 use nice_plug_egui::widgets::ParamSlider;
 use nice_plug_egui::{EguiEditorState, Frame, NiceEguiApp};
 
+use crate::built_in::{ModelChoice, BUILT_IN};
 use crate::listening::Mode;
 use crate::model_switch::{LoadReport, ModelCard, ModelSwitch};
 use crate::monitor::{Meters, Monitor};
@@ -33,7 +34,7 @@ use crate::user_files;
 use crate::{Continuo, SaveReport, Task};
 
 pub const WIDTH: u32 = 980;
-pub const HEIGHT: u32 = 660;
+pub const HEIGHT: u32 = 720;
 /// Bars the piano roll shows.
 const BARS_SHOWN: f64 = 4.0;
 /// How often the live cost is recomputed.
@@ -105,6 +106,8 @@ pub struct EditorApp {
     lists_generation: u64,
     save_bars: u32,
     save_path: String,
+    /// Refusals the window has acted on (putting the choice back to what plays).
+    refusals_seen: u64,
     cost: CostWindow,
     restart_pressed: bool,
     new_phrase_pressed: bool,
@@ -124,6 +127,7 @@ impl EditorApp {
     ) -> EditorApp {
         EditorApp {
             cost: CostWindow::new(&monitor),
+            refusals_seen: switch.refusals(),
             params,
             monitor,
             switch,
@@ -213,7 +217,10 @@ impl NiceEguiApp for EditorApp {
         });
 
         egui::Panel::right("model").exact_size(330.0).show(ui, |ui| {
-            self.model_panel(ui, &mut trace);
+            // A long list of the musician's models scrolls rather than falling off the window.
+            egui::ScrollArea::vertical().auto_shrink(false).show(ui, |ui| {
+                self.model_panel(ui, &setter, &mut trace);
+            });
         });
 
         egui::CentralPanel::default().show(ui, |ui| {
@@ -354,7 +361,9 @@ impl EditorApp {
         });
     }
 
-    fn model_panel(&mut self, ui: &mut egui::Ui, trace: &mut trace::Frame) {
+    fn model_panel(&mut self, ui: &mut egui::Ui, setter: &ParamSetter, trace: &mut trace::Frame) {
+        ui.add_space(4.0);
+        self.model_choice(ui, setter, trace);
         ui.add_space(4.0);
         match self.switch.playing_card() {
             Some(card) => {
@@ -388,20 +397,16 @@ impl EditorApp {
         trace.cost = cost;
 
         ui.separator();
-        ui.strong("Load model");
+        ui.strong("Your own model");
+        let mut chosen = None;
         ui.horizontal(|ui| {
             let field = ("model path", "path to a Continuo .onnx model", 230.0);
             if field_and_button(ui, &mut self.path_field, field, "Load", trace)
                 && !self.path_field.trim().is_empty()
             {
-                self.executor.execute_background(Task::LoadModel(self.path_field.trim().to_string()));
+                chosen = Some(PathBuf::from(self.path_field.trim()));
             }
         });
-        let default = ui.button("Use default model");
-        trace.control("use default model", default.rect);
-        if default.clicked() {
-            self.executor.execute_background(Task::LoadModel(String::new()));
-        }
         if let Some(report) = self.switch.report() {
             let (text, color) = match &report {
                 LoadReport::Loading(what) => (format!("loading {what} ..."), Color32::LIGHT_YELLOW),
@@ -410,9 +415,11 @@ impl EditorApp {
             };
             ui.add(egui::Label::new(RichText::new(&text).color(color)).wrap());
             trace.report = text;
+            if matches!(report, LoadReport::Refused(_)) {
+                self.after_a_refusal(setter);
+            }
         }
 
-        let mut chosen = None;
         if !self.recent_models.is_empty() {
             ui.add_space(4.0);
             ui.weak("Recent");
@@ -440,7 +447,77 @@ impl EditorApp {
         }
         if let Some(path) = chosen {
             self.path_field = path.display().to_string();
-            self.executor.execute_background(Task::LoadModel(self.path_field.clone()));
+            self.choose_file(setter, &self.path_field.clone());
+        }
+    }
+
+    /// The `Model` parameter as a drop-down: the built-in models, and the musician's file.
+    fn model_choice(&mut self, ui: &mut egui::Ui, setter: &ParamSetter, trace: &mut trace::Frame) {
+        let p = &self.params;
+        let file = p.model_path.lock().map(|path| path.clone()).unwrap_or_default();
+        let file_name = Path::new(&file).file_name().map(|n| n.to_string_lossy().into_owned());
+        let name_of = |choice: ModelChoice| match (choice.built_in(), &file_name) {
+            (Some(built_in), _) => built_in.name.to_string(),
+            (None, Some(name)) => format!("Your model file: {name}"),
+            (None, None) => "Your model file (load one below)".to_string(),
+        };
+        let current = p.model.value();
+        let mut picked = current;
+        ui.horizontal(|ui| {
+            ui.label(p.model.name());
+            let list = egui::ComboBox::from_id_salt("model")
+                .width(250.0)
+                .selected_text(name_of(current))
+                .show_ui(ui, |ui| {
+                    for built_in in &BUILT_IN {
+                        let item = ui
+                            .selectable_value(&mut picked, built_in.choice, built_in.name)
+                            .on_hover_text(built_in.description);
+                        trace.control(&format!("model: {}", built_in.name), item.rect);
+                    }
+                    if file_name.is_some() {
+                        let item =
+                            ui.selectable_value(&mut picked, ModelChoice::File, name_of(ModelChoice::File));
+                        trace.control("model: your file", item.rect);
+                    }
+                });
+            trace.control("model list", list.response.rect);
+        });
+        // The audio thread sees the parameter change and asks for the switch, as it does for
+        // the host's automation.
+        if picked != current {
+            set(setter, &p.model, picked);
+        }
+    }
+
+    /// Plays the musician's file: it becomes the project's model file and the `Model`
+    /// parameter says so (one gesture the host records); the switch follows. When the parameter
+    /// already said so, nothing changes for the audio thread to see, so the window asks.
+    fn choose_file(&mut self, setter: &ParamSetter, path: &str) {
+        if let Ok(mut model_path) = self.params.model_path.lock() {
+            *model_path = path.to_string();
+        }
+        if self.params.model.value() == ModelChoice::File {
+            self.executor.execute_background(Task::SwitchModel);
+        } else {
+            set(setter, &self.params.model, ModelChoice::File);
+        }
+    }
+
+    /// A model that was refused leaves the one playing: the `Model` parameter and the project's
+    /// file go back to saying so, once per refusal.
+    fn after_a_refusal(&mut self, setter: &ParamSetter) {
+        let refusals = self.switch.refusals();
+        if refusals == self.refusals_seen {
+            return;
+        }
+        self.refusals_seen = refusals;
+        let Some(card) = self.switch.playing_card() else { return };
+        if let (Some(path), Ok(mut model_path)) = (card.source.path(), self.params.model_path.lock()) {
+            *model_path = path.to_string();
+        }
+        if self.params.model.value() != card.source.choice() {
+            set(setter, &self.params.model, card.source.choice());
         }
     }
 
@@ -662,7 +739,7 @@ pub fn model_lines(card: &ModelCard) -> Vec<String> {
         Some(loss) => format!("validation loss {loss:.3} nats/token after {} steps", t.steps),
         None => "validation loss unknown".to_string(),
     });
-    lines.push(if card.path.is_empty() { "built into the plugin".to_string() } else { card.path.clone() });
+    lines.push(card.source.path().map_or("built into the plugin".to_string(), str::to_string));
     lines
 }
 

@@ -5,10 +5,11 @@
 //! takes a new model's player when one is handed over, applies the parameters, lets the
 //! [`player::Player`] generate and place this block's notes, and sends them, merged in time order
 //! with the MIDI coming in (passed through and logged for the editor). Models are loaded and
-//! warmed in `activate()` or by a background task ([`models`]), never on the audio thread, and
+//! warmed in `activate()` or by a background task ([`model_switch`]), never on the audio thread, and
 //! `process()` runs as the audio thread for [`realtime`]: the model steps in its own memory, and
 //! nothing calls the system allocator.
 
+pub mod built_in;
 pub mod editor;
 pub mod listening;
 pub mod model_switch;
@@ -32,6 +33,7 @@ use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
 use nice_plug_egui::{EguiEditor, EguiEditorState};
 
+use crate::built_in::{ModelChoice, ModelSource};
 use crate::editor::EditorApp;
 use crate::listening::InputNote;
 use crate::model_switch::{open_player_or_default, ModelSwitch};
@@ -53,21 +55,17 @@ pub static STANDALONE: std::sync::atomic::AtomicBool = std::sync::atomic::Atomic
 /// destroyed, for hosts that test it without its window.
 pub const METERS_TRACE_VARIABLE: &str = "CONTINUO_METERS_TRACE";
 
-/// The default model, compiled in so the plugin plays with no file to find. Trained by
-/// `continuo-train` on the Bach chorales; see models/MODEL_CARD.md.
-pub const DEFAULT_MODEL: &[u8] = include_bytes!("../../models/bach-chorales.onnx");
-/// How the embedded model is named in messages.
-pub const DEFAULT_MODEL_NAME: &str = "embedded Bach chorales model";
 /// Our own events in one block, at most: generation is capped far below this.
 const MAX_EVENTS_PER_BLOCK: usize = 1024;
 /// Events coming in, in one block, kept for the player and passed through: more than any
 /// keyboard or controller sends. Beyond this they are dropped and counted (`dropped_events`).
 const MAX_INPUT_PER_BLOCK: usize = 1024;
 
-/// Work the window asks for, run on nice-plug's background thread.
+/// Work run on nice-plug's background thread, asked for by the window or the audio thread.
 pub enum Task {
-    /// Load, check and warm the model at this path ("" for the embedded one) and switch to it.
-    LoadModel(String),
+    /// Open, check and warm the model the `Model` parameter and the project's file ask for,
+    /// and switch to it (unless it plays already).
+    SwitchModel,
     /// Write these notes (beats from the file's start) to a MIDI file at this tempo, `length`
     /// beats long if given (a loop, as a clip).
     SaveMidi { path: PathBuf, notes: Vec<Note>, bpm: f64, length: Option<f64> },
@@ -83,8 +81,10 @@ pub struct Continuo {
     saves: Arc<SaveReport>,
     editor_state: Arc<EguiEditorState>,
     player: Option<Player>,
-    /// The persisted model path the player was built from ("" for the embedded model).
-    player_model_path: String,
+    /// Where the playing model came from.
+    player_source: ModelSource,
+    /// The `Model` parameter as the audio thread last saw it: a change asks for a switch.
+    model_choice_seen: ModelChoice,
     /// This block's events before they are merged with the input; allocated once.
     events: Vec<OutputEvent>,
     /// This block's incoming events, to pass through, and the notes among them for the
@@ -108,7 +108,8 @@ impl Default for Continuo {
             saves: Arc::default(),
             editor_state: editor::default_state(),
             player: None,
-            player_model_path: String::new(),
+            player_source: ModelSource::BuiltIn(built_in::DEFAULT.choice),
+            model_choice_seen: built_in::DEFAULT.choice,
             events: Vec::with_capacity(MAX_EVENTS_PER_BLOCK),
             incoming: Vec::with_capacity(MAX_INPUT_PER_BLOCK),
             input_notes: Vec::with_capacity(MAX_INPUT_PER_BLOCK),
@@ -148,6 +149,16 @@ impl Plugin for Continuo {
         self.params.clone()
     }
 
+    /// A project saved before the `Model` parameter named its model by the file alone: it goes
+    /// on playing that file.
+    fn filter_state(state: &mut PluginState) {
+        let names_a_file = state.fields.get("model-path").is_some_and(|path| path != "\"\"");
+        if names_a_file && !state.params.contains_key("model") {
+            let file = nice_plug::plugin::ParamValue::String("file".to_string());
+            state.params.insert("model".to_string(), file);
+        }
+    }
+
     fn editor(&mut self, executor: AsyncExecutor<Self>) -> Option<Self::Editor> {
         let app = EditorApp::new(
             self.params.clone(),
@@ -164,7 +175,7 @@ impl Plugin for Continuo {
         let (params, monitor, switch, saves) =
             (self.params.clone(), self.monitor.clone(), self.switch.clone(), self.saves.clone());
         Box::new(move |task| match task {
-            Task::LoadModel(path) => switch.load(&path, &params, &monitor),
+            Task::SwitchModel => switch.switch_to_chosen(&params, &monitor),
             Task::SaveMidi { path, notes, bpm, length } => {
                 let result = save_midi(&path, &notes, bpm, length);
                 if let Ok(mut report) = saves.lock() {
@@ -184,18 +195,19 @@ impl Plugin for Continuo {
         if let Some(handover) = self.switch.take_ready() {
             // Deactivation ended the old player's notes.
             if let Some(player) = &mut self.player {
-                self.switch.hand_over(handover, player, &mut self.player_model_path);
+                self.switch.hand_over(handover, player, &mut self.player_source);
             }
             self.switch.collect_retired();
         }
-        let path = self.params.model_path.lock().map(|p| p.clone()).unwrap_or_default();
-        // Activation repeats (sample rate or buffer changes); load again only when a restored
-        // project names another model than the one playing.
-        if self.player.is_some() && self.player_model_path == path {
+        let source = self.params.model_source();
+        self.model_choice_seen = self.params.model.value();
+        // Activation repeats (sample rate or buffer changes); open a model again only when a
+        // restored project names another one than the one playing.
+        if self.player.is_some() && self.player_source == source {
             return true;
         }
-        match open_player_or_default(&path, &self.params, &self.monitor) {
-            Ok((mut player, problem)) => {
+        match open_player_or_default(&source, &self.params, &self.monitor) {
+            Ok((mut player, playing, problem)) => {
                 if let Some(problem) = &problem {
                     nice_warn!("{problem}");
                 }
@@ -204,11 +216,10 @@ impl Plugin for Continuo {
                 if let Some(old) = &self.player {
                     player.take_over_notes(old);
                 }
-                let shown_path = if problem.is_some() { "" } else { path.as_str() };
-                let generation = self.switch.register(player.model().info(), shown_path);
+                let generation = self.switch.register(player.model().info(), &playing);
                 self.switch.mark_playing(generation);
                 self.player = Some(player);
-                self.player_model_path = path;
+                self.player_source = playing;
                 true
             }
             Err(error) => {
@@ -246,11 +257,17 @@ impl Plugin for Continuo {
             let events = &mut self.events;
             events.clear();
 
+            // Another model chosen (the window, or automation): opened off the audio thread.
+            let choice = self.params.model.value();
+            if choice != self.model_choice_seen {
+                self.model_choice_seen = choice;
+                context.execute_background(Task::SwitchModel);
+            }
             // A new model: the notes of the one playing end, then the new player plays on from
             // this block. The old one goes back to be dropped off the audio thread.
             if let Some(handover) = self.switch.take_ready() {
                 player.all_notes_off(0, &mut capped(events));
-                self.switch.hand_over(handover, player, &mut self.player_model_path);
+                self.switch.hand_over(handover, player, &mut self.player_source);
             }
             // A new channel: the old one's notes end there, first.
             let channel = self.params.channel_index();
@@ -501,27 +518,24 @@ nice_export_vst3!(Continuo);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use continuo_engine::model::Model;
-
-    #[test]
-    fn the_embedded_model_loads_and_plays_melodies() {
-        let model = Model::load(DEFAULT_MODEL, DEFAULT_MODEL_NAME).unwrap();
-        assert_eq!(model.info().name, "Bach chorales");
-        assert_eq!(model.info().role, continuo_engine::midi::Role::Melodic);
-        assert!(model.info().training.validation_loss.unwrap() < 1.5);
-    }
 
     #[test]
     fn a_missing_model_file_falls_back_to_the_default_and_says_so() {
         let (params, monitor) = (ContinuoParams::default(), Arc::default());
-        let (player, problem) =
-            open_player_or_default("/projects/old-song/my-model.onnx", &params, &monitor).unwrap();
-        assert_eq!(player.model().info().name, "Bach chorales");
+        let missing = ModelSource::File("/projects/old-song/my-model.onnx".into());
+        let (player, playing, problem) = open_player_or_default(&missing, &params, &monitor).unwrap();
+        assert_eq!(player.model().info().name, built_in::DEFAULT.name);
+        assert_eq!(playing, ModelSource::BuiltIn(built_in::DEFAULT.choice));
         let problem = problem.expect("the fallback is reported");
         assert!(
             problem.contains("/projects/old-song/my-model.onnx") && problem.contains("instead"),
             "{problem}"
         );
-        assert!(open_player_or_default("", &params, &monitor).unwrap().1.is_none());
+        let folk = ModelSource::BuiltIn(ModelChoice::FolkMelody);
+        let (player, playing, problem) = open_player_or_default(&folk, &params, &monitor).unwrap();
+        assert_eq!((player.model().info().name.as_str(), playing, problem), ("Folk melody", folk, None));
+        let (_, _, problem) =
+            open_player_or_default(&ModelSource::File(String::new()), &params, &monitor).unwrap();
+        assert!(problem.unwrap().contains("load one in the window"));
     }
 }

@@ -1,7 +1,10 @@
 //! How a model comes to play: opened and given a player ([`open_player`], the one way, at
 //! activation and in a switch), and changed while the music plays ([`ModelSwitch`]).
 //!
-//! A background task loads the file, checks it against the contract, warms it, builds a whole
+//! A switch is asked for by the `Model` parameter changing (the window's list, or the host's
+//! automation: the audio thread sees the change and posts a task) or by the window loading a
+//! file. A background task opens the model (built in, or a file), checks it against the
+//! contract, warms it, builds a whole
 //! [`Player`] around it and generates its first beat. The audio thread receives that player
 //! through a lock-free queue ([`ModelSwitch`]), at the start of a block: it ends the notes the old
 //! player has sounding and plays on with the new one from that block, whose music starts on the
@@ -18,11 +21,11 @@ use std::time::{Duration, Instant};
 use continuo_engine::model::{Model, ModelInfo};
 use crossbeam::queue::ArrayQueue;
 
+use crate::built_in::{self, ModelSource};
 use crate::monitor::Monitor;
 use crate::params::ContinuoParams;
 use crate::player::Player;
 use crate::user_files;
-use crate::{DEFAULT_MODEL, DEFAULT_MODEL_NAME};
 
 /// How long a load waits for the audio thread to take the new player before it reports the
 /// model as waiting for playback (a host that is not processing).
@@ -31,8 +34,8 @@ const SWITCH_WAIT: Duration = Duration::from_secs(2);
 /// A player ready to take over, or (on the way back) the one it replaced.
 pub struct Handover {
     pub player: Player,
-    /// The model's file ("" for the embedded model); what the project remembers.
-    pub path: String,
+    /// Where the model came from; what the project remembers.
+    pub source: ModelSource,
     pub generation: u64,
 }
 
@@ -40,8 +43,7 @@ pub struct Handover {
 #[derive(Debug, Clone)]
 pub struct ModelCard {
     pub info: ModelInfo,
-    /// "" for the embedded model.
-    pub path: String,
+    pub source: ModelSource,
     pub generation: u64,
 }
 
@@ -63,6 +65,8 @@ pub struct ModelSwitch {
     /// Never touched by the audio thread.
     cards: Mutex<Vec<ModelCard>>,
     report: Mutex<Option<LoadReport>>,
+    /// Models refused so far: the window acts once on each refusal.
+    refusals: AtomicU64,
 }
 
 impl Default for ModelSwitch {
@@ -76,6 +80,7 @@ impl Default for ModelSwitch {
             next_generation: AtomicU64::new(1),
             cards: Mutex::new(Vec::new()),
             report: Mutex::new(None),
+            refusals: AtomicU64::new(0),
         }
     }
 }
@@ -86,15 +91,15 @@ impl ModelSwitch {
         self.ready.pop()
     }
 
-    /// Audio thread: puts the handed-over player in `player`'s place (and its path in `path`),
+    /// Audio thread: puts the handed-over player in `player`'s place (and its source in `source`),
     /// marks its generation as playing, and sends the replaced player back, in the same box, to
     /// be dropped elsewhere. Allocates and frees nothing. Notes the replaced player still has
     /// sounding end in the new one's first block (the audio thread ends them before, at offset 0;
     /// at activation, they end in the first block).
-    pub fn hand_over(&self, mut handover: Box<Handover>, player: &mut Player, path: &mut String) {
+    pub fn hand_over(&self, mut handover: Box<Handover>, player: &mut Player, source: &mut ModelSource) {
         handover.player.take_over_notes(player);
         std::mem::swap(player, &mut handover.player);
-        std::mem::swap(path, &mut handover.path);
+        std::mem::swap(source, &mut handover.source);
         self.playing.store(handover.generation, Ordering::Release);
         if let Err(replaced) = self.retired.push(handover) {
             // Cannot happen (a load collects before it offers); if it did, leaking one player
@@ -124,6 +129,11 @@ impl ModelSwitch {
         self.report.lock().ok()?.clone()
     }
 
+    /// How many models were refused so far.
+    pub fn refusals(&self) -> u64 {
+        self.refusals.load(Ordering::Acquire)
+    }
+
     fn set_report(&self, report: LoadReport) {
         if let Ok(mut r) = self.report.lock() {
             *r = Some(report);
@@ -131,13 +141,13 @@ impl ModelSwitch {
     }
 
     /// Records a player built outside a switch (at activation) as the one playing.
-    pub fn register(&self, info: &ModelInfo, path: &str) -> u64 {
+    pub fn register(&self, info: &ModelInfo, source: &ModelSource) -> u64 {
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut cards) = self.cards.lock() {
             // Only the playing card and the one on its way are ever looked up.
             let playing = self.playing_generation();
             cards.retain(|c| c.generation >= playing);
-            cards.push(ModelCard { info: info.clone(), path: path.to_string(), generation });
+            cards.push(ModelCard { info: info.clone(), source: source.clone(), generation });
         }
         generation
     }
@@ -146,31 +156,43 @@ impl ModelSwitch {
         self.playing.store(generation, Ordering::Release);
     }
 
-    /// Background task: loads the model at `path` ("" for the embedded one), builds and primes
-    /// a player with the current parameters, hands it to the audio thread and waits (briefly)
-    /// for the switch. On success the project remembers the file and it joins the recent list.
-    pub fn load(&self, path: &str, params: &ContinuoParams, monitor: &Arc<Monitor>) {
-        let shown = if path.is_empty() { DEFAULT_MODEL_NAME.to_string() } else { path.to_string() };
-        self.set_report(LoadReport::Loading(shown));
+    /// Background task: switches to what the `Model` parameter and the project's model file
+    /// ask for, unless that is what plays or is on its way (a burst of automation asks many
+    /// times; the last word counts).
+    pub fn switch_to_chosen(&self, params: &ContinuoParams, monitor: &Arc<Monitor>) {
+        let source = params.model_source();
+        // The last card registered is the player built last: playing, or on its way.
+        let latest = self.cards.lock().ok().and_then(|cards| cards.last().map(|c| c.source.clone()));
+        if latest.as_ref() == Some(&source) {
+            return;
+        }
+        self.load(source, params, monitor);
+    }
+
+    /// Background task: opens the model, builds and primes a player with the current
+    /// parameters, hands it to the audio thread and waits (briefly) for the switch. On success a
+    /// file joins the recent list. A model that cannot be opened is refused with the reason,
+    /// and the one playing plays on.
+    pub fn load(&self, source: ModelSource, params: &ContinuoParams, monitor: &Arc<Monitor>) {
+        self.set_report(LoadReport::Loading(source.to_string()));
         self.collect_retired();
-        let mut player = match open_player(path, params, monitor) {
+        let player = match open_player(&source, params, monitor) {
             Ok(player) => player,
-            Err(error) => return self.set_report(LoadReport::Refused(error)),
+            Err(error) => {
+                self.set_report(LoadReport::Refused(error));
+                self.refusals.fetch_add(1, Ordering::AcqRel);
+                return;
+            }
         };
         let info = player.model().info().clone();
-        // Its music starts on the host's next beat, like any start.
-        player.prime();
-        let generation = self.register(&info, path);
-        let handover = Box::new(Handover { player, path: path.to_string(), generation });
+        let generation = self.register(&info, &source);
+        if let Some(path) = source.path() {
+            user_files::remember_recent(Path::new(path));
+        }
+        let handover = Box::new(Handover { player, source, generation });
         // A player offered earlier and not yet taken (the host is not processing) is replaced.
         drop(self.ready.force_push(handover));
 
-        if let Ok(mut model_path) = params.model_path.lock() {
-            *model_path = path.to_string();
-        }
-        if !path.is_empty() {
-            user_files::remember_recent(Path::new(path));
-        }
         let started = Instant::now();
         while self.playing_generation() < generation && started.elapsed() < SWITCH_WAIT {
             std::thread::sleep(Duration::from_millis(2));
@@ -185,38 +207,52 @@ impl ModelSwitch {
     }
 }
 
-/// Opens the model at `path` ("" for the embedded one), checks and warms it, and builds its
-/// player with the parameters as they stand (sampler, output, listening, loop): the one way a
-/// model comes to play, at activation and in a switch. Errors are the engine's, naming the
-/// file.
-pub fn open_player(path: &str, params: &ContinuoParams, monitor: &Arc<Monitor>) -> Result<Player, String> {
-    let model = if path.is_empty() {
-        Model::load(DEFAULT_MODEL, DEFAULT_MODEL_NAME)
-    } else {
-        Model::load_file(Path::new(path))
+/// Opens a model, checks and warms it, and builds its player with the parameters as they
+/// stand (sampler, output, listening, loop): the one way a model comes to play, at activation
+/// and in a switch. Errors are the engine's, naming the file.
+pub fn open_player(
+    source: &ModelSource,
+    params: &ContinuoParams,
+    monitor: &Arc<Monitor>,
+) -> Result<Player, String> {
+    let model = match source {
+        ModelSource::BuiltIn(choice) => {
+            let built_in = choice.built_in().unwrap_or(built_in::DEFAULT);
+            Model::load(built_in.bytes, &source.to_string())
+        }
+        ModelSource::File(path) if path.is_empty() => {
+            return Err("no model file is chosen: load one in the window".to_string())
+        }
+        ModelSource::File(path) => Model::load_file(Path::new(path)),
     }
     .map_err(|e| e.to_string())?;
     let settings = (params.generator_settings(), params.output_settings());
-    let mut player = Player::new(model, settings.0, settings.1, monitor.clone())
-        .map_err(|e| format!("{}: {e}", if path.is_empty() { DEFAULT_MODEL_NAME } else { path }))?;
+    let mut player =
+        Player::new(model, settings.0, settings.1, monitor.clone()).map_err(|e| format!("{source}: {e}"))?;
     player.set_listening(params.listen_settings(), &mut |_| {});
     player.set_loop(params.loop_bars(), &mut |_| {});
+    // Its music starts on the host's next beat, like any start, already generated.
+    player.prime();
     Ok(player)
 }
 
-/// The project's model, or the embedded one when none is set or it cannot be opened, and then
-/// why (activation: a project whose model file has gone missing still plays).
+/// The chosen model, or the default built-in one when it cannot be opened, and then why, and
+/// the source that plays (activation: a project whose model file has gone missing still
+/// plays).
 pub fn open_player_or_default(
-    path: &str,
+    source: &ModelSource,
     params: &ContinuoParams,
     monitor: &Arc<Monitor>,
-) -> Result<(Player, Option<String>), String> {
-    match open_player(path, params, monitor) {
-        Ok(player) => Ok((player, None)),
-        Err(problem) if !path.is_empty() => {
-            let player = open_player("", params, monitor)?;
-            Ok((player, Some(format!("{problem}; playing the {DEFAULT_MODEL_NAME} instead"))))
+) -> Result<(Player, ModelSource, Option<String>), String> {
+    match open_player(source, params, monitor) {
+        Ok(player) => Ok((player, source.clone(), None)),
+        Err(problem) => {
+            let default = ModelSource::BuiltIn(built_in::DEFAULT.choice);
+            if *source == default {
+                return Err(problem);
+            }
+            let player = open_player(&default, params, monitor)?;
+            Ok((player, default.clone(), Some(format!("{problem}; playing {default} instead"))))
         }
-        Err(problem) => Err(problem),
     }
 }

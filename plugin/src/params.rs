@@ -1,21 +1,27 @@
 //! The plugin's parameters: what a musician (and host automation) can change, with stable ids,
-//! ranges, units and text. The model choice persists with the project alongside them.
+//! ranges, units and text. The model is one of them (a built-in model, or the musician's file,
+//! whose path persists with the project alongside them).
 
 use std::sync::{Arc, Mutex};
 
 use continuo_engine::generator::GeneratorSettings;
 use continuo_engine::music::{parse_key, Scale, ScaleLock, KEY_NAMES};
-use continuo_engine::sampler::SamplerSettings;
+use continuo_engine::sampler::{SamplerSettings, AS_TRAINED, MAX_VOICES};
 use nice_plug::prelude::*;
 
+use crate::built_in::{self, ModelChoice, ModelSource};
 use crate::listening::{ListenSettings, Mode};
 use crate::phrase_loop::LOOP_BAR_CHOICES;
 use crate::player::OutputSettings;
 
 #[derive(Params)]
 pub struct ContinuoParams {
-    /// The model file chosen by the musician, or empty for the embedded default. Saved with the
-    /// project; a missing file falls back to the default when the project loads.
+    /// The model that plays: one of the built-in models, or the musician's file.
+    #[id = "model"]
+    pub model: EnumParam<ModelChoice>,
+    /// The musician's model file, played when `model` says so (empty until one is loaded).
+    /// Saved with the project; a missing file falls back to the default when the project
+    /// loads.
     #[persist = "model-path"]
     pub model_path: Mutex<String>,
 
@@ -69,6 +75,7 @@ impl Default for ContinuoParams {
     fn default() -> Self {
         let defaults = GeneratorSettings::DEFAULT.sampler;
         ContinuoParams {
+            model: EnumParam::new("Model", built_in::DEFAULT.choice),
             model_path: Mutex::new(String::new()),
             temperature: FloatParam::new(
                 "Temperature",
@@ -105,12 +112,24 @@ impl Default for ContinuoParams {
                 .with_unit("%")
                 .with_value_to_string(formatters::v2s_f32_percentage(0))
                 .with_string_to_value(formatters::s2v_f32_percentage()),
+            // 0: as many voices as the model's training music has (its card says how many).
             polyphony: IntParam::new(
                 "Polyphony",
                 defaults.max_polyphony as i32,
-                IntRange::Linear { min: 1, max: 16 },
+                IntRange::Linear { min: AS_TRAINED as i32, max: MAX_VOICES as i32 },
             )
-            .with_unit(" voices"),
+            .with_value_to_string(Arc::new(|v| match v {
+                v if v == AS_TRAINED as i32 => "as trained".to_string(),
+                1 => "1 voice".to_string(),
+                v => format!("{v} voices"),
+            }))
+            .with_string_to_value(Arc::new(|s| {
+                let s = s.trim();
+                if s.starts_with("as") {
+                    return Some(AS_TRAINED as i32);
+                }
+                s.split_whitespace().next()?.parse().ok()
+            })),
             channel: IntParam::new("MIDI channel", 1, IntRange::Linear { min: 1, max: 16 }),
             seed: IntParam::new("Seed", defaults.seed as i32, IntRange::Linear { min: 0, max: 9999 }),
             restart: BoolParam::new("Restart", false),
@@ -195,6 +214,12 @@ fn scale_of(index: i32) -> Scale {
 }
 
 impl ContinuoParams {
+    /// The model the parameters ask for (not on the audio thread: it reads the file's path).
+    pub fn model_source(&self) -> ModelSource {
+        let path = self.model_path.lock().map(|p| p.clone()).unwrap_or_default();
+        ModelSource::chosen(self.model.value(), &path)
+    }
+
     /// The generator's settings as the parameters stand. The range is put in order if the
     /// lowest note is set above the highest.
     pub fn generator_settings(&self) -> GeneratorSettings {

@@ -143,6 +143,9 @@ pub struct Player {
     /// A new take is wanted at the next restart (New phrase, or a change of seed, scale or
     /// range while looping).
     new_take: bool,
+    /// The take to record was begun while the host was stopped (its first beat generated), for
+    /// the loop's start to play on time: the first chord need not fit one block's step cap.
+    take_prepared: bool,
     /// What one token (model step and sampling) costs here, for the step cap.
     token_cost: Duration,
     /// The performance clock at this block's first sample, and the block's samples per beat:
@@ -192,6 +195,7 @@ impl Player {
             loop_bars: 0,
             take: 0,
             new_take: false,
+            take_prepared: false,
             token_cost,
             block_clock: 0.0,
             samples_per_beat: 48_000.0 * 60.0 / DEFAULT_BPM,
@@ -204,10 +208,15 @@ impl Player {
         &self.monitor
     }
 
-    /// Generates the first beat now, so that a player built off the audio thread (a model
-    /// switch) starts on time without running a beat's worth of steps in its first blocks.
+    /// Generates the first beat now, so that a player built off the audio thread starts on time
+    /// without running a beat's worth of steps in its first blocks: a host that starts playing
+    /// in its first block (an offline bounce) would otherwise lose the notes of the first chord
+    /// that the step cap leaves for the next block. Free play and a duet only: a call and
+    /// response listens first, and a loop records its take when it starts (or while stopped).
     pub fn prime(&mut self) {
-        self.generate_ahead(LOOKAHEAD_STEPS, usize::MAX);
+        if self.uses_opening() || self.listen.mode == Mode::Duet {
+            self.generate_ahead(LOOKAHEAD_STEPS, usize::MAX);
+        }
     }
 
     /// Logs a note event `offset` samples into the current block (after [`Player::process`]).
@@ -240,7 +249,8 @@ impl Player {
         let musical_change = settings.sampler.lowest != self.settings.sampler.lowest
             || settings.sampler.highest != self.settings.sampler.highest
             || settings.sampler.scale_lock != self.settings.sampler.scale_lock
-            || settings.sampler.max_polyphony < self.settings.sampler.max_polyphony;
+            || self.generator.voices_for(settings.sampler.max_polyphony)
+                < self.generator.voices_for(self.settings.sampler.max_polyphony);
         let new_seed = settings.sampler.seed != self.settings.sampler.seed;
         self.settings = settings;
         self.generator.set_settings(self.take_settings());
@@ -357,6 +367,7 @@ impl Player {
     }
 
     fn reset_music(&mut self) {
+        self.take_prepared = false;
         self.generator.release_all(|_| {});
         self.queue_start = 0;
         self.fresh = true;
@@ -464,6 +475,16 @@ impl Player {
             _ if self.fresh && (self.uses_opening() || self.listen.mode == Mode::Duet) => {
                 self.generate_ahead(LOOKAHEAD_STEPS, cap);
             }
+            // Stopped before a loop that records a new take: begin the take now, likewise.
+            _ if self.fresh && self.looping() => {
+                if (!self.take_prepared || self.new_take) && self.wants_new_take(self.loop_length(&host)) {
+                    self.record_new_take(self.loop_length(&host));
+                    self.take_prepared = true;
+                }
+                if self.take_prepared {
+                    self.generate_ahead(LOOKAHEAD_STEPS, cap);
+                }
+            }
             _ => {}
         }
         if !playing {
@@ -510,15 +531,32 @@ impl Player {
         let bar_start = crate::transport::bar_start(position, signature, host.bar_start);
         let bars_ahead = ((self.origin_beats - bar_start) / bar - 1e-9).ceil().max(0.0);
         self.origin_beats = bar_start + bars_ahead * bar;
-        let length = (self.loop_bars as f64 * bar * STEPS_PER_BEAT as f64).round() as u64;
-        if std::mem::take(&mut self.new_take) || self.phrase.is_recording() || self.phrase.length() != length
-        {
-            self.reset_music();
-            self.phrase.record_new(length);
+        let length = self.loop_length(host);
+        if std::mem::take(&mut self.take_prepared) && !self.new_take && self.phrase.length() == length {
+            // Begun while stopped: it plays from its first beat, already generated.
+        } else if self.wants_new_take(length) {
+            self.record_new_take(length);
         } else {
             self.queue_len = 0;
             self.phrase.rewind();
         }
+    }
+
+    /// The loop's length in grid steps, in the host's time signature.
+    fn loop_length(&self, host: &HostTransport) -> u64 {
+        let bar = beats_per_bar(host.time_signature());
+        (self.loop_bars as f64 * bar * STEPS_PER_BEAT as f64).round() as u64
+    }
+
+    /// Whether the loop's next start records a take rather than replaying the one in hand.
+    fn wants_new_take(&self, length: u64) -> bool {
+        self.new_take || self.phrase.is_recording() || self.phrase.length() != length
+    }
+
+    fn record_new_take(&mut self, length: u64) {
+        self.reset_music();
+        self.new_take = false;
+        self.phrase.record_new(length);
     }
 
     /// The grid step (from the music's start) of the sample `offset` into this block.
@@ -831,8 +869,13 @@ mod tests {
 
     fn player() -> Player {
         let params = ContinuoParams::default();
-        let model = Model::load(crate::DEFAULT_MODEL, "default").unwrap();
-        Player::new(model, params.generator_settings(), params.output_settings(), Arc::default()).unwrap()
+        let model = Model::load(crate::built_in::DEFAULT.bytes, "default").unwrap();
+        let mut player =
+            Player::new(model, params.generator_settings(), params.output_settings(), Arc::default())
+                .unwrap();
+        // As `open_player` leaves it: the first beat generated, whatever the machine's load.
+        player.prime();
+        player
     }
 
     fn block(playing: bool, tempo: Option<f64>, pos_beats: Option<f64>) -> HostTransport {

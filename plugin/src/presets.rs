@@ -4,7 +4,12 @@
 //! model, the MIDI channel, the seed) stay as the musician left them. The window applies a preset
 //! as one gesture per parameter, so the host records it like any change and can undo it.
 
+use continuo_engine::sampler::SamplerSettings;
+
 use crate::params::{PlayMode, UNTIL_I_PLAY};
+
+/// The musician's default temperature, the one the built-in models were judged at.
+const DEFAULT_TEMPERATURE: f32 = SamplerSettings::DEFAULT.temperature;
 
 /// What a preset sets.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,7 +35,7 @@ pub const PRESETS: [Preset; 5] = [
         name: "Chorale",
         description: "Four voices in a choir's range, as the chorales were written",
         mode: PlayMode::Free,
-        temperature: 0.9,
+        temperature: DEFAULT_TEMPERATURE,
         density: 0.0,
         polyphony: 4,
         lowest: 40,
@@ -43,7 +48,7 @@ pub const PRESETS: [Preset; 5] = [
         name: "Answer me",
         description: "Play a phrase and rest: Continuo answers it for two bars",
         mode: PlayMode::CallAndResponse,
-        temperature: 0.9,
+        temperature: DEFAULT_TEMPERATURE,
         density: 0.0,
         polyphony: 4,
         lowest: 36,
@@ -56,7 +61,7 @@ pub const PRESETS: [Preset; 5] = [
         name: "Keep answering",
         description: "After each phrase you play, Continuo plays on until you play again",
         mode: PlayMode::CallAndResponse,
-        temperature: 1.0,
+        temperature: 0.7,
         density: 0.0,
         polyphony: 4,
         lowest: 36,
@@ -69,7 +74,7 @@ pub const PRESETS: [Preset; 5] = [
         name: "Sparse duet",
         description: "Continuo plays along with you, a few notes at a time",
         mode: PlayMode::Duet,
-        temperature: 0.9,
+        temperature: DEFAULT_TEMPERATURE,
         density: -0.6,
         polyphony: 3,
         lowest: 36,
@@ -82,7 +87,7 @@ pub const PRESETS: [Preset; 5] = [
         name: "Two-bar loop",
         description: "A two-bar phrase on repeat; New phrase for another take",
         mode: PlayMode::Free,
-        temperature: 1.0,
+        temperature: 0.7,
         density: 0.3,
         polyphony: 4,
         lowest: 48,

@@ -75,6 +75,15 @@ fn model_name(trace: &Path) -> String {
     shown(trace)["model"][0].as_str().unwrap_or_default().to_string()
 }
 
+/// The `Model` parameter's id and the model file, as the project would save them.
+fn saved_model(host: &mut Host) -> (String, String) {
+    let saved = host.save_state();
+    let state: Value = serde_json::from_slice(&saved[8..]).expect("the state is JSON");
+    let path: String =
+        serde_json::from_str(state["fields"]["model-path"].as_str().unwrap_or("\"\"")).unwrap();
+    (state["params"]["model"]["string"].as_str().unwrap_or_default().to_string(), path)
+}
+
 /// Clicks the middle of the control the window calls `name`.
 fn click(trace: &Path, name: &str) {
     let rect = &shown(trace)["controls"][name];
@@ -93,7 +102,14 @@ fn play_until(
 ) {
     let started = Instant::now();
     while !done(host, *pos) {
-        assert!(started.elapsed() < limit, "gave up waiting: {what}");
+        if started.elapsed() > limit {
+            // What the window showed last says why, more often than not.
+            let trace = std::env::var("CONTINUO_EDITOR_TRACE").unwrap_or_default();
+            panic!(
+                "gave up waiting: {what}; the window shows {}",
+                std::fs::read_to_string(trace).unwrap_or_default()
+            );
+        }
         play_blocks(host, pos, 8);
     }
 }
@@ -207,6 +223,10 @@ fn the_window_shows_the_music_switches_models_while_playing_and_saves_midi() {
     let view = shown(&trace);
     assert!(view["model"].to_string().contains("LSTM 1 x 32"), "{view}");
     assert!(view["report"].as_str().unwrap().contains("now playing Second opinion"), "{view}");
+    assert_eq!(
+        saved_model(&mut host),
+        ("file".to_string(), models.join("second.onnx").display().to_string())
+    );
     let switched_at = ours(&host).len();
     play_until(&mut host, &mut pos, Duration::from_secs(60), "notes from the second model", |host, _| {
         ours(host)[switched_at..].iter().filter(|h| h.on).count() > 8
@@ -223,6 +243,12 @@ fn the_window_shows_the_music_switches_models_while_playing_and_saves_midi() {
     let report = shown(&trace)["report"].as_str().unwrap().to_string();
     assert!(report.contains("broken.onnx"), "{report}");
     assert_eq!(model_name(&trace), "Second opinion");
+    // The project still names the model that plays.
+    play_blocks(&mut host, &mut pos, 8);
+    assert_eq!(
+        saved_model(&mut host),
+        ("file".to_string(), models.join("second.onnx").display().to_string())
+    );
     let (refused_at, refused_pos) = (ours(&host).len(), pos);
     play_until(
         &mut host,
@@ -288,12 +314,20 @@ fn the_window_shows_the_music_switches_models_while_playing_and_saves_midi() {
     assert_eq!(got, expected);
     assert_eq!(song.initial_bpm(), TEMPO, "saved at the host's tempo");
 
-    // Back to the built-in model.
-    click(&trace, "use default model");
-    play_until(&mut host, &mut pos, Duration::from_secs(60), "the default model", |_, _| {
-        model_name(&trace) == "Bach chorales"
-    });
-    assert!(shown(&trace)["model"].to_string().contains("built into the plugin"));
+    // Back to the built-in models, from the Model list: the bass line, then the chorales. The
+    // list opens with a short animation: wait for it to settle before clicking in it.
+    for (name, id) in [("Bass line", "bass-line"), ("Bach chorales", "bach-chorales")] {
+        click(&trace, "model list");
+        let item = format!("model: {name}");
+        play_until(&mut host, &mut pos, Duration::from_secs(30), "the model list", |_, _| {
+            !shown(&trace)["controls"][&item].is_null()
+        });
+        play_blocks(&mut host, &mut pos, 40);
+        click(&trace, &item);
+        play_until(&mut host, &mut pos, Duration::from_secs(60), name, |_, _| model_name(&trace) == name);
+        assert!(shown(&trace)["model"].to_string().contains("built into the plugin"));
+        assert_eq!(saved_model(&mut host).0, id, "the host recorded the choice");
+    }
 
     // Call and response: the held notes on the input are calls; half a beat after each, the
     // model answers until the next one.

@@ -198,6 +198,8 @@ fn a_project_names_its_model_and_a_missing_one_falls_back_to_the_default() {
     // nice-plug's CLAP state: a little-endian u64 length, then the JSON.
     let naming = |path: &str| {
         let mut state: serde_json::Value = serde_json::from_slice(&saved[8..]).expect("the state is JSON");
+        // As a project saved before the Model parameter holds it: the file alone.
+        state["params"].as_object_mut().unwrap().remove("model");
         state["fields"]["model-path"] = serde_json::Value::String(serde_json::to_string(path).unwrap());
         let json = serde_json::to_vec(&state).unwrap();
         [(json.len() as u64).to_le_bytes().as_slice(), &json].concat()
@@ -223,6 +225,81 @@ fn a_project_names_its_model_and_a_missing_one_falls_back_to_the_default() {
         default,
         "a missing model must fall back to the default"
     );
+}
+
+#[test]
+fn automating_the_model_switches_built_in_models_while_playing_and_the_project_keeps_the_choice() {
+    // A project that chose this built-in model, as its state holds it.
+    let choosing = |id: &str| {
+        let saved = Host::new(48_000.0).save_state();
+        let mut state: serde_json::Value = serde_json::from_slice(&saved[8..]).expect("the state is JSON");
+        state["params"]["model"] = serde_json::json!({ "string": id });
+        let json = serde_json::to_vec(&state).unwrap();
+        [(json.len() as u64).to_le_bytes().as_slice(), &json].concat()
+    };
+    // What each model plays from the start, alone: the pitches of its notes.
+    let alone = |id: &str| {
+        let mut host = Host::new(48_000.0);
+        host.deactivate();
+        host.load_state(&choosing(id));
+        host.activate();
+        host.play(0.0, 16.0, 120.0, &mut fixed(512));
+        host.heard.iter().filter(|h| h.on).map(|h| h.key).collect::<Vec<_>>()
+    };
+    let models = [
+        ("Folk melody", alone("folk-melody")),
+        ("Bass line", alone("bass-line")),
+        ("Bach chorales", alone("bach-chorales")),
+    ];
+    let mean = |keys: &[u8]| keys.iter().map(|&k| k as f64).sum::<f64>() / keys.len() as f64;
+    assert!(models
+        .iter()
+        .all(|(name, keys)| keys.len() > 16 && models.iter().all(|(other, k)| other == name || k != keys)));
+    assert!(mean(&models[1].1) + 5.0 < mean(&models[2].1), "the bass line lies below the chorales");
+
+    // Automation while the host plays: the old model's notes end, and the new one plays its own
+    // opening from the next beat.
+    let mut host = Host::new(48_000.0);
+    let mut pos = host.play(0.0, 8.0, 120.0, &mut fixed(256));
+    for (name, opening) in &models {
+        let before = host.heard.len();
+        host.set("Model", name);
+        let started = std::time::Instant::now();
+        let plays_its_opening = |host: &Host| {
+            let keys: Vec<u8> = host.heard[before..].iter().filter(|h| h.on).map(|h| h.key).collect();
+            keys.windows(12).any(|w| w == &opening[..12])
+        };
+        while !plays_its_opening(&host) {
+            assert!(started.elapsed() < std::time::Duration::from_secs(30), "{name} never played");
+            pos = host.play(pos, 0.5, 120.0, &mut fixed(256));
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        pos = host.play(pos, 4.0, 120.0, &mut fixed(256));
+    }
+    host.stopped(256, pos);
+    let mut sounding = std::collections::BTreeSet::new();
+    for h in &host.heard {
+        if h.on {
+            assert!(sounding.insert(h.key), "{h:?} struck while sounding");
+        } else {
+            assert!(sounding.remove(&h.key), "{h:?} ends a note that does not sound");
+        }
+    }
+    assert!(sounding.is_empty(), "hanging after the switches: {sounding:?}");
+
+    // The project remembers the choice, and a restored project plays it.
+    let mut host = Host::new(48_000.0);
+    host.set("Model", "Bass line");
+    host.block(64, Transport { playing: false, tempo: 120.0, beats: 0.0 });
+    let saved = host.save_state();
+    let state: serde_json::Value = serde_json::from_slice(&saved[8..]).unwrap();
+    assert_eq!(state["params"]["model"]["string"], "bass-line", "{state}");
+    let mut restored = Host::new(48_000.0);
+    restored.deactivate();
+    restored.load_state(&saved);
+    restored.activate();
+    restored.play(0.0, 16.0, 120.0, &mut fixed(512));
+    assert_eq!(restored.heard.iter().filter(|h| h.on).map(|h| h.key).collect::<Vec<_>>(), models[1].1);
 }
 
 #[test]

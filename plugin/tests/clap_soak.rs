@@ -219,7 +219,8 @@ struct Soak {
     params: Vec<ParamDescription>,
     /// The last blocks sent, for a failure's message.
     recent: std::collections::VecDeque<String>,
-    models: Vec<String>,
+    /// What a project can name: (the `Model` parameter's id, the model file).
+    models: Vec<(String, String)>,
     state: Vec<u8>,
     // The musician.
     musician_held: Vec<u8>,
@@ -229,7 +230,7 @@ struct Soak {
 }
 
 impl Soak {
-    fn new(seed: u64, models: Vec<String>) -> Soak {
+    fn new(seed: u64, models: Vec<(String, String)>) -> Soak {
         let mut random = Random::new(seed);
         let rate = SAMPLE_RATES[random.below(SAMPLE_RATES.len())];
         let mut host = Host::new(rate);
@@ -581,9 +582,10 @@ impl Soak {
 
     /// Another model, as a project load brings it: deactivate, state naming it, activate.
     fn switch_model(&mut self) {
-        let path = self.models[self.random.below(self.models.len())].clone();
+        let (choice, path) = self.models[self.random.below(self.models.len())].clone();
         let mut state: serde_json::Value =
             serde_json::from_slice(&self.state[8..]).expect("the state is JSON");
+        state["params"]["model"] = serde_json::json!({ "string": choice });
         state["fields"]["model-path"] = serde_json::Value::String(serde_json::to_string(&path).unwrap());
         let json = serde_json::to_vec(&state).unwrap();
         let bytes = [(json.len() as u64).to_le_bytes().as_slice(), &json].concat();
@@ -606,7 +608,8 @@ fn an_hour_of_a_careless_user_in_a_quirky_host() {
     let trace = dir.path().join("meters.json");
     // Read by the plugin when it deactivates.
     std::env::set_var("CONTINUO_METERS_TRACE", &trace);
-    let mut models = vec![String::new()];
+    let mut models: Vec<(String, String)> =
+        ["bach-chorales", "folk-melody", "bass-line"].map(|id| (id.to_string(), String::new())).to_vec();
     for (name, shape) in [
         ("small", ModelShape { layers: 1, hidden: 32, embed: 16, dense: 32, vocab: 384 }),
         ("two-layer", ModelShape { layers: 2, hidden: 64, embed: 16, dense: 64, vocab: 384 }),
@@ -615,7 +618,7 @@ fn an_hour_of_a_careless_user_in_a_quirky_host() {
         let bytes =
             model::write(&ModelWeights::random(&shape, 5, 1.5), &ModelInfo::new(name, shape)).unwrap();
         std::fs::write(&path, bytes).unwrap();
-        models.push(path.to_str().unwrap().to_string());
+        models.push(("file".to_string(), path.to_str().unwrap().to_string()));
     }
 
     let started = Instant::now();

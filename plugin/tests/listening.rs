@@ -25,7 +25,7 @@ fn player(seed: u64, listen: ListenSettings) -> Player {
     let params = ContinuoParams::default();
     let mut settings = params.generator_settings();
     settings.sampler.seed = seed;
-    let model = Model::load(continuo::DEFAULT_MODEL, "default").unwrap();
+    let model = Model::load(continuo::built_in::DEFAULT.bytes, "default").unwrap();
     let mut player = Player::new(model, settings, params.output_settings(), Arc::default()).unwrap();
     player.set_listening(listen, &mut |_| {});
     player
@@ -144,11 +144,7 @@ fn key_of(played: &[Played]) -> ScaleLock {
             weight[pitch as usize % 12] += (at - started[pitch as usize]) as f64;
         }
     }
-    let candidates =
-        (0..12u8).flat_map(|key| [Scale::Major, Scale::HarmonicMinor].map(|scale| ScaleLock { key, scale }));
-    let fit =
-        |lock: &ScaleLock| (0..12u8).filter(|pc| lock.allows(*pc)).map(|pc| weight[pc as usize]).sum::<f64>();
-    candidates.max_by(|a, b| fit(a).total_cmp(&fit(b))).unwrap()
+    ScaleLock::best_fit(ScaleLock::in_keys(&[Scale::Major, Scale::HarmonicMinor]), &weight).unwrap()
 }
 
 /// Share of the note-ons in `events` between two samples that `key` holds.
@@ -324,7 +320,7 @@ fn density_moves_the_notes_per_bar_monotonically() {
             let mut settings = params.generator_settings();
             settings.sampler.seed = seed;
             settings.sampler.density = density;
-            let model = Model::load(continuo::DEFAULT_MODEL, "default").unwrap();
+            let model = Model::load(continuo::built_in::DEFAULT.bytes, "default").unwrap();
             let mut player = Player::new(model, settings, params.output_settings(), Arc::default()).unwrap();
             let (events, _) = perform(&mut player, 32.0, &[]);
             notes += events.iter().filter(|(_, e)| e.is_on()).count();

@@ -64,6 +64,13 @@ pub struct DocumentEntry {
     /// Token offset inside the shard.
     pub offset: u64,
     pub tokens: u64,
+    /// Semitones `prepare --same-key` moved the file by (0 otherwise): where its key was.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub moved: i32,
+}
+
+fn is_zero(moved: &i32) -> bool {
+    *moved == 0
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,6 +79,10 @@ pub struct Index {
     pub version: u32,
     pub vocab: VocabSpec,
     pub role: Role,
+    /// How many notes the music sounds at once at nine in ten of its onsets (see `prepare`); None in
+    /// datasets prepared before it was measured.
+    #[serde(default)]
+    pub voices: Option<u8>,
     pub shards: Vec<ShardEntry>,
     pub documents: Vec<DocumentEntry>,
 }
@@ -166,6 +177,19 @@ pub struct TokenStream {
     pub documents: usize,
     /// Where each document starts in `tokens`, in index order.
     pub document_starts: Vec<usize>,
+    /// How far `prepare --same-key` moved each document (see [`DocumentEntry::moved`]).
+    pub document_moves: Vec<i32>,
+}
+
+/// Which keys training windows are transposed into.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Transposition {
+    /// A random shift of up to this many semitones either way.
+    Within(i32),
+    /// The key of a random song of the data, as it was written: a dataset prepared with
+    /// `--same-key` is in C, and each song remembers how far it moved. The model plays in the
+    /// keys the music was written in, as often.
+    IntoTheDatasKeys,
 }
 
 impl TokenStream {
@@ -203,7 +227,8 @@ impl TokenStream {
                 split.name()
             );
         }
-        Ok(TokenStream { tokens, documents: document_starts.len(), document_starts })
+        let document_moves = index.documents.iter().filter(|d| d.split == split).map(|d| d.moved).collect();
+        Ok(TokenStream { tokens, documents: document_starts.len(), document_starts, document_moves })
     }
 
     pub fn len(&self) -> usize {
@@ -216,9 +241,14 @@ impl TokenStream {
         self.document_starts.iter().zip(ends).map(|(&start, end)| &self.tokens[start..end])
     }
 
+    /// Whether the documents remember being moved into one key (`prepare --same-key`).
+    pub fn is_in_one_key(&self) -> bool {
+        self.document_moves.iter().any(|&m| m != 0)
+    }
+
     /// A random window of `len` + 1 tokens (inputs and the targets shifted by one), transposed
-    /// by up to `transpose` semitones either way, as far as every pitch in it stays in 0..=127.
-    pub fn random_window(&self, len: usize, transpose: i32, rng: &mut Rng, out: &mut Vec<u32>) {
+    /// as `transposition` says, as far as every pitch in it stays in 0..=127.
+    pub fn random_window(&self, len: usize, transposition: Transposition, rng: &mut Rng, out: &mut Vec<u32>) {
         let span = len + 1;
         let start = if self.tokens.len() > span {
             (rng.next_u64() % (self.tokens.len() - span) as u64) as usize
@@ -227,11 +257,21 @@ impl TokenStream {
         };
         out.clear();
         out.extend(self.tokens[start..(start + span).min(self.tokens.len())].iter().map(|&t| t as u32));
-        if transpose > 0 {
-            let (low, high) = pitch_span(out);
-            let down = transpose.min(low as i32);
-            let up = transpose.min(127 - high as i32);
-            let shift = (rng.next_u64() % (down + up + 1) as u64) as i32 - down;
+        let (low, high) = pitch_span(out);
+        let (lowest_shift, highest_shift) = (-(low as i32), 127 - high as i32);
+        let shift = match transposition {
+            Transposition::Within(0) => 0,
+            Transposition::Within(transpose) => {
+                let (down, up) = (transpose.min(-lowest_shift), transpose.min(highest_shift));
+                (rng.next_u64() % (down + up + 1) as u64) as i32 - down
+            }
+            Transposition::IntoTheDatasKeys if self.document_moves.is_empty() => 0,
+            Transposition::IntoTheDatasKeys => {
+                let song = (rng.next_u64() % self.document_moves.len() as u64) as usize;
+                (-self.document_moves[song]).clamp(lowest_shift.min(0), highest_shift.max(0))
+            }
+        };
+        if shift != 0 {
             transpose_tokens(out, shift);
         }
     }
@@ -289,16 +329,42 @@ mod tests {
                 .collect(),
             documents: 1,
             document_starts: vec![0],
+            document_moves: vec![0],
         };
         let mut rng = Rng::new(3);
         let mut window = Vec::new();
         let mut shifts = std::collections::BTreeSet::new();
         for _ in 0..200 {
-            stream.random_window(3, 5, &mut rng, &mut window);
+            stream.random_window(3, Transposition::Within(5), &mut rng, &mut window);
             let (low, high) = pitch_span(&window);
             shifts.insert(low as i32 - 2);
             assert!(high <= 127 && low as i32 - 2 >= -2 && high as i32 - 125 <= 2);
         }
         assert_eq!(shifts.into_iter().collect::<Vec<_>>(), vec![-2, -1, 0, 1, 2]);
+    }
+
+    #[test]
+    fn windows_go_into_the_keys_the_songs_were_written_in() {
+        // Three songs moved into C by -2, -2 and +5 (written in D, D and G): windows move by +2
+        // twice as often as by -5, and never otherwise.
+        let stream = TokenStream {
+            tokens: [Token::NoteOn(60), Token::TimeShift(4), Token::NoteOff(60)]
+                .iter()
+                .map(|t| t.id() as u16)
+                .collect(),
+            documents: 3,
+            document_starts: vec![0, 1, 2],
+            document_moves: vec![-2, -2, 5],
+        };
+        assert!(stream.is_in_one_key());
+        let mut rng = Rng::new(8);
+        let mut window = Vec::new();
+        let mut shifts = std::collections::BTreeMap::new();
+        for _ in 0..3000 {
+            stream.random_window(2, Transposition::IntoTheDatasKeys, &mut rng, &mut window);
+            *shifts.entry(pitch_span(&window).0 as i32 - 60).or_insert(0) += 1;
+        }
+        assert_eq!(shifts.keys().copied().collect::<Vec<_>>(), vec![-5, 2]);
+        assert!((1800..2200).contains(&shifts[&2]), "{shifts:?}");
     }
 }

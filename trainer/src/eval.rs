@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use continuo_engine::generator;
 use continuo_engine::model::Model;
 use continuo_engine::music::Scale;
 use continuo_engine::sampler::Rng;
@@ -46,9 +47,9 @@ pub use overlap::Densities;
 /// (every other reference song scored against the rest) and a floor (random notes, as many as in
 /// each generated piece).
 ///
-/// The sampler flags default to the musician's defaults, the plugin's (temperature 1, top-p 1,
-/// 6 voices, notes 36..96, chromatic): by default, the model is scored as the plugin first plays
-/// it.
+/// The sampler flags default to the musician's defaults, the plugin's (each flag shows its
+/// default below; the model's own voices, no scale lock): by default, the model is scored as the
+/// plugin first plays it.
 ///
 /// Writes NAME.eval.json (every number and the settings) and NAME.eval.svg (the two densities of
 /// each feature) next to the model, or next to --json.
@@ -159,6 +160,8 @@ pub struct MusicSettings {
     pub bars: u64,
     pub first_seed: u64,
     pub sampler: SamplerArgs,
+    /// The voices played: `sampler.voices`, or the model's own for "as trained" (0).
+    pub voices_played: usize,
     pub kernel: &'static str,
     pub grid_points: usize,
 }
@@ -273,6 +276,7 @@ pub fn evaluate(args: &Args) -> Result<Report> {
             bars: args.bars,
             first_seed: args.seed,
             sampler: args.sampler.clone(),
+            voices_played: generator::voices_with(model.info(), args.sampler.voices),
             kernel: "Gaussian, Silverman's bandwidth",
             grid_points: overlap::GRID_POINTS,
         },
@@ -538,7 +542,10 @@ fn print_report(r: &Report) {
         s.first_seed + s.samples - 1,
         p.temperature,
         p.top_p,
-        p.voices,
+        match p.voices {
+            0 => format!("{} (as trained)", s.voices_played),
+            _ => s.voices_played.to_string(),
+        },
         p.lowest,
         p.highest,
         m.reference_pieces,

@@ -103,6 +103,7 @@ pub fn export(run: &Path, out: &Path, name: Option<&str>, last: bool) -> Result<
             validation_loss: state.val_loss.map(|l| l as f32),
             exported_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
             command: config.command()?,
+            voices: dataset.voices,
         },
     };
     let bytes = model::write(&net.to_model_weights()?, &info)?;

@@ -8,7 +8,7 @@ use continuo_engine::generator::{Generator, GeneratorSettings};
 use continuo_engine::midi::{self, Note};
 use continuo_engine::model::Model;
 use continuo_engine::music::{parse_key, Scale, ScaleLock, KEY_NAMES};
-use continuo_engine::sampler::SamplerSettings;
+use continuo_engine::sampler::{SamplerSettings, MAX_VOICES};
 use continuo_engine::vocab::{self, GridNote, NoteCollector, STEPS_PER_BEAT};
 use serde::Serialize;
 
@@ -78,8 +78,10 @@ pub struct SamplerArgs {
     /// Highest MIDI note played.
     #[arg(long, visible_alias = "high", default_value_t = DEFAULT.highest)]
     pub highest: u8,
-    /// Most notes sounding at once.
-    #[arg(long, visible_alias = "polyphony", default_value_t = DEFAULT.max_polyphony)]
+    /// Most notes sounding at once; 0: as many as the model's training music sounds at once
+    /// (the model says; 6 for a model that does not), as the plugin's Polyphony "as trained".
+    #[arg(long, visible_alias = "polyphony", default_value_t = DEFAULT.max_polyphony,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=MAX_VOICES as u64))]
     pub voices: usize,
     /// Notes held this many beats are ended.
     #[arg(long, default_value_t = GeneratorSettings::DEFAULT.max_note_beats)]
@@ -113,12 +115,11 @@ impl SamplerArgs {
                 lock.describe()
             );
         }
-        if self.voices == 0
-            || self.temperature < 0.0
+        if self.temperature < 0.0
             || !(0.0..=1.0).contains(&self.top_p)
             || !(-1.0..=1.0).contains(&self.density)
         {
-            bail!("need --voices >= 1, --temperature >= 0, 0 <= --top-p <= 1 and -1 <= --density <= 1");
+            bail!("need --temperature >= 0, 0 <= --top-p <= 1 and -1 <= --density <= 1");
         }
         Ok(GeneratorSettings {
             sampler: SamplerSettings {

@@ -122,18 +122,19 @@ impl LstmNet {
     pub fn forward(&self, tokens: &Tensor) -> Result<Tensor> {
         let (batch, time) = tokens.dims2()?;
         let layout = RowLayout::new(batch, time, self.groups(batch, tokens.device()));
-        let logits = self.logits(&layout.rows_of(tokens)?, layout)?;
+        let logits = self.logits(&layout.rows_of(tokens)?, layout, None)?;
         layout.windows_of(&logits)
     }
 
     /// Mean next-token cross-entropy of windows [batch, time + 1]: inputs are all but the last
-    /// token, targets all but the first.
-    pub fn loss(&self, windows: &Tensor) -> Result<Tensor> {
+    /// token, targets all but the first. With `dropout` (training), each LSTM layer's output is
+    /// dropped out.
+    pub fn loss(&self, windows: &Tensor, dropout: Option<Dropout>) -> Result<Tensor> {
         let (batch, span) = windows.dims2()?;
         let layout = RowLayout::new(batch, span - 1, self.groups(batch, windows.device()));
         let inputs = layout.rows_of(&windows.narrow(1, 0, span - 1)?)?;
         let targets = layout.rows_of(&windows.narrow(1, 1, span - 1)?)?;
-        let logits = self.logits(&inputs, layout)?;
+        let logits = self.logits(&inputs, layout, dropout)?;
         Ok(if layout.groups > 0 {
             cross_entropy::mean(&logits, &targets)?
         } else {
@@ -151,10 +152,13 @@ impl LstmNet {
     }
 
     /// Logits [rows, vocab] of token rows laid out as `layout` says.
-    fn logits(&self, tokens: &Tensor, layout: RowLayout) -> Result<Tensor> {
+    fn logits(&self, tokens: &Tensor, layout: RowLayout, dropout: Option<Dropout>) -> Result<Tensor> {
+        let mask = |layer: usize| -> Result<Option<Tensor>> {
+            dropout.map(|d| d.mask(layout, self.shape.hidden, layer, tokens.device())).transpose()
+        };
         let features = if layout.groups > 0 {
             let mut x: Option<Tensor> = None;
-            for layer in &self.layers {
+            for (l, layer) in self.layers.iter().enumerate() {
                 let bias = (&layer.bias_ih + &layer.bias_hh)?;
                 // The input side of every step at once. The first layer's input is an embedding
                 // row, so its input side is a row of the embedding projected by W_ih: projecting
@@ -164,7 +168,11 @@ impl LstmNet {
                     None => self.embedding.matmul(&layer.weight_ih.t()?)?.index_select(tokens, 0)?,
                     Some(x) => x.matmul(&layer.weight_ih.t()?)?,
                 };
-                x = Some(lstm::layer(&input_side, &layer.weight_hh, &bias, layout.time, layout.groups)?);
+                let h = lstm::layer(&input_side, &layer.weight_hh, &bias, layout.time, layout.groups)?;
+                x = Some(match mask(l)? {
+                    Some(mask) => (h * mask)?,
+                    None => h,
+                });
             }
             x.expect("a network has at least one layer")
         } else {
@@ -173,9 +181,13 @@ impl LstmNet {
             let mut x: Vec<Tensor> = (0..layout.time)
                 .map(|t| self.embedding.index_select(&steps.get(t)?, 0))
                 .collect::<candle_core::Result<_>>()?;
-            for layer in &self.layers {
+            for (l, layer) in self.layers.iter().enumerate() {
                 let weight = Tensor::cat(&[&layer.weight_ih, &layer.weight_hh], 1)?;
                 x = step_by_step(&x, &weight, &(&layer.bias_ih + &layer.bias_hh)?)?;
+                if let Some(mask) = mask(l)? {
+                    let steps = mask.chunk(layout.time, 0)?;
+                    x = x.iter().zip(&steps).map(|(h, m)| h * m).collect::<candle_core::Result<_>>()?;
+                }
             }
             Tensor::cat(&x, 0)?
         };
@@ -214,6 +226,34 @@ impl LstmNet {
             out_w: flat(&self.out_w)?,
             out_b: flat(&self.out_b)?,
         })
+    }
+}
+
+/// Dropout of the LSTM layers' outputs in a training step: each unit of each token's output
+/// is zeroed with probability `rate` and the rest scaled by 1 / (1 - rate). The masks come from
+/// `seed` (the run's seed and the step), so a resumed run drops the units an uninterrupted one
+/// would.
+#[derive(Debug, Clone, Copy)]
+pub struct Dropout {
+    pub rate: f64,
+    pub seed: u64,
+}
+
+impl Dropout {
+    /// The mask of one layer's output, as rows laid out as `layout` says [rows, hidden]: 0 or
+    /// 1 / (1 - rate). It is drawn window by window, so each token of each window drops the
+    /// same units whatever the layout (the number of threads, or the step-by-step cell).
+    fn mask(self, layout: RowLayout, hidden: usize, layer: usize, device: &Device) -> Result<Tensor> {
+        let mut rng = Rng::new(self.seed ^ (layer as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03));
+        let keep = (1.0 / (1.0 - self.rate)) as f32;
+        let values: Vec<f32> = (0..layout.batch * layout.time * hidden)
+            .map(|_| if rng.next_f64() < self.rate { 0.0 } else { keep })
+            .collect();
+        let groups = layout.groups.max(1);
+        Ok(Tensor::from_vec(values, (groups, layout.batch / groups, layout.time, hidden), device)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((layout.batch * layout.time, hidden))?)
     }
 }
 
@@ -299,13 +339,14 @@ mod tests {
         for threads in [1, 2, 3] {
             let varmap = VarMap::new();
             let mut net = LstmNet::new(shape, &varmap, &device, 11, threads).unwrap();
-            let fused_loss = net.loss(&windows).unwrap();
+            let dropout = Some(Dropout { rate: 0.25, seed: 9 });
+            let fused_loss = net.loss(&windows, dropout).unwrap();
             let fused = fused_loss.backward().unwrap();
             net.fused = false;
-            let reference_loss = net.loss(&windows).unwrap();
+            let reference_loss = net.loss(&windows, dropout).unwrap();
             let reference = reference_loss.backward().unwrap();
             let (a, b) = (fused_loss.to_scalar::<f32>().unwrap(), reference_loss.to_scalar::<f32>().unwrap());
-            assert!((a - b).abs() < 1e-5, "loss {a} against {b}");
+            assert!((a - b).abs() < 1e-5, "{threads} threads: loss {a} against {b}");
             for (name, var) in varmap.data().lock().unwrap().iter() {
                 let (g1, g2) = (fused.get(var).unwrap(), reference.get(var).unwrap());
                 let diff = (g1 - g2).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();

@@ -67,7 +67,10 @@ impl AdamW {
         let (correction1, correction2) = (1.0 - self.beta1.powi(t), 1.0 - self.beta2.powi(t));
         for (i, (_, var)) in self.params.iter().enumerate() {
             let Some(g) = grads.get(var) else { continue };
-            let g = (g * scale)?;
+            // Detached: candle leaves a variable's gradient attached to the ops that made it
+            // (a product with another variable, say), and moments built from it would then
+            // hold every step's graph, growing by megabytes a step.
+            let g = (g.detach() * scale)?;
             self.m[i] = ((&self.m[i] * self.beta1)? + (&g * (1.0 - self.beta1))?)?;
             self.v[i] = ((&self.v[i] * self.beta2)? + (g.sqr()? * (1.0 - self.beta2))?)?;
             let m_hat = (&self.m[i] / correction1)?;

@@ -18,7 +18,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use continuo_engine::midi::{self, Role};
-use continuo_engine::vocab::{self, VocabSpec};
+use continuo_engine::music::{Scale, ScaleLock};
+use continuo_engine::vocab::{self, Token, VocabSpec};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -55,9 +56,52 @@ pub struct Args {
     /// a band arrangement), the highest its melody or soprano.
     #[arg(long, value_enum, default_value = "all")]
     pub part: Part,
+    /// Transpose every file into the key signature of C major and A minor (by at most six
+    /// semitones, from the major scale that holds most of its notes' durations). Songs that
+    /// follow each other in the training stream then share their key, so the model learns
+    /// that music stays in its key past the end of a piece. Train with `--keys as-written` to
+    /// move each window back into the key of a song as it was written (the built-in models), or
+    /// with `--transpose 6` into any of the twelve.
+    #[arg(long)]
+    pub same_key: bool,
     /// Share of files held out for validation, chosen by a hash of their path.
     #[arg(long, default_value_t = 0.05)]
     pub val_fraction: f64,
+}
+
+/// What of each file becomes training data.
+#[derive(Debug, Clone, Copy)]
+pub struct NotesToLearn {
+    pub role: Role,
+    pub part: Part,
+    /// Each file moved into the key signature of C (see `--same-key`).
+    pub same_key: bool,
+}
+
+impl NotesToLearn {
+    /// A file's notes to learn, and the semitones they are to be moved by.
+    fn of<'a>(&self, song: &'a midi::Song) -> (Vec<&'a midi::Note>, i32) {
+        let notes = self.part.select(song.notes_for(self.role).collect());
+        let shift = if self.same_key && self.role == Role::Melodic { shift_to_c(&notes) } else { 0 };
+        (notes, shift)
+    }
+}
+
+/// The semitones (-6..=5) that move the major scale holding most of the notes' durations to
+/// C major, or the other way round the octave when that keeps every pitch in 0..=127.
+fn shift_to_c(notes: &[&midi::Note]) -> i32 {
+    let mut weights = [0.0; 12];
+    for n in notes {
+        weights[n.pitch as usize % 12] += n.end - n.start;
+    }
+    let Some(key) = ScaleLock::best_fit(ScaleLock::in_keys(&[Scale::Major]), &weights) else { return 0 };
+    let mut shift = (-(key.key as i32)).rem_euclid(12);
+    if shift > 5 {
+        shift -= 12;
+    }
+    let (low, high) = notes.iter().fold((127, 0), |(l, h), n| (n.pitch.min(l), n.pitch.max(h)));
+    let fits = |s: i32| (0..=127).contains(&(low as i32 + s)) && (0..=127).contains(&(high as i32 + s));
+    [shift, shift + 12, shift - 12].into_iter().find(|&s| fits(s)).unwrap_or(0)
 }
 
 /// Which part of a file is learned.
@@ -126,6 +170,9 @@ pub struct Stats {
     /// The part of each file that was read (`--part`).
     #[serde(default)]
     pub part: Part,
+    /// Whether every file was moved into the key signature of C (`--same-key`).
+    #[serde(default)]
+    pub same_key: bool,
     pub files_found: u64,
     pub files_read: u64,
     pub files_rejected: u64,
@@ -141,6 +188,15 @@ pub struct Stats {
     pub pitch_histogram: Vec<u64>,
     /// Notes per MIDI velocity 0..128.
     pub velocity_histogram: Vec<u64>,
+    /// Onsets by how many notes sound there (those starting included), 0..=16 (16: 16 or
+    /// more), on the grid the model learns.
+    #[serde(default)]
+    pub polyphony_histogram: Vec<u64>,
+    /// How many notes the music sounds at once at nine in ten of its onsets
+    /// ([`VOICES_SHARE`]): what a model of it plays when the musician leaves Polyphony "as
+    /// trained".
+    #[serde(default)]
+    pub voices: u8,
     pub seconds: f64,
     pub files_per_second: f64,
     /// The process's peak resident memory when done, in MB (Linux; 0 elsewhere).
@@ -163,10 +219,56 @@ struct Encoded {
     seconds: f64,
     pitches: Vec<u8>,
     velocities: Vec<u8>,
+    /// Onsets by the notes sounding there, as `Stats::polyphony_histogram`.
+    polyphony: [u64; POLYPHONY_BINS],
+    /// Semitones the file was moved by (`--same-key`).
+    moved: i32,
+}
+
+/// The share of onsets a dataset's `voices` cover: nine in ten. The chorales sound four notes
+/// at 92% of their onsets and five or more at 8% (the few with instrumental parts), fiddle
+/// tunes one note at 99%: "nearly always", without the rare extra voice.
+const VOICES_SHARE: f64 = 0.9;
+
+/// Bins of the polyphony histogram: 0..=16 notes sounding.
+const POLYPHONY_BINS: usize = 17;
+
+/// Onsets of `notes` (grid notes of one file) by how many notes sound there, those starting
+/// included: held notes count, as a listener hears them.
+fn polyphony_at_onsets(notes: &[vocab::GridNote]) -> [u64; POLYPHONY_BINS] {
+    let mut notes = notes.to_vec();
+    notes.sort_by_key(|n| n.start);
+    let mut histogram = [0u64; POLYPHONY_BINS];
+    let mut ends: Vec<u64> = Vec::new();
+    let mut i = 0;
+    while i < notes.len() {
+        let now = notes[i].start;
+        ends.retain(|&end| end > now);
+        while i < notes.len() && notes[i].start == now {
+            ends.push(notes[i].end);
+            i += 1;
+        }
+        histogram[ends.len().min(POLYPHONY_BINS - 1)] += 1;
+    }
+    histogram
+}
+
+/// The fewest voices that cover `share` of the onsets of a polyphony histogram (at least 1).
+fn voices_covering(histogram: &[u64], share: f64) -> u8 {
+    let total: u64 = histogram.iter().sum();
+    let mut covered = 0;
+    for (voices, &count) in histogram.iter().enumerate() {
+        covered += count;
+        if covered as f64 >= share * total as f64 {
+            return voices.max(1) as u8;
+        }
+    }
+    (histogram.len() - 1) as u8
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let stats = prepare(&args.dirs, &args.out, args.role.into(), args.part, args.val_fraction, true)?;
+    let learn = NotesToLearn { role: args.role.into(), part: args.part, same_key: args.same_key };
+    let stats = prepare(&args.dirs, &args.out, learn, args.val_fraction, true)?;
     print_summary(&stats, &args.out);
     Ok(())
 }
@@ -225,7 +327,7 @@ impl IndexWriter {
         Ok(())
     }
 
-    fn finish(mut self, role: Role, shards: Vec<ShardEntry>) -> Result<()> {
+    fn finish(mut self, role: Role, voices: u8, shards: Vec<ShardEntry>) -> Result<()> {
         self.documents.flush()?;
         drop(self.documents);
         let head = Index {
@@ -233,6 +335,7 @@ impl IndexWriter {
             version: dataset::VERSION,
             vocab: VocabSpec::v1(),
             role,
+            voices: Some(voices),
             shards,
             documents: Vec::new(),
         };
@@ -265,8 +368,7 @@ impl IndexWriter {
 pub fn prepare(
     dirs: &[PathBuf],
     out: &Path,
-    role: Role,
-    part: Part,
+    learn: NotesToLearn,
     val_fraction: f64,
     show_progress: bool,
 ) -> Result<Stats> {
@@ -288,10 +390,12 @@ pub fn prepare(
         .with_context(|| format!("{}: cannot create the dataset folder", out.display()))?;
 
     let mut stats = Stats {
-        part,
+        part: learn.part,
+        same_key: learn.same_key,
         files_found: found,
         pitch_histogram: vec![0; 128],
         velocity_histogram: vec![0; 128],
+        polyphony_histogram: vec![0; POLYPHONY_BINS],
         ..Default::default()
     };
     let mut train = ShardWriter::new(out, Split::Train);
@@ -312,7 +416,7 @@ pub fn prepare(
         let results: Vec<Result<Encoded, (PathBuf, String, String)>> = batch
             .par_iter()
             .map(|(path, relative)| {
-                let result = encode_file(path, relative, role, part);
+                let result = encode_file(path, relative, learn);
                 bar.inc(1);
                 result
             })
@@ -338,12 +442,14 @@ pub fn prepare(
                     for &v in &encoded.velocities {
                         stats.velocity_histogram[v as usize] += 1;
                     }
+                    stats.polyphony_histogram.iter_mut().zip(encoded.polyphony).for_each(|(s, n)| *s += n);
                     index.push(&DocumentEntry {
                         path: encoded.path,
                         split,
                         shard,
                         offset,
                         tokens: encoded.tokens.len() as u64,
+                        moved: encoded.moved,
                     })?;
                 }
                 Err((path, reason, message)) => {
@@ -363,7 +469,8 @@ pub fn prepare(
             stats.rejected.values().flatten().next().map(|r| r.message.as_str()).unwrap_or("none")
         );
     }
-    index.finish(role, [train.finish()?, val.finish()?].concat())?;
+    stats.voices = voices_covering(&stats.polyphony_histogram, VOICES_SHARE);
+    index.finish(learn.role, stats.voices, [train.finish()?, val.finish()?].concat())?;
     stats.seconds = started.elapsed().as_secs_f64();
     stats.files_per_second = stats.files_found as f64 / stats.seconds.max(1e-9);
     stats.peak_memory_mb = peak_memory_mb();
@@ -377,14 +484,13 @@ pub fn prepare(
 fn encode_file(
     path: &Path,
     relative: &str,
-    role: Role,
-    part: Part,
+    learn: NotesToLearn,
 ) -> Result<Encoded, (PathBuf, String, String)> {
     let song = midi::read_file(path)
         .map_err(|e| (path.to_path_buf(), e.problem.reason().to_string(), e.to_string()))?;
-    let notes = part.select(song.notes_for(role).collect());
+    let (notes, shift) = learn.of(&song);
     if notes.is_empty() {
-        let role_name = match role {
+        let role_name = match learn.role {
             Role::Melodic => "melodic",
             Role::Drums => "drum",
         };
@@ -398,19 +504,21 @@ fn encode_file(
     // place in the bar.
     let first = notes.iter().map(|n| n.start).fold(f64::INFINITY, f64::min);
     let offset = (first / 4.0).floor() * 4.0;
-    let tokens: Vec<u16> =
-        vocab::encode(notes.iter().map(|n| (n.pitch, n.velocity, n.start - offset, n.end - offset)))
-            .iter()
-            .map(|t| t.id() as u16)
-            .collect();
+    let tokens: Vec<Token> = vocab::encode(
+        notes.iter().map(|n| ((n.pitch as i32 + shift) as u8, n.velocity, n.start - offset, n.end - offset)),
+    );
+    let polyphony = polyphony_at_onsets(&vocab::decode(&tokens));
+    let tokens: Vec<u16> = tokens.iter().map(|t| t.id() as u16).collect();
     Ok(Encoded {
         path: path.to_path_buf(),
         relative: relative.to_string(),
         tokens,
         notes: notes.len() as u64,
         seconds: song.duration_seconds(),
-        pitches: notes.iter().map(|n| n.pitch).collect(),
+        pitches: notes.iter().map(|n| (n.pitch as i32 + shift) as u8).collect(),
         velocities: notes.iter().map(|n| n.velocity).collect(),
+        polyphony,
+        moved: shift,
     })
 }
 
@@ -461,12 +569,13 @@ mod tests {
                 shard: 0,
                 offset: i * 100,
                 tokens: 100,
+                moved: i as i32 - 1,
             })
             .collect();
         for document in &documents {
             writer.push(document).unwrap();
         }
-        writer.finish(Role::Melodic, Vec::new()).unwrap();
+        writer.finish(Role::Melodic, 4, Vec::new()).unwrap();
         let index = Index::load(dir.path()).unwrap();
         assert_eq!(format!("{:?}", index.documents), format!("{documents:?}"));
         assert!(!dir.path().join("index.documents.partial").exists());
@@ -494,5 +603,43 @@ mod tests {
         }
         assert!(mean(&low) + 12.0 < mean(&high));
         assert_eq!(Part::All.select(notes.clone()).len(), notes.len());
+    }
+
+    #[test]
+    fn same_key_moves_every_chorale_and_tune_into_c_major() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/fixtures/midi");
+        let learn = NotesToLearn { role: Role::Melodic, part: Part::All, same_key: true };
+        let mut shifts = Vec::new();
+        for name in ["bwv1.6.mid", "bwv248.64-6.mid", "bwv323.mid", "42dHighlandRegimentStrathspey.mid"] {
+            let song = midi::read_file(&fixtures.join(name)).unwrap();
+            let (notes, shift) = learn.of(&song);
+            assert!((-6..=5).contains(&shift), "{name}: {shift}");
+            let mut weights = [0.0; 12];
+            for n in &notes {
+                weights[(n.pitch as i32 + shift) as usize % 12] += n.end - n.start;
+            }
+            let key = ScaleLock::best_fit(ScaleLock::in_keys(&[Scale::Major]), &weights).unwrap();
+            assert_eq!(key.key, 0, "{name} moved by {shift}");
+            shifts.push(shift);
+        }
+        assert!(shifts.iter().any(|&s| s != 0), "the fixtures are not all in C already: {shifts:?}");
+        let as_is = NotesToLearn { same_key: false, ..learn };
+        let song = midi::read_file(&fixtures.join("bwv1.6.mid")).unwrap();
+        assert_eq!(as_is.of(&song).1, 0);
+    }
+
+    #[test]
+    fn a_chorale_sounds_four_voices_and_a_fiddle_tune_one() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/fixtures/midi");
+        let learn = NotesToLearn { role: Role::Melodic, part: Part::All, same_key: false };
+        let voices = |name: &str, learn: NotesToLearn| {
+            let encoded = encode_file(&fixtures.join(name), name, learn).unwrap();
+            voices_covering(&encoded.polyphony, VOICES_SHARE)
+        };
+        assert_eq!(voices("bwv323.mid", learn), 4);
+        assert_eq!(voices("42dHighlandRegimentStrathspey.mid", learn), 1);
+        assert_eq!(voices("bwv1.6.mid", NotesToLearn { part: Part::Lowest, ..learn }), 1);
+        assert_eq!(voices_covering(&[0, 90, 9, 1], 0.99), 2);
+        assert_eq!(voices_covering(&[5, 0, 0], 0.99), 1, "silence still plays a voice");
     }
 }

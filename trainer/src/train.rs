@@ -19,8 +19,8 @@ use continuo_engine::sampler::Rng;
 use continuo_engine::vocab::VOCAB_SIZE;
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::{Index, Split, TokenStream};
-use crate::net::LstmNet;
+use crate::dataset::{Index, Split, TokenStream, Transposition};
+use crate::net::{Dropout, LstmNet};
 use crate::optim::AdamW;
 use crate::{cpu, plot, progress};
 
@@ -92,9 +92,20 @@ pub struct TrainConfig {
     /// Clip the global gradient norm to this.
     #[arg(long, default_value_t = 1.0)]
     pub clip: f64,
-    /// Transpose each window by up to this many semitones either way.
+    /// Dropout rate of each LSTM layer's output in training (0: none).
+    #[arg(long, default_value_t = 0.0)]
+    #[serde(default)]
+    pub dropout: f64,
+    /// Transpose each window by up to this many semitones either way (with --keys all).
     #[arg(long, default_value_t = 5)]
     pub transpose: i32,
+    /// Which keys training windows are transposed into: `all`, a random shift within
+    /// --transpose; `as-written`, the key of a random song of the dataset as it was written, so
+    /// the model plays in the keys the music uses, as often (needs a dataset prepared with
+    /// --same-key, whose songs remember their key).
+    #[arg(long, value_enum, default_value_t = Keys::All)]
+    #[serde(default)]
+    pub keys: Keys,
     /// Measure validation loss and save every this many steps.
     #[arg(long, default_value_t = 100)]
     pub eval_every: u64,
@@ -104,8 +115,8 @@ pub struct TrainConfig {
     /// Seed for initial weights and data order.
     #[arg(long, default_value_t = 1337)]
     pub seed: u64,
-    /// CPU threads for the math. On the 2-core machine this was measured on, 1 thread was
-    /// faster than 2 (see docs/ARCHITECTURE.md).
+    /// CPU threads for the math: the fused LSTM runs a group of the batch's windows on each
+    /// (the README's "Training speed" measures 1 against 2).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
 }
@@ -114,6 +125,21 @@ impl TrainConfig {
     /// The dense layer's size: as given, else the hidden size.
     pub fn dense(&self) -> usize {
         self.dense.unwrap_or(self.hidden)
+    }
+
+    fn transposition(&self) -> Transposition {
+        match self.keys {
+            Keys::All => Transposition::Within(self.transpose),
+            Keys::AsWritten => Transposition::IntoTheDatasKeys,
+        }
+    }
+
+    /// The dropout of a training step, None when the rate is 0.
+    pub fn dropout_at(&self, step: u64) -> Option<Dropout> {
+        (self.dropout > 0.0).then(|| Dropout {
+            rate: self.dropout,
+            seed: self.seed ^ (step + 1).wrapping_mul(0x2545_F491_4F6C_DD1D),
+        })
     }
 
     /// The last step's learning rate: as given, else a tenth of the peak.
@@ -146,6 +172,8 @@ impl TrainConfig {
             if name == "dataset" || value.is_null() {
                 continue;
             }
+            // A string (an enum's name) as the flag takes it, without JSON's quotes.
+            let value = value.as_str().map_or_else(|| value.to_string(), str::to_string);
             command.push_str(&format!(" --{} {value}", name.replace('_', "-")));
         }
         Ok(command)
@@ -176,10 +204,31 @@ impl TrainConfig {
         if sizes.contains(&0) || self.eval_every == 0 || self.steps == 0 {
             bail!("layers, hidden, embed, dense, seq, batch, steps, eval-every and threads must all be at least 1");
         }
+        if !(0.0..1.0).contains(&self.dropout) {
+            bail!("--dropout must be at least 0 and below 1, not {}", self.dropout);
+        }
         if !(self.lr > 0.0 && self.min_lr() >= 0.0 && self.min_lr() <= self.lr) {
             bail!("need 0 <= --min-lr <= --lr and --lr > 0 (got {} and {})", self.min_lr(), self.lr);
         }
         Ok(())
+    }
+}
+
+/// `--keys`: which keys the training windows are transposed into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Keys {
+    #[default]
+    All,
+    AsWritten,
+}
+
+impl std::fmt::Display for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Keys::All => "all",
+            Keys::AsWritten => "as-written",
+        })
     }
 }
 
@@ -207,6 +256,9 @@ pub struct DatasetSummary {
     pub train_tokens: u64,
     pub val_files: usize,
     pub val_tokens: u64,
+    /// How many notes the music sounds at once (the dataset's `voices`), if it says.
+    #[serde(default)]
+    pub voices: Option<u8>,
 }
 
 /// The files of a run folder.
@@ -270,6 +322,7 @@ impl RunFiles {
                 train_tokens: data.train.len() as u64,
                 val_files: data.val.documents,
                 val_tokens: data.val.len() as u64,
+                voices: data.voices,
             },
         )
     }
@@ -380,7 +433,9 @@ pub fn train(args: Args, matches: &clap::ArgMatches, show_progress: bool) -> Res
     let data = Data::load(&config)?;
     files.write_setup(&config, &data)?;
 
-    let device = Device::Cpu;
+    // The first GPU when built with `--features cuda` and one is there (the network then runs
+    // candle's ops step by step, see `net`), else the CPU and the fused kernels.
+    let device = Device::cuda_if_available(0)?;
     let mut varmap = VarMap::new();
     let net = LstmNet::new(config.shape(), &varmap, &device, config.seed, config.threads)?;
     let mut optimizer = AdamW::new(&varmap, config.weight_decay)?;
@@ -406,7 +461,7 @@ pub fn train(args: Args, matches: &clap::ArgMatches, show_progress: bool) -> Res
     while state.step < config.steps {
         let started = Instant::now();
         let batch = data.batch(&config, state.step, &device)?;
-        let loss = net.loss(&batch)?;
+        let loss = net.loss(&batch, config.dropout_at(state.step))?;
         let grad_norm = optimizer.step(&loss.backward()?, config.learning_rate(state.step), config.clip)?;
         let loss = loss.to_scalar::<f32>()? as f64;
         state.step += 1;
@@ -495,6 +550,7 @@ struct Data {
     vocab: continuo_engine::vocab::VocabSpec,
     /// The dataset has no validation files: validation is measured on training windows.
     val_from_train: bool,
+    voices: Option<u8>,
     val_windows: Vec<Vec<u32>>,
 }
 
@@ -511,10 +567,24 @@ impl Data {
                 config.seq
             );
         }
+        if config.keys == Keys::AsWritten && !train.is_in_one_key() {
+            bail!(
+                "{}: --keys as-written needs a dataset prepared with --same-key (its songs remember their keys)",
+                config.dataset.display()
+            );
+        }
         let val_from_train = val.len() < config.seq + 1;
         let val_windows =
             if val_from_train { &train } else { &val }.fixed_windows(config.seq, config.eval_tokens);
-        Ok(Data { train, val, role: index.role, vocab: index.vocab, val_from_train, val_windows })
+        Ok(Data {
+            train,
+            val,
+            role: index.role,
+            vocab: index.vocab,
+            val_from_train,
+            val_windows,
+            voices: index.voices,
+        })
     }
 
     /// A step's batch of random windows. It depends only on the seed and the step, so a resumed
@@ -524,7 +594,7 @@ impl Data {
         let mut ids = Vec::with_capacity(config.batch * (config.seq + 1));
         let mut window = Vec::with_capacity(config.seq + 1);
         for _ in 0..config.batch {
-            self.train.random_window(config.seq, config.transpose, &mut rng, &mut window);
+            self.train.random_window(config.seq, config.transposition(), &mut rng, &mut window);
             ids.extend_from_slice(&window);
         }
         Ok(Tensor::from_slice(&ids, (config.batch, config.seq + 1), device)?)
@@ -623,7 +693,7 @@ pub fn validation_loss(net: &LstmNet, windows: &[Vec<u32>], batch: usize, device
         let span = chunk[0].len();
         let ids: Vec<u32> = chunk.iter().flatten().copied().collect();
         let tensor = Tensor::from_slice(&ids, (chunk.len(), span), device)?;
-        total += net.loss(&tensor)?.to_scalar::<f32>()? as f64 * chunk.len() as f64;
+        total += net.loss(&tensor, None)?.to_scalar::<f32>()? as f64 * chunk.len() as f64;
         count += chunk.len();
     }
     Ok(total / count.max(1) as f64)

@@ -365,7 +365,7 @@ fn errors_name_the_file_and_the_problem() {
 
     let err = fails(&["eval", s(&foreign), s(&dir.path().join("no-dataset"))]);
     assert!(err.contains("foreign.onnx"), "{err}");
-    let err = fails(&["eval", s(&foreign), s(&dir.path().join("no-dataset")), "--voices", "0"]);
+    let err = fails(&["eval", s(&foreign), s(&dir.path().join("no-dataset")), "--voices", "17"]);
     assert!(err.contains("--voices"), "{err}");
 
     let err = fails(&["export", s(&dir.path().join("no-run")), "--out", s(&foreign)]);

@@ -104,14 +104,11 @@ pub struct PieceFeatures {
     pub empty_beats: f64,
 }
 
-/// The keys the in-scale rate tries: twelve major scales and twelve harmonic minor ones. The
-/// natural minor holds the notes of its relative major, so it would add nothing; the harmonic
-/// minor adds the raised leading tone that minor-key music (the chorales' included) uses.
-fn candidate_keys() -> impl Iterator<Item = ScaleLock> {
-    [Scale::Major, Scale::HarmonicMinor]
-        .into_iter()
-        .flat_map(|scale| (0..12).map(move |key| ScaleLock { key, scale }))
-}
+/// The scales whose keys the in-scale rate tries: the twelve major scales and the twelve
+/// harmonic minor ones. The natural minor holds the notes of its relative major, so it would add
+/// nothing; the harmonic minor adds the raised leading tone that minor-key music (the chorales'
+/// included) uses.
+const CANDIDATE_SCALES: [Scale; 2] = [Scale::Major, Scale::HarmonicMinor];
 
 impl PieceFeatures {
     /// The features of a piece, or None for a piece of fewer than two notes, which has no
@@ -149,10 +146,12 @@ impl PieceFeatures {
         let steps = onsets.top_voice.windows(2).map(|w| w[0].abs_diff(w[1]) as f64);
         let top_voice_interval = mean(steps).unwrap_or(0.0);
 
-        let best_in_scale = candidate_keys()
-            .map(|lock| notes.iter().filter(|n| lock.allows(n.pitch)).count())
-            .max()
-            .unwrap_or(0);
+        let mut pitch_class_counts = [0.0; 12];
+        for n in &notes {
+            pitch_class_counts[n.pitch as usize % 12] += 1.0;
+        }
+        let best_in_scale = ScaleLock::best_fit(ScaleLock::in_keys(&CANDIDATE_SCALES), &pitch_class_counts)
+            .map_or(0.0, |lock| lock.fit(&pitch_class_counts));
 
         let mut heard = vec![false; beats as usize];
         for n in &notes {
@@ -168,7 +167,7 @@ impl PieceFeatures {
             notes_per_bar: notes.len() as f64 * BEATS_PER_BAR as f64 / beats as f64,
             inter_onset,
             polyphony: onsets.polyphony,
-            in_scale_rate: best_in_scale as f64 / notes.len() as f64,
+            in_scale_rate: best_in_scale / notes.len() as f64,
             pitch_class_entropy,
             empty_beats: heard.iter().filter(|&&h| !h).count() as f64 / beats as f64,
         })
