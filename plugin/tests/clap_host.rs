@@ -251,11 +251,9 @@ fn automating_the_model_switches_built_in_models_while_playing_and_the_project_k
         ("Bass line", alone("bass-line")),
         ("Bach chorales", alone("bach-chorales")),
     ];
-    let mean = |keys: &[u8]| keys.iter().map(|&k| k as f64).sum::<f64>() / keys.len() as f64;
     assert!(models
         .iter()
         .all(|(name, keys)| keys.len() > 16 && models.iter().all(|(other, k)| other == name || k != keys)));
-    assert!(mean(&models[1].1) + 5.0 < mean(&models[2].1), "the bass line lies below the chorales");
 
     // Automation while the host plays: the old model's notes end, and the new one plays its own
     // opening from the next beat.
