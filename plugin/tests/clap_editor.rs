@@ -115,12 +115,8 @@ fn choose(
             still >= 5
         });
         click(trace, item);
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(20) {
-            if chosen() {
-                return;
-            }
-            play_blocks(host, pos, 8);
+        if play_while(host, pos, Duration::from_secs(20), |_, _| chosen()) {
+            return;
         }
         eprintln!("{item}: the click of attempt {attempt} did not take; the window shows {}", shown(trace));
     }
@@ -133,20 +129,33 @@ fn play_until(
     pos: &mut f64,
     limit: Duration,
     what: &str,
-    mut done: impl FnMut(&mut Host, f64) -> bool,
+    done: impl FnMut(&mut Host, f64) -> bool,
 ) {
+    if !play_while(host, pos, limit, done) {
+        // What the window showed last says why, more often than not.
+        let trace = std::env::var("CONTINUO_EDITOR_TRACE").unwrap_or_default();
+        panic!(
+            "gave up waiting: {what}; the window shows {}",
+            std::fs::read_to_string(trace).unwrap_or_default()
+        );
+    }
+}
+
+/// The host plays on from `pos` until `done` holds (true) or `limit` passes (false).
+fn play_while(
+    host: &mut Host,
+    pos: &mut f64,
+    limit: Duration,
+    mut done: impl FnMut(&mut Host, f64) -> bool,
+) -> bool {
     let started = Instant::now();
     while !done(host, *pos) {
         if started.elapsed() > limit {
-            // What the window showed last says why, more often than not.
-            let trace = std::env::var("CONTINUO_EDITOR_TRACE").unwrap_or_default();
-            panic!(
-                "gave up waiting: {what}; the window shows {}",
-                std::fs::read_to_string(trace).unwrap_or_default()
-            );
+            return false;
         }
         play_blocks(host, pos, 8);
     }
+    true
 }
 
 fn play_blocks(host: &mut Host, pos: &mut f64, blocks: usize) {
