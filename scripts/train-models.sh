@@ -12,9 +12,9 @@
 #   NAME-as-written/  the same music in its own keys: the reference `eval` scores the model's
 #                     music against, and whose validation songs give the held-out NLL
 #   NAME-run/         the training run
-# and in models/: NAME.onnx, NAME-loss.svg (the loss curve), NAME.eval/*.txt, *.json and *.svg
-# (the evaluations: at the plugin's defaults, with a C major scale lock, against the validation
-# songs alone).
+# and in models/: NAME.onnx, NAME-loss.svg (the loss curve) and NAME.eval/ (the evaluations,
+# by scripts/evaluate-models.sh: at the plugin's defaults, with a C major scale lock, against the
+# validation songs alone).
 #
 # Builds continuo-train (release) first. Each model trains on both cores; the three take about
 # 40 minutes on a 2-core machine.
@@ -24,6 +24,7 @@ shift
 models=("$@")
 [ ${#models[@]} -gt 0 ] || models=(bach-chorales folk-melody bass-line)
 root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$root/scripts/model-recipes.sh"
 mkdir -p "$work"
 work="$(cd "$work" && pwd)"
 
@@ -36,18 +37,7 @@ train="$root/target/release/continuo-train"
 common=(--embed 64 --dense 128 --eval-every 250 --threads 2 --seed 1337)
 
 for name in "${models[@]}"; do
-  case "$name" in
-    bach-chorales)
-      display="Bach chorales"; source="$work/midi/bach"; part=()
-      recipe=(--layers 2 --hidden 128 --seq 128 --batch 32 --steps 6000 --dropout 0.1 --keys as-written) ;;
-    folk-melody)
-      display="Folk melody"; source="$work/midi/folk"; part=()
-      recipe=(--layers 2 --hidden 128 --seq 128 --batch 32 --steps 8000 --dropout 0.1 --keys as-written) ;;
-    bass-line)
-      display="Bass line"; source="$work/midi/bach"; part=(--part lowest)
-      recipe=(--layers 1 --hidden 128 --seq 256 --batch 16 --steps 3000 --dropout 0.2 --keys all --transpose 6) ;;
-    *) echo "unknown model $name (bach-chorales, folk-melody, bass-line)" >&2; exit 2 ;;
-  esac
+  model_recipe "$name" "$work"
   echo "== $display"
   rm -rf "$work/$name-data" "$work/$name-as-written" "$work/$name-run"
   "$train" prepare "$source" --out "$work/$name-data" "${part[@]}" --same-key
@@ -55,13 +45,5 @@ for name in "${models[@]}"; do
   "$train" train "$work/$name-data" --out "$work/$name-run" "${common[@]}" "${recipe[@]}"
   "$train" export "$work/$name-run" --out "$root/models/$name.onnx" --name "$display"
   cp "$work/$name-run/loss.svg" "$root/models/$name-loss.svg"
-  evals="$root/models/$name.eval"
-  mkdir -p "$evals"
-  # Each evaluation's table as printed (.txt) beside every number (.json) and its plot (.svg).
-  "$train" eval "$root/models/$name.onnx" "$work/$name-as-written" --json "$evals/defaults.json" \
-    | tee "$evals/defaults.txt"
-  "$train" eval "$root/models/$name.onnx" "$work/$name-as-written" --key C --scale major \
-    --json "$evals/c-major-lock.json" | tee "$evals/c-major-lock.txt"
-  "$train" eval "$root/models/$name.onnx" "$work/$name-as-written" --reference validation \
-    --json "$evals/validation.json" | tee "$evals/validation.txt"
+  "$root/scripts/evaluate-models.sh" "$work" "$name"
 done

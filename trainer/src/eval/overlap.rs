@@ -44,16 +44,16 @@ fn euclidean(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// Silverman's rule of thumb for a Gaussian kernel in one dimension, (4 / 3n)^(1/5) times the
-/// standard deviation: the bandwidth that would be best were the sample normal. Zero for a
-/// sample with no spread.
-pub fn silverman_bandwidth(sample: &[f64]) -> f64 {
-    let n = sample.len() as f64;
-    if sample.len() < 2 {
+/// sample's standard deviation: the bandwidth that would be best were the sample normal and
+/// `n` values long. Zero for a sample with no spread.
+pub fn silverman_bandwidth(sample: &[f64], n: usize) -> f64 {
+    if sample.len() < 2 || n == 0 {
         return 0.0;
     }
-    let mean = sample.iter().sum::<f64>() / n;
-    let sd = (sample.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
-    (4.0 / (3.0 * n)).powf(0.2) * sd
+    let len = sample.len() as f64;
+    let mean = sample.iter().sum::<f64>() / len;
+    let sd = (sample.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (len - 1.0)).sqrt();
+    (4.0 / (3.0 * n as f64)).powf(0.2) * sd
 }
 
 /// Both densities on one grid, as drawn in the report's plot.
@@ -89,7 +89,15 @@ pub fn compare(intra: &[f64], inter: &[f64]) -> Option<Comparison> {
     // than none: a hundredth of the span of both sets, or of the value itself when that span is
     // nothing too.
     let no_spread = if high > low { (high - low) / 100.0 } else { 1e-3 * high.abs().max(1.0) };
-    let chosen = |sample: &[f64]| match silverman_bandwidth(sample) {
+    // Both are smoothed as if they held as many distances as the shorter: Silverman's
+    // bandwidth shrinks with the sample, and 4,433 songs' 9.8 million intra-set distances
+    // against 48 pieces' 213,000 inter-set ones would draw an integer feature's distances
+    // (distinct pitches, range) as sharp spikes against blunt ones, whose overlap is low however
+    // alike the music is: 48 of the folk tunes themselves scored 0.837 against all of them so
+    // (0.931 smoothed alike).
+    // Each keeps its own spread, as in Yang and Lerch, whose sets are of one size.
+    let n = intra.len().min(inter.len());
+    let chosen = |sample: &[f64]| match silverman_bandwidth(sample, n) {
         h if h > 0.0 => h,
         _ => no_spread,
     };
@@ -199,8 +207,23 @@ mod tests {
         // sd of 0..=9 (n - 1 in the denominator) is sqrt(55/6).
         let sample: Vec<f64> = (0..10).map(f64::from).collect();
         let expected = (4.0f64 / 30.0).powf(0.2) * (55.0f64 / 6.0).sqrt();
-        assert!((silverman_bandwidth(&sample) - expected).abs() < 1e-12);
-        assert_eq!(silverman_bandwidth(&[4.0; 5]), 0.0);
+        assert!((silverman_bandwidth(&sample, 10) - expected).abs() < 1e-12);
+        assert_eq!(silverman_bandwidth(&[4.0; 5], 5), 0.0);
+    }
+
+    #[test]
+    fn a_few_pieces_of_the_reference_overlap_it_like_the_reference_itself() {
+        // Integer values (as distinct pitches are), 48 of them drawn from the same eleven as a
+        // reference of 3,000: 144,000 inter-set distances against 4.5 million intra-set ones.
+        // Each smoothed by its own sample's size, they overlapped 0.67; alike, 0.99.
+        let value = |i: usize| ((i * 7919) % 7 + (i * 104_729) % 5) as f64;
+        let reference: Vec<[f64; 1]> = (0..3000).map(|i| [value(i)]).collect();
+        let few: Vec<[f64; 1]> = (0..48).map(|i| [value(i * 31 + 5)]).collect();
+        let refs: Vec<&[f64]> = reference.iter().map(|v| &v[..]).collect();
+        let scored: Vec<&[f64]> = few.iter().map(|v| &v[..]).collect();
+        let c = compare(&intra_set_distances(&refs), &inter_set_distances(&scored, &refs)).unwrap();
+        assert!(c.overlapping_area > 0.95, "{}", c.overlapping_area);
+        assert_eq!(c.intra_bandwidth, silverman_bandwidth(&intra_set_distances(&refs), 48 * 3000));
     }
 
     #[test]

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Scores the shipped models the way their model cards quote, without training them again:
+#
+#   scripts/evaluate-models.sh WORK [bach-chorales] [folk-melody] [bass-line]
+#
+# (all three when none is named). Writes models/NAME.eval/: defaults (the plugin's defaults,
+# no scale lock), c-major-lock and validation (against the validation songs alone), each as
+# .txt (the table as printed), .json (every number) and .svg (each feature's two distributions).
+# The reference is WORK/NAME-as-written, the model's music in its own keys; it is prepared from
+# WORK/midi when missing (scripts/rebuild-training-data.sh WORK/midi makes that). Paths in the
+# files are written as WORK/... and models/..., so they do not name this machine.
+# scripts/train-models.sh runs this after each training run.
+set -euo pipefail
+work="${1:?usage: scripts/evaluate-models.sh WORK [bach-chorales] [folk-melody] [bass-line]}"
+shift
+models=("$@")
+[ ${#models[@]} -gt 0 ] || models=(bach-chorales folk-melody bass-line)
+root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$root/scripts/model-recipes.sh"
+work="$(cd "$work" && pwd)"
+
+cargo build --release -p continuo-train --manifest-path "$root/Cargo.toml"
+train="$root/target/release/continuo-train"
+
+for name in "${models[@]}"; do
+  model_recipe "$name" "$work"
+  reference="$work/$name-as-written"
+  [ -d "$reference" ] || "$train" prepare "$source" --out "$reference" "${part[@]}"
+  evals="$root/models/$name.eval"
+  mkdir -p "$evals"
+  for run in defaults c-major-lock validation; do
+    case "$run" in
+      defaults) flags=() ;;
+      c-major-lock) flags=(--key C --scale major) ;;
+      validation) flags=(--reference validation) ;;
+    esac
+    "$train" eval "$root/models/$name.onnx" "$reference" "${flags[@]}" --json "$evals/$run.json" \
+      > "$evals/$run.txt"
+    sed -i -e "s|$work/|WORK/|g" -e "s|$root/||g" "$evals/$run.txt" "$evals/$run.json"
+    cat "$evals/$run.txt"
+  done
+done

@@ -1,0 +1,18 @@
+# The shipped models' recipes, for scripts/train-models.sh and scripts/evaluate-models.sh to
+# source: `model_recipe NAME WORK` sets `display` (the model's name in the plugin), `source` (its
+# MIDI, in WORK/midi), `part` (prepare's flags) and `recipe` (train's flags beyond the ones every
+# model shares), or fails on a name it does not know.
+model_recipe() {
+  case "$1" in
+    bach-chorales)
+      display="Bach chorales"; source="$2/midi/bach"; part=()
+      recipe=(--layers 2 --hidden 128 --seq 128 --batch 32 --steps 6000 --dropout 0.1 --keys as-written) ;;
+    folk-melody)
+      display="Folk melody"; source="$2/midi/folk"; part=()
+      recipe=(--layers 2 --hidden 128 --seq 128 --batch 32 --steps 8000 --dropout 0.1 --keys as-written) ;;
+    bass-line)
+      display="Bass line"; source="$2/midi/bach"; part=(--part lowest)
+      recipe=(--layers 1 --hidden 128 --seq 256 --batch 16 --steps 3000 --dropout 0.2 --keys all --transpose 6) ;;
+    *) echo "unknown model $1 (bach-chorales, folk-melody, bass-line)" >&2; return 2 ;;
+  esac
+}
