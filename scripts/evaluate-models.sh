@@ -13,10 +13,10 @@
 set -euo pipefail
 work="${1:?usage: scripts/evaluate-models.sh WORK [bach-chorales] [folk-melody] [bass-line]}"
 shift
-models=("$@")
-[ ${#models[@]} -gt 0 ] || models=(bach-chorales folk-melody bass-line)
 root="$(cd "$(dirname "$0")/.." && pwd)"
 source "$root/scripts/model-recipes.sh"
+models=("$@")
+[ ${#models[@]} -gt 0 ] || models=("${shipped_models[@]}")
 work="$(cd "$work" && pwd)"
 
 cargo build --release -p continuo-train --manifest-path "$root/Cargo.toml"

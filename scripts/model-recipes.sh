@@ -1,7 +1,9 @@
 # The shipped models' recipes, for scripts/train-models.sh and scripts/evaluate-models.sh to
 # source: `model_recipe NAME WORK` sets `display` (the model's name in the plugin), `source` (its
 # MIDI, in WORK/midi), `part` (prepare's flags) and `recipe` (train's flags beyond the ones every
-# model shares), or fails on a name it does not know.
+# model shares), or fails on a name it does not know. `shipped_models` names them all.
+shipped_models=(bach-chorales folk-melody bass-line)
+
 model_recipe() {
   case "$1" in
     bach-chorales)
@@ -13,6 +15,6 @@ model_recipe() {
     bass-line)
       display="Bass line"; source="$2/midi/bach"; part=(--part lowest)
       recipe=(--layers 1 --hidden 128 --seq 256 --batch 16 --steps 3000 --dropout 0.2 --keys all --transpose 6) ;;
-    *) echo "unknown model $1 (bach-chorales, folk-melody, bass-line)" >&2; return 2 ;;
+    *) echo "unknown model $1 (${shipped_models[*]})" >&2; return 2 ;;
   esac
 }

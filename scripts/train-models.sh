@@ -21,10 +21,10 @@
 set -euo pipefail
 work="${1:?usage: scripts/train-models.sh WORK [bach-chorales] [folk-melody] [bass-line]}"
 shift
-models=("$@")
-[ ${#models[@]} -gt 0 ] || models=(bach-chorales folk-melody bass-line)
 root="$(cd "$(dirname "$0")/.." && pwd)"
 source "$root/scripts/model-recipes.sh"
+models=("$@")
+[ ${#models[@]} -gt 0 ] || models=("${shipped_models[@]}")
 mkdir -p "$work"
 work="$(cd "$work" && pwd)"
 
