@@ -246,10 +246,11 @@ impl Generator {
         Ok(steps)
     }
 
-    /// The generator plays nothing new before grid step `step`: its next token lets time pass
-    /// up to there (notes due to end still end first). A caller that has just made the model
-    /// hear something uses it so the model's response is not due in a block already planned,
-    /// and the TIME_SHIFT is drawn with the rest of the music, within its step budget.
+    /// The generator plays nothing new before grid step `step` (notes due to end still end
+    /// first): a token the model draws that would play sooner becomes a TIME_SHIFT to there,
+    /// one that lets time pass beyond it stands. A caller that has just made the model hear
+    /// something uses it so the model's response is not due in a block already planned, and
+    /// the TIME_SHIFT is drawn with the rest of the music, within its step budget.
     pub fn rest_until(&mut self, step: u64) {
         self.rest_until = step;
     }
@@ -268,18 +269,25 @@ impl Generator {
         let deadline = self.earliest_deadline();
         let token = match deadline {
             Some((pitch, due)) if due <= now => Token::NoteOff(pitch),
-            _ if self.rest_until > now => {
-                let until = deadline.map_or(self.rest_until, |(_, due)| due.min(self.rest_until));
-                Token::TimeShift((until - now).min(MAX_SHIFT_STEPS as u64) as u8)
-            }
-            _ => match self.sampler.sample(&self.logits, &self.decoder) {
-                Token::TimeShift(k) => match deadline {
+            _ => {
+                let mut token = self.sampler.sample(&self.logits, &self.decoder);
+                // Resting, the model still chooses when it plays next: a TIME_SHIFT past the
+                // rest stands, so a note meant for the next beat comes on that beat; a note or a
+                // TIME_SHIFT sooner waits for the rest's end. (Forcing the rest and drawing the
+                // model's own TIME_SHIFT after it put every note a rest late, and a musician
+                // playing every half beat silenced the model.)
+                let rests_past = matches!(token, Token::TimeShift(k) if now + k as u64 >= self.rest_until);
+                if self.rest_until > now && !rests_past {
+                    token = Token::TimeShift((self.rest_until - now).min(MAX_SHIFT_STEPS as u64) as u8);
+                }
+                match (token, deadline) {
                     // Stop the clock at the deadline; the NOTE_OFF comes next.
-                    Some((_, due)) if due < now + k as u64 => Token::TimeShift((due - now) as u8),
-                    _ => Token::TimeShift(k),
-                },
-                token => token,
-            },
+                    (Token::TimeShift(k), Some((_, due))) if due < now + k as u64 => {
+                        Token::TimeShift((due - now) as u8)
+                    }
+                    _ => token,
+                }
+            }
         };
         self.read(token, emit)?;
         Ok(token)

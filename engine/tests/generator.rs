@@ -144,6 +144,38 @@ fn a_restored_snapshot_plays_on_as_the_generator_did() {
     assert_eq!(play(&mut generator, 40), first);
 }
 
+fn onsets(events: &[NoteEvent]) -> Vec<u64> {
+    events.iter().filter(|e| matches!(e.kind, NoteEventKind::On { .. })).map(|e| e.step).collect()
+}
+
+#[test]
+fn a_rest_holds_back_only_what_the_model_would_play_sooner() {
+    let mut generator = Generator::new(model(1), settings(7)).unwrap();
+    play(&mut generator, 4);
+    // A moment where the model's next token is its own TIME_SHIFT, of k steps.
+    let (snapshot, from, k) = loop {
+        let snapshot = generator.snapshot();
+        let from = generator.now();
+        if let Token::TimeShift(k) = generator.next(|_| {}).unwrap() {
+            break (snapshot, from, k as u64);
+        }
+    };
+    generator.restore(&snapshot);
+    let free = play(&mut generator, 40);
+    let first = onsets(&free)[0];
+    // A rest that ends where the model meant to go on anyway changes nothing: the notes come
+    // where it meant them, not a rest later.
+    generator.restore(&snapshot);
+    generator.rest_until(from + k);
+    assert_eq!(play(&mut generator, 40), free);
+    // A rest past its first note holds that note back, and the music goes on after it.
+    generator.restore(&snapshot);
+    generator.rest_until(first + 5);
+    let rested = onsets(&play(&mut generator, 40));
+    assert!(rested[0] >= first + 5, "a note at {} before the rest ended at {}", rested[0], first + 5);
+    assert!(rested.len() >= 4, "{rested:?}");
+}
+
 /// Most notes sounding at once over some music.
 fn most_sounding(events: &[NoteEvent]) -> usize {
     let (mut sounding, mut most) = (0usize, 0usize);

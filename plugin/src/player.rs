@@ -239,6 +239,13 @@ impl Player {
         self.token_cost
     }
 
+    /// Plans the step cap for `cost` per token instead of the cost measured when the player was
+    /// made: for a test or a bench that must run at a given cap on any machine.
+    pub fn assume_token_cost(&mut self, cost: Duration) {
+        self.token_cost = cost;
+        self.monitor.meters.token_cost_nanos.store(cost.as_nanos() as u64, Ordering::Relaxed);
+    }
+
     /// Changes the sampler's controls. Sounding notes that the new range or scale would not
     /// allow end now, and events generated under the old settings are dropped. While a phrase
     /// loops, a new seed, range or scale makes a new take, from the next bar.
@@ -622,11 +629,16 @@ impl Player {
                 self.heard_queue.push((end, Token::NoteOff(pitch)));
             }
         }
-        // What the model decides after hearing is due a grid step after this block at the
-        // soonest: this block's events are already placed, and the step leaves the generator
-        // blocks enough to draw its next notes at a step a block (a 1/24-beat reaction time).
-        let next_block = clock.beats() + (samples as f64 - 0.5) / self.samples_per_beat - self.origin_beats;
-        let reply_from = (next_block * STEPS_PER_BEAT as f64).ceil().max(0.0) as u64 + 1;
+        // What the model decides after hearing is due after this block at the soonest (its
+        // events are already placed), and not before the blocks to come can draw a chord at
+        // their cap: the note-offs, a velocity and a note-on per voice, and the time shift. At a
+        // full cap that is the next block, a grid step later (a 1/24-beat reaction time); at a
+        // cap of 2 steps it is 7 blocks for 4 voices, else the reply would come late.
+        let voices = self.generator.voices_for(self.settings.sampler.max_polyphony);
+        let blocks = (3 * voices + 2).div_ceil(cap.max(1)) as f64;
+        let next_block =
+            clock.beats() + (blocks * samples as f64 - 0.5) / self.samples_per_beat - self.origin_beats;
+        let reply_from = on_the_grid((next_block * STEPS_PER_BEAT as f64).ceil().max(0.0) as u64 + 1);
         let mut spent = self.read_heard(cap, reply_from);
         if mode == Mode::CallAndResponse && self.phase == Phase::Listening && self.heard_queue.is_empty() {
             let rest = (self.listen.answer_after_beats * STEPS_PER_BEAT as f64).round() as u64;
@@ -836,6 +848,16 @@ impl Player {
 
 /// Appends `event` to the ring buffer `queue` (its first event at `start`, `len` long), if
 /// there is room.
+/// The first sixteenth note or eighth-note triplet at or after grid step `step`: where a reply
+/// may begin. A reply from the first step the blocks allow began off the beat's grid (at step 11
+/// of 24, say), and the model, which keeps time by its own TIME_SHIFTs, played on off the grid
+/// and half as much in the duet test.
+fn on_the_grid(step: u64) -> u64 {
+    const SIXTEENTH: u64 = STEPS_PER_BEAT as u64 / 4;
+    const TRIPLET: u64 = STEPS_PER_BEAT as u64 / 3;
+    step.next_multiple_of(SIXTEENTH).min(step.next_multiple_of(TRIPLET))
+}
+
 fn enqueue(queue: &mut [NoteEvent], start: usize, len: &mut usize, event: NoteEvent) {
     if *len < queue.len() {
         queue[(start + *len) % queue.len()] = event;
