@@ -4,7 +4,9 @@
 #   scripts/evaluate-models.sh WORK [bach-chorales] [folk-melody] [bass-line]
 #
 # (all three when none is named). Writes models/NAME.eval/: defaults (the plugin's defaults,
-# no scale lock), c-major-lock and validation (against the validation songs alone), each as
+# no scale lock), seeds-49-96 and seeds-97-144 (the same with the next 48 seeds and the 48
+# after: how much the mean moves with the pieces drawn), c-major-lock and validation (against
+# the validation songs alone), each as
 # .txt (the table as printed), .json (every number) and .svg (each feature's two distributions).
 # The reference is WORK/NAME-as-written, the model's music in its own keys; it is prepared from
 # WORK/midi when missing (scripts/rebuild-training-data.sh WORK/midi makes that). Paths in the
@@ -28,9 +30,11 @@ for name in "${models[@]}"; do
   [ -d "$reference" ] || "$train" prepare "$source" --out "$reference" "${part[@]}"
   evals="$root/models/$name.eval"
   mkdir -p "$evals"
-  for run in defaults c-major-lock validation; do
+  for run in defaults seeds-49-96 seeds-97-144 c-major-lock validation; do
     case "$run" in
       defaults) flags=() ;;
+      seeds-49-96) flags=(--seed 49) ;;
+      seeds-97-144) flags=(--seed 97) ;;
       c-major-lock) flags=(--key C --scale major) ;;
       validation) flags=(--reference validation) ;;
     esac
