@@ -630,10 +630,10 @@ impl Player {
             }
         }
         // What the model decides after hearing is due after this block at the soonest (its
-        // events are already placed), and not before the blocks to come can draw a chord at
-        // their cap: the note-offs, a velocity and a note-on per voice, and the time shift. At a
-        // full cap that is the next block, a grid step later (a 1/24-beat reaction time); at a
-        // cap of 2 steps it is 7 blocks for 4 voices, else the reply would come late.
+        // events are already placed), not before the blocks to come can draw a chord at their
+        // cap (the note-offs, a velocity and a note-on per voice, and the time shift), and on
+        // the beat's grid. At a full cap that is the grid line after the next block; at a cap
+        // of 2 steps, after 7 blocks for 4 voices, else the reply would come late.
         let voices = self.generator.voices_for(self.settings.sampler.max_polyphony);
         let blocks = (3 * voices + 2).div_ceil(cap.max(1)) as f64;
         let next_block =
@@ -846,8 +846,6 @@ impl Player {
     }
 }
 
-/// Appends `event` to the ring buffer `queue` (its first event at `start`, `len` long), if
-/// there is room.
 /// The first sixteenth note or eighth-note triplet at or after grid step `step`: where a reply
 /// may begin. A reply from the first step the blocks allow began off the beat's grid (at step 11
 /// of 24, say), and the model, which keeps time by its own TIME_SHIFTs, played on off the grid
@@ -858,6 +856,8 @@ fn on_the_grid(step: u64) -> u64 {
     step.next_multiple_of(SIXTEENTH).min(step.next_multiple_of(TRIPLET))
 }
 
+/// Appends `event` to the ring buffer `queue` (its first event at `start`, `len` long), if
+/// there is room.
 fn enqueue(queue: &mut [NoteEvent], start: usize, len: &mut usize, event: NoteEvent) {
     if *len < queue.len() {
         queue[(start + *len) % queue.len()] = event;
