@@ -13,12 +13,9 @@
 # files are written as WORK/... and models/..., so they do not name this machine.
 # scripts/train-models.sh runs this after each training run.
 set -euo pipefail
-work="${1:?usage: scripts/evaluate-models.sh WORK [bach-chorales] [folk-melody] [bass-line]}"
-shift
 root="$(cd "$(dirname "$0")/.." && pwd)"
 source "$root/scripts/model-recipes.sh"
-models=("$@")
-[ ${#models[@]} -gt 0 ] || models=("${shipped_models[@]}")
+read_arguments "$@"
 work="$(cd "$work" && pwd)"
 
 cargo build --release -p continuo-train --manifest-path "$root/Cargo.toml"

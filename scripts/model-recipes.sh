@@ -1,8 +1,18 @@
 # The shipped models' recipes, for scripts/train-models.sh and scripts/evaluate-models.sh to
 # source: `model_recipe NAME WORK` sets `display` (the model's name in the plugin), `source` (its
 # MIDI, in WORK/midi), `part` (prepare's flags) and `recipe` (train's flags beyond the ones every
-# model shares), or fails on a name it does not know. `shipped_models` names them all.
+# model shares), or fails on a name it does not know. `shipped_models` names them all;
+# `read_arguments "$@"` reads both scripts' arguments.
 shipped_models=(bach-chorales folk-melody bass-line)
+
+# A script's arguments, WORK [NAME...]: sets `work` (as given) and `models` (the names given, or
+# every shipped model), or fails with the calling script's usage line.
+read_arguments() {
+  work="${1:?usage: scripts/$(basename "$0") WORK [${shipped_models[*]}]}"
+  shift
+  models=("$@")
+  [ ${#models[@]} -gt 0 ] || models=("${shipped_models[@]}")
+}
 
 model_recipe() {
   case "$1" in

@@ -13,18 +13,15 @@
 #                     music against, and whose validation songs give the held-out NLL
 #   NAME-run/         the training run
 # and in models/: NAME.onnx, NAME-loss.svg (the loss curve) and NAME.eval/ (the evaluations,
-# by scripts/evaluate-models.sh: at the plugin's defaults, with a C major scale lock, against the
-# validation songs alone).
+# by scripts/evaluate-models.sh: at the plugin's defaults and with two more sets of seeds, with a
+# C major scale lock, against the validation songs alone).
 #
 # Builds continuo-train (release) first. Each model trains on both cores; the three take about
 # 40 minutes on a 2-core machine.
 set -euo pipefail
-work="${1:?usage: scripts/train-models.sh WORK [bach-chorales] [folk-melody] [bass-line]}"
-shift
 root="$(cd "$(dirname "$0")/.." && pwd)"
 source "$root/scripts/model-recipes.sh"
-models=("$@")
-[ ${#models[@]} -gt 0 ] || models=("${shipped_models[@]}")
+read_arguments "$@"
 mkdir -p "$work"
 work="$(cd "$work" && pwd)"
 
