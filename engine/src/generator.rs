@@ -55,7 +55,6 @@ pub struct Generator {
     sampler: Sampler,
     decoder: Decoder,
     max_note_steps: u64,
-    tokens: u64,
     /// Model steps run since the generator was made, whatever came back: for meters.
     steps_run: u64,
     /// No note starts before this grid step (see [`Generator::rest_until`]).
@@ -71,7 +70,6 @@ pub struct GeneratorSnapshot {
     logits: Vec<f32>,
     rng: Rng,
     decoder: Decoder,
-    tokens: u64,
 }
 
 impl GeneratorSnapshot {
@@ -86,7 +84,6 @@ impl std::fmt::Debug for Generator {
         f.debug_struct("Generator")
             .field("model", &self.model.info().name)
             .field("now", &self.decoder.now())
-            .field("tokens", &self.tokens)
             .finish_non_exhaustive()
     }
 }
@@ -102,7 +99,6 @@ impl Generator {
             sampler: Sampler::new(settings.sampler),
             decoder: Decoder::new(),
             max_note_steps: 1,
-            tokens: 0,
             steps_run: 0,
             rest_until: 0,
         };
@@ -115,19 +111,9 @@ impl Generator {
         &self.model
     }
 
-    /// Gives the model back, e.g. to drop it off the audio thread.
-    pub fn into_model(self) -> Model {
-        self.model
-    }
-
     /// The clock, in grid steps since the start.
     pub fn now(&self) -> u64 {
         self.decoder.now()
-    }
-
-    /// The clock in beats.
-    pub fn now_beats(&self) -> f64 {
-        self.decoder.now() as f64 / STEPS_PER_BEAT as f64
     }
 
     /// Whether the model has room for its next step (see [`Model::has_room_for_step`]). A
@@ -150,7 +136,6 @@ impl Generator {
             logits: self.logits.clone(),
             rng: self.sampler.rng().clone(),
             decoder: self.decoder.clone(),
-            tokens: self.tokens,
         }
     }
 
@@ -160,7 +145,6 @@ impl Generator {
         snapshot.logits.copy_from_slice(&self.logits);
         snapshot.rng = self.sampler.rng().clone();
         snapshot.decoder = self.decoder.clone();
-        snapshot.tokens = self.tokens;
     }
 
     /// Goes back to where `snapshot` was taken: what follows is what followed then, under the
@@ -170,12 +154,6 @@ impl Generator {
         self.logits.copy_from_slice(&snapshot.logits);
         self.sampler.set_rng(&snapshot.rng);
         self.decoder = snapshot.decoder.clone();
-        self.tokens = snapshot.tokens;
-    }
-
-    /// Tokens the model has read since the start (the start token included).
-    pub fn tokens_read(&self) -> u64 {
-        self.tokens
     }
 
     /// The notes sounding now and what is known of them.
@@ -211,7 +189,6 @@ impl Generator {
         self.state = self.model.initial_state();
         self.decoder.reset();
         self.sampler.reseed();
-        self.tokens = 0;
         self.rest_until = 0;
         self.read(START_TOKEN, |_| {})
     }
@@ -333,7 +310,6 @@ impl Generator {
         let Generator { model, state, logits, .. } = self;
         self.steps_run += 1;
         model.step(token.id(), state, logits)?;
-        self.tokens += 1;
         Ok(())
     }
 }

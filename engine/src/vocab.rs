@@ -230,9 +230,6 @@ impl GridNote {
     pub fn start_beats(&self) -> f64 {
         steps_to_beats(self.start)
     }
-    pub fn end_beats(&self) -> f64 {
-        steps_to_beats(self.end)
-    }
 }
 
 /// Puts notes (pitch, velocity, start and end in beats) on the grid, the way [`encode`] sees
