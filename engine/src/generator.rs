@@ -6,7 +6,7 @@
 //! writes is what the plugin plays with the same model, settings and seed.
 //!
 //! After [`Generator::new`], nothing here allocates: only the model step inside tract does, from
-//! the model's real-time memory (see [`crate::realtime`]), never from the system allocator.
+//! the model's real-time memory (see [`crate::realtime_memory`]), never from the system allocator.
 
 use crate::model::{LstmState, Model, ModelError, ModelInfo};
 use crate::sampler::{Rng, Sampler, SamplerSettings, AS_TRAINED, VOICES_UNKNOWN};

@@ -6,8 +6,8 @@
 //! - [`music`]: keys and scales, in a musician's words.
 //! - [`sampler`]: turning logits into a token, with temperature, top-p, masks and a seed.
 //! - [`generator`]: model + sampler + decoder, one token at a time, as timed note events.
-//! - [`realtime`]: the model step's memory pools and the global allocator that keeps the audio
-//!   thread off the system allocator.
+//! - [`realtime_memory`]: the model step's memory pools and the global allocator that keeps the
+//!   audio thread off the system allocator.
 //!
 //! It depends on neither the plugin framework nor the training library.
 
@@ -15,6 +15,6 @@ pub mod generator;
 pub mod midi;
 pub mod model;
 pub mod music;
-pub mod realtime;
+pub mod realtime_memory;
 pub mod sampler;
 pub mod vocab;

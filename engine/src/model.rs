@@ -24,7 +24,7 @@ use tract_onnx::pb;
 use tract_onnx::prelude::*;
 
 use crate::midi::Role;
-use crate::realtime::{self, StepPool};
+use crate::realtime_memory::{self, StepPool};
 use crate::vocab::VocabSpec;
 
 /// Version of this contract. A model with another version is refused, with a message saying
@@ -402,8 +402,8 @@ pub struct Model {
     /// Per-model execution scratch, reused across steps.
     runner: TypedSimpleState,
     zero_state: LstmState,
-    /// The memory every step allocates from (see [`realtime`]); dropped last, after everything
-    /// that lives in it.
+    /// The memory every step allocates from (see [`realtime_memory`]); dropped last, after
+    /// everything that lives in it.
     pool: StepPool,
     /// The most pool memory one step has taken: a step runs only with room for twice that.
     step_growth: usize,
@@ -511,9 +511,9 @@ impl Model {
         // On a thread of its own: tract keeps scratch in thread-locals, and scratch from the system
         // allocator left on this thread would be freed inside a later step, on the audio thread
         // if this one becomes it (a host that activates and processes on one thread).
-        let mut pool = if memory == StepMemory::Pool && realtime::allocator_installed() {
+        let mut pool = if memory == StepMemory::Pool && realtime_memory::allocator_installed() {
             let measure = || {
-                realtime::measure_peak(|| -> TractResult<()> {
+                realtime_memory::measure_peak(|| -> TractResult<()> {
                     let (mut runner, zero_state) = fresh_runner(&plan, &s)?;
                     let mut state = zero_state;
                     let mut logits = vec![0.0; s.vocab];

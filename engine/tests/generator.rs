@@ -4,7 +4,7 @@
 use continuo_engine::generator::{Generator, GeneratorSettings};
 use continuo_engine::model::{self, Model, ModelInfo, ModelShape, ModelWeights};
 use continuo_engine::music::{Scale, ScaleLock};
-use continuo_engine::realtime::{self, RealtimeAllocator, Violation};
+use continuo_engine::realtime_memory::{self, RealtimeAllocator, Violation};
 use continuo_engine::sampler::SamplerSettings;
 use continuo_engine::vocab::{NoteEvent, NoteEventKind, Token, STEPS_PER_BEAT};
 
@@ -106,12 +106,12 @@ fn feeding_a_primer_moves_the_clock_and_changes_what_follows() {
 fn generating_never_calls_the_system_allocator_the_model_step_included() {
     // Counted rather than aborted, to fail with a message (no other test here runs as the audio
     // thread, so the count is this test's).
-    realtime::set_violation(Violation::Count);
+    realtime_memory::set_violation(Violation::Count);
     let mut generator = Generator::new(model(5), settings(11)).unwrap();
     let mut events = [None; 64];
     let mut count = 0usize;
-    let before = realtime::system_calls_on_audio_thread();
-    realtime::audio_thread(|| {
+    let before = realtime_memory::system_calls_on_audio_thread();
+    realtime_memory::audio_thread(|| {
         for _ in 0..2000 {
             assert!(generator.can_step());
             generator
@@ -125,7 +125,7 @@ fn generating_never_calls_the_system_allocator_the_model_step_included() {
         generator.reset().unwrap();
         generator.generate_until(8 * STEPS_PER_BEAT as u64, 10_000, |_| count += 1).unwrap();
     });
-    let calls = realtime::system_calls_on_audio_thread() - before;
+    let calls = realtime_memory::system_calls_on_audio_thread() - before;
     assert_eq!(calls, 0, "{calls} calls to the system allocator while generating on the audio thread");
     assert!(count > 50, "only {count} events in 2000 tokens");
 }

@@ -19,7 +19,7 @@ use continuo::listening::{InputNote, ListenSettings, Mode};
 use continuo::params::ContinuoParams;
 use continuo::player::{smallest_block, step_cap, HostTransport, Player, STEP_BUDGET, WORST_CASE_FACTOR};
 use continuo_engine::model::{self, Model, ModelInfo, ModelShape, ModelWeights, StepMemory};
-use continuo_engine::realtime::{self, Violation};
+use continuo_engine::realtime_memory::{self, Violation};
 
 const SAMPLE_RATE: f32 = 48_000.0;
 const TEMPO: f64 = 120.0;
@@ -36,7 +36,7 @@ fn main() {
         );
         return;
     }
-    realtime::set_violation(Violation::Count);
+    realtime_memory::set_violation(Violation::Count);
     let params = ContinuoParams::default();
     let mut models: Vec<(String, Vec<u8>)> =
         vec![("default".into(), continuo::built_in::DEFAULT.bytes.to_vec())];
@@ -115,7 +115,7 @@ fn run(name: &str, memory: StepMemory, player: &mut Player, samples: usize) {
     let mut times = Vec::with_capacity(blocks);
     let mut steps_per_block = Vec::with_capacity(blocks);
     let (late_before, system_before) =
-        (meters.late_events.load(Ordering::Relaxed), realtime::system_calls_on_audio_thread());
+        (meters.late_events.load(Ordering::Relaxed), realtime_memory::system_calls_on_audio_thread());
     // A rewind first: every run plays the music from its start.
     let stop = HostTransport {
         playing: false,
@@ -158,11 +158,11 @@ fn run(name: &str, memory: StepMemory, player: &mut Player, samples: usize) {
             );
         }
         let started = Instant::now();
-        realtime::audio_thread(|| player.process(host, &input, &mut |_| {}));
+        realtime_memory::audio_thread(|| player.process(host, &input, &mut |_| {}));
         times.push(started.elapsed().as_secs_f64() * 1e6);
         steps_per_block.push(meters.model_steps.load(Ordering::Relaxed) - steps_before);
     }
-    let system_calls = realtime::system_calls_on_audio_thread() - system_before;
+    let system_calls = realtime_memory::system_calls_on_audio_thread() - system_before;
     if std::env::var_os("CONTINUO_BENCH_WORST").is_some() {
         let mut order: Vec<usize> = (0..blocks).collect();
         order.sort_by(|a, b| times[*b].total_cmp(&times[*a]));

@@ -710,7 +710,7 @@ pub fn real_time_lines(meters: &Meters) -> Vec<String> {
         fit,
         format!(
             "audio thread: {} system allocations, {} late notes skipped, {} steps refused",
-            continuo_engine::realtime::system_calls_on_audio_thread(),
+            continuo_engine::realtime_memory::system_calls_on_audio_thread(),
             load(&meters.late_events),
             load(&meters.refused_steps)
         ),

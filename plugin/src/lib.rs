@@ -28,7 +28,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use continuo_engine::midi::{self, Note};
-use continuo_engine::realtime::{self, RealtimeAllocator};
+use continuo_engine::realtime_memory::{self as realtime, RealtimeAllocator};
 use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
 use nice_plug_egui::{EguiEditor, EguiEditorState};

@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 
 use continuo_engine::model::{self, Model, ModelInfo, ModelShape, ModelWeights, StepMemory};
-use continuo_engine::realtime::{self, RealtimeAllocator, Violation};
+use continuo_engine::realtime_memory::{self, RealtimeAllocator, Violation};
 
 #[global_allocator]
 static ALLOCATOR: RealtimeAllocator = RealtimeAllocator;
@@ -25,17 +25,17 @@ fn model(memory: StepMemory) -> Model {
 fn system_calls_in_steps(model: &mut Model, steps: usize) -> u64 {
     let mut state = model.initial_state();
     let mut logits = vec![0.0; SHAPE.vocab];
-    let before = realtime::system_calls_on_audio_thread();
-    realtime::audio_thread(|| {
+    let before = realtime_memory::system_calls_on_audio_thread();
+    realtime_memory::audio_thread(|| {
         for i in 0..steps {
             model.step((i * 7 % SHAPE.vocab) as u32, &mut state, &mut logits).unwrap();
         }
     });
-    realtime::system_calls_on_audio_thread() - before
+    realtime_memory::system_calls_on_audio_thread() - before
 }
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
-    realtime::set_violation(Violation::Count);
+    realtime_memory::set_violation(Violation::Count);
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -61,10 +61,10 @@ fn a_step_on_the_system_allocator_is_caught() {
     // tract allocates and frees dozens of times a step.
     assert!(calls >= 100 * 20, "{calls} system calls in 100 steps");
 
-    let before = realtime::system_calls_on_audio_thread();
-    let boxed = realtime::audio_thread(|| Box::new([0u8; 64]));
+    let before = realtime_memory::system_calls_on_audio_thread();
+    let boxed = realtime_memory::audio_thread(|| Box::new([0u8; 64]));
     drop(boxed);
-    assert_eq!(realtime::system_calls_on_audio_thread() - before, 1, "one allocation, counted");
+    assert_eq!(realtime_memory::system_calls_on_audio_thread() - before, 1, "one allocation, counted");
 }
 
 #[test]
@@ -75,18 +75,18 @@ fn a_full_pool_refuses_the_step_instead_of_calling_the_system() {
     // Fill the pool until it has to turn an allocation down.
     let hog = model.run_in_step_memory(|| {
         let mut hog: Vec<Box<[u8; 1024]>> = Vec::with_capacity(4096);
-        let exhausted = realtime::pool_exhausted_count();
-        while realtime::pool_exhausted_count() == exhausted {
+        let exhausted = realtime_memory::pool_exhausted_count();
+        while realtime_memory::pool_exhausted_count() == exhausted {
             hog.push(Box::new([1; 1024]));
         }
         hog
     });
     assert!(!model.has_room_for_step(), "{:?} with {} KiB taken", model.memory(), hog.len());
     // A real-time caller asks first, and skips the step: nothing reaches the system.
-    let before = realtime::system_calls_on_audio_thread();
-    let refused = realtime::audio_thread(|| !model.has_room_for_step());
+    let before = realtime_memory::system_calls_on_audio_thread();
+    let refused = realtime_memory::audio_thread(|| !model.has_room_for_step());
     assert!(refused);
-    assert_eq!(realtime::system_calls_on_audio_thread(), before);
+    assert_eq!(realtime_memory::system_calls_on_audio_thread(), before);
     let mut state = model.initial_state();
     let error = model.step(1, &mut state, &mut vec![0.0; SHAPE.vocab]).unwrap_err();
     assert!(error.to_string().contains("no room for a step"), "{error}");
@@ -123,10 +123,10 @@ fn memory_freed_on_another_thread_comes_back_to_the_pool() {
 fn a_dropped_models_pool_serves_the_next_model() {
     let _turn = serial();
     drop(model(StepMemory::Pool));
-    let pools = realtime::pool_count();
+    let pools = realtime_memory::pool_count();
     for _ in 0..5 {
         let mut model = model(StepMemory::Pool);
         assert_eq!(system_calls_in_steps(&mut model, 20), 0);
     }
-    assert_eq!(realtime::pool_count(), pools, "pools are reused, not made anew");
+    assert_eq!(realtime_memory::pool_count(), pools, "pools are reused, not made anew");
 }
