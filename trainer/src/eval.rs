@@ -26,10 +26,10 @@ use serde::Serialize;
 
 use crate::dataset::{Index, Split, TokenStream};
 use crate::generate::{self, SamplerArgs, BEATS_PER_BAR};
-use crate::{plot, progress};
+use crate::plot::{self, DensityPanel};
+use crate::progress;
 use features::{Feature, PieceFeatures};
 use overlap::Comparison;
-pub use overlap::Densities;
 
 /// Measure a model on a dataset: likelihood against baselines, and its music against the data's.
 ///
@@ -195,16 +195,19 @@ pub fn run(args: Args) -> Result<()> {
         .with_context(|| format!("{}: cannot write", json.display()))?;
     // NAME.eval.json -> NAME.eval.svg
     let svg = json.with_extension("svg");
-    let panels: Vec<(String, &Densities)> = report
+    let panels: Vec<DensityPanel> = report
         .music
         .model
         .features
         .iter()
         .map(|f| {
-            (
-                format!("{}: OA {:.2}", f.feature.name(), f.comparison.overlapping_area),
-                &f.comparison.densities,
-            )
+            let densities = &f.comparison.densities;
+            DensityPanel {
+                title: format!("{}: OA {:.2}", f.feature.name(), f.comparison.overlapping_area),
+                x: &densities.x,
+                intra: &densities.intra,
+                inter: &densities.inter,
+            }
         })
         .collect();
     plot::feature_densities(&panels, &svg)?;

@@ -6,8 +6,6 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use plotters::prelude::*;
 
-use crate::eval::Densities;
-
 /// Reads metrics.csv and draws loss.svg.
 pub fn loss_curves(metrics: &Path, out: &Path) -> Result<()> {
     let text =
@@ -57,10 +55,21 @@ const PANELS_PER_ROW: usize = 5;
 /// the eye, and the file a quarter the size.
 const CURVE_STRIDE: usize = 4;
 
-/// One small panel per feature, titled by the caller: the density of the reference's own
-/// distances (intra-set) and of the generated-to-reference distances (inter-set). Where the two
-/// curves coincide the model's music varies the way the data does.
-pub fn feature_densities(panels: &[(String, &Densities)], out: &Path) -> Result<()> {
+/// One panel of the densities plot: a feature's two distance densities on one grid.
+pub struct DensityPanel<'a> {
+    pub title: String,
+    /// The distances the densities are evaluated at.
+    pub x: &'a [f64],
+    /// The density of the reference's own distances (intra-set), drawn blue.
+    pub intra: &'a [f64],
+    /// The density of the generated-to-reference distances (inter-set), drawn red.
+    pub inter: &'a [f64],
+}
+
+/// One small panel per feature: the density of the reference's own distances (intra-set) and of
+/// the generated-to-reference distances (inter-set). Where the two curves coincide the model's
+/// music varies the way the data does.
+pub fn feature_densities(panels: &[DensityPanel], out: &Path) -> Result<()> {
     let rows = panels.len().div_ceil(PANELS_PER_ROW).max(1);
     let root = SVGBackend::new(out, (1500, 40 + 280 * rows as u32)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -68,21 +77,21 @@ pub fn feature_densities(panels: &[(String, &Densities)], out: &Path) -> Result<
         "Distances between pieces: within the data (blue), from generated pieces to the data (red)",
         ("sans-serif", 20),
     )?;
-    for ((title, densities), area) in panels.iter().zip(root.split_evenly((rows, PANELS_PER_ROW))) {
-        let x_range = densities.x.first().copied().unwrap_or(0.0)..densities.x.last().copied().unwrap_or(1.0);
-        let top = densities.intra.iter().chain(&densities.inter).copied().fold(0.0, f64::max);
+    for (panel, area) in panels.iter().zip(root.split_evenly((rows, PANELS_PER_ROW))) {
+        let x_range = panel.x.first().copied().unwrap_or(0.0)..panel.x.last().copied().unwrap_or(1.0);
+        let top = panel.intra.iter().chain(panel.inter).copied().fold(0.0, f64::max);
         let mut chart = ChartBuilder::on(&area)
-            .caption(title, ("sans-serif", 15))
+            .caption(&panel.title, ("sans-serif", 15))
             .margin(8)
             .x_label_area_size(36)
             .y_label_area_size(44)
             .build_cartesian_2d(x_range, 0.0..(top * 1.05).max(1e-9))?;
         chart.configure_mesh().x_desc("distance").x_labels(5).y_labels(4).light_line_style(WHITE).draw()?;
         let curve = |values: &[f64]| {
-            densities.x.iter().copied().zip(values.iter().copied()).step_by(CURVE_STRIDE).collect::<Vec<_>>()
+            panel.x.iter().copied().zip(values.iter().copied()).step_by(CURVE_STRIDE).collect::<Vec<_>>()
         };
-        chart.draw_series(LineSeries::new(curve(&densities.intra), BLUE.stroke_width(2)))?;
-        chart.draw_series(LineSeries::new(curve(&densities.inter), RED.stroke_width(2)))?;
+        chart.draw_series(LineSeries::new(curve(panel.intra), BLUE.stroke_width(2)))?;
+        chart.draw_series(LineSeries::new(curve(panel.inter), RED.stroke_width(2)))?;
     }
     root.present().with_context(|| format!("{}: cannot write the plot", out.display()))?;
     Ok(())
