@@ -250,9 +250,9 @@ impl Generator {
                 let mut token = self.sampler.sample(&self.logits, &self.decoder);
                 // Resting, the model still chooses when it plays next: a TIME_SHIFT past the
                 // rest stands, so a note meant for the next beat comes on that beat; a note or a
-                // TIME_SHIFT sooner waits for the rest's end. (Forcing the rest and drawing the
-                // model's own TIME_SHIFT after it put every note a rest late, and a musician
-                // playing every half beat silenced the model.)
+                // TIME_SHIFT sooner waits for the rest's end. (Forcing the whole rest and then
+                // drawing the model's own TIME_SHIFT would put every note a rest late, and a
+                // musician playing every half beat would keep the model silent.)
                 let rests_past = matches!(token, Token::TimeShift(k) if now + k as u64 >= self.rest_until);
                 if self.rest_until > now && !rests_past {
                     token = Token::TimeShift((self.rest_until - now).min(MAX_SHIFT_STEPS as u64) as u8);

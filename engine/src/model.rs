@@ -414,7 +414,7 @@ pub struct Model {
 pub enum StepMemory {
     /// A pool reserved at load (the default): no system allocator in the step.
     Pool,
-    /// The system allocator, as before pools: for comparisons.
+    /// The system allocator: the baseline the pool is measured against (benches, tests).
     System,
 }
 

@@ -170,7 +170,7 @@ fn smpte_time_is_converted_at_120_bpm() {
 
 #[test]
 fn smpte_at_an_odd_frame_rate_is_read_not_panicked_on() {
-    // Found by the fuzzer: a division byte of -128 overflowed on negation.
+    // A division byte of -128 means 128 fps, more than an i8 holds: read without overflow.
     let division = u16::from_be_bytes([0x80, 0x77]);
     let song = read(&smf(0, division, &[&track(&[0x00, 0x90, 60, 100, 0x10, 0x80, 60, 0])])).unwrap();
     assert_eq!(song.timing, Timing::Smpte { fps: 128, ticks_per_frame: 0x77 });

@@ -65,8 +65,8 @@ fn main() {
 
 /// Training frees and asks again for the same large buffers every step (activations, gradients,
 /// optimizer temporaries). glibc returns any freed block above its mmap threshold (it adapts up
-/// to 32 MB) to the system and trims the heap's top beyond 128 kB, so every step page-faults the
-/// same megabytes in again: 10-18 % of a run's time was in the kernel. Telling it to keep them
+/// to 32 MB) to the system and trims the heap's top beyond 128 kB, so every step would page-fault
+/// the same megabytes in again, 10-18 % of a run's time spent in the kernel. Telling it to keep them
 /// (what `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=
 /// 1073741824` does from outside) removes most of those faults.
 fn keep_freed_memory() {

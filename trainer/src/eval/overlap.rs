@@ -214,7 +214,7 @@ mod tests {
     fn a_few_pieces_of_the_reference_overlap_it_like_the_reference_itself() {
         // Integer values (as distinct pitches are), 48 of them drawn from the same eleven as a
         // reference of 3,000: 144,000 inter-set distances against 4.5 million intra-set ones.
-        // Each smoothed by its own sample's size, they overlapped 0.67; alike, 0.99.
+        // Each smoothed by its own sample's size they would overlap 0.67; smoothed alike, 0.99.
         let value = |i: usize| ((i * 7919) % 7 + (i * 104_729) % 5) as f64;
         let reference: Vec<[f64; 1]> = (0..3000).map(|i| [value(i)]).collect();
         let few: Vec<[f64; 1]> = (0..48).map(|i| [value(i * 31 + 5)]).collect();
