@@ -157,6 +157,24 @@ impl Default for ContinuoParams {
                     v if v.abs() < 0.005 => "as trained".to_string(),
                     v if v < 0.0 => format!("sparser {:.0}%", -v * 100.0),
                     v => format!("busier {:.0}%", v * 100.0),
+                }))
+                // Reads what the formatter writes, a percentage ("-40%") or a plain value ("-0.4").
+                .with_string_to_value(Arc::new(|s| {
+                    let s = s.trim();
+                    let percent = |amount: &str| {
+                        amount.trim().trim_end_matches('%').trim().parse::<f32>().ok().map(|p| p / 100.0)
+                    };
+                    if s.starts_with("as") {
+                        Some(0.0)
+                    } else if let Some(amount) = s.strip_prefix("sparser") {
+                        percent(amount).map(|v| -v)
+                    } else if let Some(amount) = s.strip_prefix("busier") {
+                        percent(amount)
+                    } else if s.ends_with('%') {
+                        percent(s)
+                    } else {
+                        s.parse().ok()
+                    }
                 })),
             loop_bars: IntParam::new(
                 "Loop",

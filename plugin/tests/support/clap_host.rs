@@ -275,13 +275,27 @@ impl Host {
     /// the next block, converted by the plugin's own text-to-value, as a DAW does.
     pub fn set(&mut self, name: &str, text: &str) {
         let id = self.param_id(name);
+        let value = self.text_to_value(id, text).unwrap_or_else(|| panic!("{name} does not accept {text:?}"));
+        self.events_in.push(&ParamValueEvent::new(0, id, Pckn::match_all(), value));
+    }
+
+    /// The value the plugin reads in a parameter's text, as a DAW asks when a person types one;
+    /// `None` when it does not accept the text.
+    pub fn text_to_value(&mut self, id: ClapId, text: &str) -> Option<f64> {
         let handle = self.instance.plugin_handle();
         let params = handle.get_extension::<PluginParams>().expect("the params extension");
-        let text = CString::new(text).unwrap();
-        let value = params
-            .text_to_value(&handle, id, &text)
-            .unwrap_or_else(|| panic!("{name} does not accept {text:?}"));
-        self.events_in.push(&ParamValueEvent::new(0, id, Pckn::match_all(), value));
+        params.text_to_value(&handle, id, &CString::new(text).unwrap())
+    }
+
+    /// The text the plugin shows for a parameter's value, as a DAW shows it (unit included).
+    pub fn value_to_text(&mut self, id: ClapId, value: f64) -> String {
+        let handle = self.instance.plugin_handle();
+        let params = handle.get_extension::<PluginParams>().expect("the params extension");
+        let mut buffer = [0u8; 256];
+        let text = params
+            .value_to_text(&handle, id, value, &mut buffer)
+            .unwrap_or_else(|_| panic!("parameter {} has no text for {value}", id.get()));
+        String::from_utf8_lossy(text).into_owned()
     }
 
     /// A note for the plugin's MIDI input in the next block, `offset` samples in.
