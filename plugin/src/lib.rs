@@ -125,7 +125,7 @@ impl Plugin for Continuo {
     const NAME: &'static str = "Continuo";
     const VENDOR: &'static str = "Continuo";
     const URL: &'static str = env!("CARGO_PKG_HOMEPAGE");
-    const EMAIL: &'static str = "continuo@example.invalid";
+    const EMAIL: &'static str = "";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
 
     // Stereo through first: Ableton Live refuses a VST3 without audio. Then a pure note effect.

@@ -8,7 +8,7 @@
 #[path = "support/clap_host.rs"]
 mod support;
 
-use clack_host::prelude::ClapId;
+use clack_host::prelude::{ClapId, PluginEntry};
 use support::*;
 
 #[test]
@@ -485,4 +485,15 @@ fn every_parameter_value_survives_its_text_and_back() {
         failures.len(),
         failures[..failures.len().min(20)].join("\n")
     );
+}
+
+/// Hosts show the plugin's web address and e-mail to the musician; a made-up one is worse than
+/// none.
+#[test]
+fn the_plugin_gives_hosts_no_made_up_address() {
+    let entry = unsafe { PluginEntry::load(bundle_path()) }.expect("the bundle loads as a CLAP entry");
+    let factory = entry.get_plugin_factory().expect("a plugin factory");
+    let descriptor = factory.plugin_descriptors().next().expect("one plugin in the bundle");
+    let url = descriptor.url().map(|u| u.to_string_lossy().into_owned()).unwrap_or_default();
+    assert!(!url.contains("example"), "the plugin's URL is a placeholder: {url:?}");
 }
