@@ -1,15 +1,13 @@
 //! Factory presets: settings that show what Continuo does, one click away in the window.
 //!
-//! Owns the list and what each sets. A preset sets only the parameters it names; the rest (the
-//! model, the MIDI channel, the seed) stay as the musician left them. The window applies a preset
-//! as one gesture per parameter, so the host records it like any change and can undo it.
+//! Owns the list and what each sets. A preset sets the parameters a [`Preset`] holds (each to its
+//! default unless the preset says otherwise); the rest (the model, the MIDI channel, the seed)
+//! stay as the musician left them. The window applies a preset as one gesture per parameter, so
+//! the host records it like any change and can undo it.
 
-use continuo_engine::sampler::SamplerSettings;
+use continuo_engine::sampler::{SamplerSettings, AS_TRAINED};
 
 use crate::params::{PlayMode, UNTIL_I_PLAY};
-
-/// The musician's default temperature, the one the built-in models were judged at.
-const DEFAULT_TEMPERATURE: f32 = SamplerSettings::DEFAULT.temperature;
 
 /// What a preset sets.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,71 +28,68 @@ pub struct Preset {
     pub answer_length: i32,
 }
 
+impl Preset {
+    /// The parameters' defaults, as Continuo starts (the temperature is the one the built-in
+    /// models were judged at), so that each preset states only what it changes.
+    pub const DEFAULT: Preset = Preset {
+        name: "",
+        description: "",
+        mode: PlayMode::Free,
+        temperature: SamplerSettings::DEFAULT.temperature,
+        density: SamplerSettings::DEFAULT.density,
+        polyphony: AS_TRAINED as i32,
+        lowest: SamplerSettings::DEFAULT.lowest as i32,
+        highest: SamplerSettings::DEFAULT.highest as i32,
+        loop_choice: 0,
+        answer_after_beats: 1.0,
+        answer_length: 2,
+    };
+}
+
 pub const PRESETS: [Preset; 5] = [
     Preset {
         name: "Chorale",
         description: "Four voices in a choir's range, as the chorales were written",
-        mode: PlayMode::Free,
-        temperature: DEFAULT_TEMPERATURE,
-        density: 0.0,
         polyphony: 4,
         lowest: 40,
         highest: 81,
-        loop_choice: 0,
-        answer_after_beats: 1.0,
-        answer_length: 2,
+        ..Preset::DEFAULT
     },
     Preset {
         name: "Answer me",
         description: "Play a phrase and rest: Continuo answers it for two bars",
         mode: PlayMode::CallAndResponse,
-        temperature: DEFAULT_TEMPERATURE,
-        density: 0.0,
         polyphony: 4,
-        lowest: 36,
-        highest: 96,
-        loop_choice: 0,
-        answer_after_beats: 1.0,
-        answer_length: 2,
+        ..Preset::DEFAULT
     },
     Preset {
         name: "Keep answering",
         description: "After each phrase you play, Continuo plays on until you play again",
         mode: PlayMode::CallAndResponse,
         temperature: 0.7,
-        density: 0.0,
         polyphony: 4,
-        lowest: 36,
-        highest: 96,
-        loop_choice: 0,
         answer_after_beats: 2.0,
         answer_length: UNTIL_I_PLAY,
+        ..Preset::DEFAULT
     },
     Preset {
         name: "Sparse duet",
         description: "Continuo plays along with you, a few notes at a time",
         mode: PlayMode::Duet,
-        temperature: DEFAULT_TEMPERATURE,
         density: -0.6,
         polyphony: 3,
-        lowest: 36,
-        highest: 96,
-        loop_choice: 0,
-        answer_after_beats: 1.0,
-        answer_length: 2,
+        ..Preset::DEFAULT
     },
     Preset {
         name: "Two-bar loop",
         description: "A two-bar phrase on repeat; New phrase for another take",
-        mode: PlayMode::Free,
         temperature: 0.7,
         density: 0.3,
         polyphony: 4,
         lowest: 48,
         highest: 84,
         loop_choice: 2,
-        answer_after_beats: 1.0,
-        answer_length: 2,
+        ..Preset::DEFAULT
     },
 ];
 
@@ -104,6 +99,22 @@ mod tests {
     use crate::params::ContinuoParams;
     use crate::phrase_loop::LOOP_BAR_CHOICES;
     use nice_plug::prelude::*;
+
+    /// A preset that does not state a setting puts that parameter back to its default.
+    #[test]
+    fn the_default_preset_is_how_continuo_starts() {
+        let p = ContinuoParams::default();
+        let d = Preset::DEFAULT;
+        assert_eq!(d.mode, p.mode.default_plain_value());
+        assert_eq!(d.temperature, p.temperature.default_plain_value());
+        assert_eq!(d.density, p.density.default_plain_value());
+        assert_eq!(d.polyphony, p.polyphony.default_plain_value());
+        assert_eq!(d.lowest, p.lowest.default_plain_value());
+        assert_eq!(d.highest, p.highest.default_plain_value());
+        assert_eq!(d.loop_choice, p.loop_bars.default_plain_value());
+        assert_eq!(d.answer_after_beats, p.answer_after.default_plain_value());
+        assert_eq!(d.answer_length, p.answer_length.default_plain_value());
+    }
 
     /// Every value a preset sets is one its parameter takes as it is (not clamped into range).
     #[test]
