@@ -27,19 +27,21 @@ mod support;
 use std::collections::HashMap;
 use std::time::Instant;
 
+use continuo::transport::SECONDS_AGREE;
+use continuo_engine::generator::GeneratorSettings;
 use continuo_engine::model::{self, ModelInfo, ModelShape, ModelWeights};
+use continuo_engine::vocab::{STEPS_PER_BEAT, VOCAB_SIZE};
 use support::*;
 
 const SAMPLE_RATES: [f64; 5] = [44_100.0, 48_000.0, 88_200.0, 96_000.0, 192_000.0];
 const SIGNATURES: [(u16, u16); 5] = [(4, 4), (3, 4), (6, 8), (7, 8), (5, 4)];
-/// The plugin's longest note, in beats, and a beat of slack for the block it ends in.
-const LONGEST_NOTE_BEATS: f64 = 8.0 + 1.0;
-/// How closely the plugin takes a host's beats and seconds to agree before it takes its beats
-/// from the seconds (transport.rs): what a chance agreement can cost.
-const SECONDS_AGREE_BEATS: f64 = 1.0 / 1024.0;
+/// The plugin's longest note, in beats (the parameters never change the engine's limit), and a
+/// beat of slack for the block it ends in.
+const LONGEST_NOTE_BEATS: f64 = GeneratorSettings::DEFAULT.max_note_beats + 1.0;
 /// Ardour's ticks per beat.
 const TICKS: f64 = 1920.0;
-const GRID: f64 = 24.0;
+/// The grid every note starts on, in steps a beat.
+const GRID: f64 = STEPS_PER_BEAT as f64;
 /// The careless user plays too, on MIDI channel 16: phrases and rests, which the plugin passes
 /// through and, in Call and response or Duet, hears. Continuo's own channel is kept off it.
 const MUSICIAN_CHANNEL: u8 = 15;
@@ -275,11 +277,11 @@ impl Soak {
         };
         self.locate_to(0.0);
         // Where the plugin starts its clock is exact, unless the host rounds its beats and they
-        // cannot be had from its seconds (the tempo changes in this song).
+        // cannot be had from its seconds (the tempo changes in this song): then it is off by the
+        // rounding, or by what a chance agreement of the beats and seconds can cost.
         let rounds = matches!(self.report, Report::RoundedWithSeconds | Report::RoundedBeatsOnly);
         let seconds_tell = self.report == Report::RoundedWithSeconds && self.map.is_constant();
-        self.anchor_slack =
-            if rounds && !seconds_tell { (0.5 / TICKS).max(SECONDS_AGREE_BEATS) } else { 0.0 };
+        self.anchor_slack = if rounds && !seconds_tell { (0.5 / TICKS).max(SECONDS_AGREE) } else { 0.0 };
         self.tally.sessions += 1;
     }
 
@@ -611,8 +613,8 @@ fn an_hour_of_a_careless_user_in_a_quirky_host() {
     let mut models: Vec<(String, String)> =
         ["bach-chorales", "folk-melody", "bass-line"].map(|id| (id.to_string(), String::new())).to_vec();
     for (name, shape) in [
-        ("small", ModelShape { layers: 1, hidden: 32, embed: 16, dense: 32, vocab: 384 }),
-        ("two-layer", ModelShape { layers: 2, hidden: 64, embed: 16, dense: 64, vocab: 384 }),
+        ("small", ModelShape { layers: 1, hidden: 32, embed: 16, dense: 32, vocab: VOCAB_SIZE as usize }),
+        ("two-layer", ModelShape { layers: 2, hidden: 64, embed: 16, dense: 64, vocab: VOCAB_SIZE as usize }),
     ] {
         let path = dir.path().join(format!("{name}.onnx"));
         let bytes =
