@@ -15,9 +15,10 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use continuo::listening::{InputNote, ListenSettings, Mode};
+use continuo::listening::{InputNote, Mode};
 use continuo::params::ContinuoParams;
-use continuo::player::{smallest_block, step_cap, HostTransport, Player, STEP_BUDGET, WORST_CASE_FACTOR};
+use continuo::player::{HostTransport, Player};
+use continuo::step_budget::{smallest_block, step_cap, STEP_BUDGET, WORST_CASE_FACTOR};
 use continuo_engine::model::{self, Model, ModelInfo, ModelShape, ModelWeights, StepMemory};
 use continuo_engine::realtime_memory::{self, Violation};
 
@@ -69,9 +70,9 @@ fn main() {
         for memory in [StepMemory::System, StepMemory::Pool] {
             let model = Model::load_with_memory(bytes, name, memory).expect("the model loads");
             let (pool, _) = model.memory();
+            // Built from the model in the memory under test, rather than opened from its source.
             let mut player =
-                Player::new(model, params.generator_settings(), params.output_settings(), Default::default())
-                    .expect("player");
+                Player::new(model, params.player_settings(), Default::default()).expect("player");
             if memory == StepMemory::Pool {
                 let token = player.token_cost();
                 println!(
@@ -87,8 +88,9 @@ fn main() {
                 run(name, memory, &mut player, samples);
             }
             if memory == StepMemory::Pool {
-                let duet = ListenSettings { mode: Mode::Duet, ..ListenSettings::default() };
-                player.set_listening(duet, &mut |_| {});
+                let mut duet = params.player_settings();
+                duet.listen.mode = Mode::Duet;
+                player.apply(&duet, &mut |_| {});
                 for samples in BLOCK_SIZES {
                     run(name, memory, &mut player, samples);
                 }

@@ -2,44 +2,46 @@
 //! in time with its tempo, with the host's transport as play, pause and stop.
 //!
 //! This file is the nice-plug glue and the whole signal path: `process()` reads the transport,
-//! takes a new model's player when one is handed over, applies the parameters, lets the
-//! [`player::Player`] generate and place this block's notes, and sends them, merged in time order
-//! with the MIDI coming in (passed through and logged for the editor). Models are loaded and
-//! warmed in `activate()` or by a background task ([`model_switch`]), never on the audio thread, and
-//! `process()` runs as the audio thread for [`realtime`]: the model steps in its own memory, and
-//! nothing calls the system allocator.
+//! takes a new model's player when one is handed over ([`model_switch`]), applies the
+//! parameters, lets the [`player::Player`] generate and place this block's notes, and sends them,
+//! merged in time order with the MIDI coming in (passed through and logged for the editor).
+//! Models are loaded and warmed in `activate()` or by a background task, never on the audio
+//! thread, and `process()` runs as the audio thread for [`realtime`]: the model steps in its own
+//! memory, and nothing calls the system allocator. Saving MIDI is [`save_midi`]'s.
 
 pub mod built_in;
 pub mod editor;
+pub mod event_queue;
 pub mod listening;
 pub mod model_switch;
 pub mod monitor;
+pub mod note_output;
 pub mod params;
-pub mod phrase_loop;
 pub mod piano_roll;
+pub mod played_notes;
 pub mod player;
 pub mod presets;
-pub mod recording;
+pub mod save_midi;
+pub mod step_budget;
+pub mod takes;
 pub mod transport;
 pub mod user_files;
 
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use continuo_engine::midi::{self, Note};
 use continuo_engine::realtime_memory::{self as realtime, RealtimeAllocator};
 use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
 use nice_plug_egui::{EguiEditor, EguiEditorState};
 
-use crate::built_in::{ModelChoice, ModelSource};
 use crate::editor::EditorApp;
 use crate::listening::InputNote;
-use crate::model_switch::{open_player_or_default, ModelSwitch};
+use crate::model_switch::{ModelSwitch, PlayingModel};
 use crate::monitor::{Meters, Monitor};
 use crate::params::ContinuoParams;
 use crate::player::{OutputEvent, Player};
+use crate::save_midi::{SaveReport, SaveRequest};
 use crate::transport::HostTransport;
 
 /// Every allocation of the plugin goes through the real-time allocator: a model step's come
@@ -66,13 +68,9 @@ pub enum Task {
     /// Open, check and warm the model the `Model` parameter and the project's file ask for,
     /// and switch to it (unless it plays already).
     SwitchModel,
-    /// Write these notes (beats from the file's start) to a MIDI file at this tempo, `length`
-    /// beats long if given (a loop, as a clip).
-    SaveMidi { path: PathBuf, notes: Vec<Note>, bpm: f64, length: Option<f64> },
+    /// Write notes to a MIDI file, and report what happened to the window.
+    SaveMidi(SaveRequest),
 }
-
-/// What the last "Save MIDI" did: the message to show.
-pub type SaveReport = Mutex<Option<Result<String, String>>>;
 
 pub struct Continuo {
     params: Arc<ContinuoParams>,
@@ -80,11 +78,8 @@ pub struct Continuo {
     switch: Arc<ModelSwitch>,
     saves: Arc<SaveReport>,
     editor_state: Arc<EguiEditorState>,
-    player: Option<Player>,
-    /// Where the playing model came from.
-    player_source: ModelSource,
-    /// The `Model` parameter as the audio thread last saw it: a change asks for a switch.
-    model_choice_seen: ModelChoice,
+    /// The player playing, and the model it plays.
+    playing: PlayingModel,
     /// This block's events before they are merged with the input; allocated once.
     events: Vec<OutputEvent>,
     /// This block's incoming events, to pass through, and the notes among them for the
@@ -107,9 +102,7 @@ impl Default for Continuo {
             switch: Arc::default(),
             saves: Arc::default(),
             editor_state: editor::default_state(),
-            player: None,
-            player_source: ModelSource::BuiltIn(built_in::DEFAULT.choice),
-            model_choice_seen: built_in::DEFAULT.choice,
+            playing: PlayingModel::default(),
             events: Vec::with_capacity(MAX_EVENTS_PER_BLOCK),
             incoming: Vec::with_capacity(MAX_INPUT_PER_BLOCK),
             input_notes: Vec::with_capacity(MAX_INPUT_PER_BLOCK),
@@ -176,12 +169,7 @@ impl Plugin for Continuo {
             (self.params.clone(), self.monitor.clone(), self.switch.clone(), self.saves.clone());
         Box::new(move |task| match task {
             Task::SwitchModel => switch.switch_to_chosen(&params, &monitor),
-            Task::SaveMidi { path, notes, bpm, length } => {
-                let result = save_midi(&path, &notes, bpm, length);
-                if let Ok(mut report) = saves.lock() {
-                    *report = Some(result);
-                }
-            }
+            Task::SaveMidi(request) => request.save(&saves),
         })
     }
 
@@ -191,35 +179,11 @@ impl Plugin for Continuo {
         _buffer_config: &BufferConfig,
         _context: &mut impl ActivateContext<Self>,
     ) -> bool {
-        // A model switched to while the host was not processing takes over now.
-        if let Some(handover) = self.switch.take_ready() {
-            // Deactivation ended the old player's notes.
-            if let Some(player) = &mut self.player {
-                self.switch.hand_over(handover, player, &mut self.player_source);
-            }
-            self.switch.collect_retired();
-        }
-        let source = self.params.model_source();
-        self.model_choice_seen = self.params.model.value();
-        // Activation repeats (sample rate or buffer changes); open a model again only when a
-        // restored project names another one than the one playing.
-        if self.player.is_some() && self.player_source == source {
-            return true;
-        }
-        match open_player_or_default(&source, &self.params, &self.monitor) {
-            Ok((mut player, playing, problem)) => {
-                if let Some(problem) = &problem {
+        match self.playing.activate(&self.switch, &self.params, &self.monitor) {
+            Ok(problem) => {
+                if let Some(problem) = problem {
                     nice_warn!("{problem}");
                 }
-                // The project's model replaces the one playing: that one's notes end in the
-                // first block.
-                if let Some(old) = &self.player {
-                    player.take_over_notes(old);
-                }
-                let generation = self.switch.register(player.model().info(), &playing);
-                self.switch.mark_playing(generation);
-                self.player = Some(player);
-                self.player_source = playing;
                 true
             }
             Err(error) => {
@@ -233,7 +197,7 @@ impl Plugin for Continuo {
     /// plugin: the music goes back to its start, and the notes the host heard sound end at the
     /// start of the next block.
     fn reset(&mut self) {
-        if let Some(player) = &mut self.player {
+        if let Some(player) = &mut self.playing.player {
             player.reset();
         }
     }
@@ -253,22 +217,17 @@ impl Plugin for Continuo {
         let samples = buffer.samples();
         realtime::audio_thread(|| {
             let host = self.read_transport(context.transport(), samples);
-            let Some(player) = &mut self.player else { return };
+            if self.playing.player.is_none() {
+                return;
+            }
             let events = &mut self.events;
             events.clear();
-
-            // Another model chosen (the window, or automation): opened off the audio thread.
-            let choice = self.params.model.value();
-            if choice != self.model_choice_seen {
-                self.model_choice_seen = choice;
+            // Another model chosen (the window, or automation) is opened off the audio thread;
+            // one opened takes over now.
+            if self.playing.begin_block(&self.switch, self.params.model.value(), &mut capped(events)) {
                 context.execute_background(Task::SwitchModel);
             }
-            // A new model: the notes of the one playing end, then the new player plays on from
-            // this block. The old one goes back to be dropped off the audio thread.
-            if let Some(handover) = self.switch.take_ready() {
-                player.all_notes_off(0, &mut capped(events));
-                self.switch.hand_over(handover, player, &mut self.player_source);
-            }
+            let Some(player) = &mut self.playing.player else { return };
             // A new channel: the old one's notes end there, first.
             let channel = self.params.channel_index();
             if channel != self.channel {
@@ -352,7 +311,7 @@ impl Drop for Continuo {
 }
 
 /// The Restart and New phrase buttons (on: the music starts again from its seed, or with a
-/// new take, on the next beat or bar), then the rest of the parameters.
+/// new take, on the next beat or bar), then the rest of the parameters, as one value.
 fn apply_parameters(
     params: &ContinuoParams,
     (restart_held, new_phrase_held): (&mut bool, &mut bool),
@@ -369,10 +328,7 @@ fn apply_parameters(
         player.new_phrase(emit);
     }
     *new_phrase_held = new_phrase;
-    player.set_output(params.output_settings());
-    player.set_settings(params.generator_settings(), emit);
-    player.set_listening(params.listen_settings(), emit);
-    player.set_loop(params.loop_bars(), emit);
+    player.apply(&params.player_settings(), emit);
 }
 
 /// Takes this block's incoming events from the host (to pass through after), and the notes
@@ -452,26 +408,6 @@ fn capped(events: &mut Vec<OutputEvent>) -> impl FnMut(OutputEvent) + '_ {
     }
 }
 
-/// Writes saved notes through the engine's MIDI writer; the message says where, or why not.
-fn save_midi(
-    path: &std::path::Path,
-    notes: &[Note],
-    bpm: f64,
-    length: Option<f64>,
-) -> Result<String, String> {
-    if notes.is_empty() {
-        return Err(
-            "nothing to save yet: no notes were played in those bars (or no phrase loops)".to_string()
-        );
-    }
-    if let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty()) {
-        std::fs::create_dir_all(folder).map_err(|e| format!("{}: {e}", folder.display()))?;
-    }
-    midi::write_file(path, notes, bpm, length).map_err(|e| e.to_string())?;
-    let clip = length.map(|beats| format!(", a {beats:.0}-beat clip,")).unwrap_or_default();
-    Ok(format!("saved {} notes{clip} at {bpm:.1} BPM to {}", notes.len(), path.display()))
-}
-
 /// Sends an event; an error means the host's buffer is full and the event is lost.
 fn context_send<P: Plugin>(
     context: &mut impl ProcessContext<P>,
@@ -518,10 +454,12 @@ nice_export_vst3!(Continuo);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::built_in::{ModelChoice, ModelSource};
+    use crate::model_switch::open_player_or_default;
 
     #[test]
     fn a_missing_model_file_falls_back_to_the_default_and_says_so() {
-        let (params, monitor) = (ContinuoParams::default(), Arc::default());
+        let (params, monitor) = (ContinuoParams::default().player_settings(), Arc::default());
         let missing = ModelSource::File("/projects/old-song/my-model.onnx".into());
         let (player, playing, problem) = open_player_or_default(&missing, &params, &monitor).unwrap();
         assert_eq!(player.model().info().name, built_in::DEFAULT.name);

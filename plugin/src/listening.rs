@@ -1,43 +1,63 @@
 //! Listening: what the model hears of the musician, and when it answers.
 //!
 //! Owns the playing modes ([`Mode`]), the musician's notes as the player receives them
-//! ([`InputNote`]), what the model has heard of them ([`Ear`]: the notes held, when the musician
-//! last played, whether a call waits for its answer), and the generator's recent past
-//! ([`Rollback`]): where it stood before each TIME_SHIFT it drew, so that when a note arrives
-//! for a moment the generator has already run past, it goes back to that moment, hears the note
-//! there and generates the rest again. The player ([`crate::player`]) decides when; nothing here
-//! knows the host, and nothing allocates after it is made.
+//! ([`InputNote`]), and the [`Listener`]: what the model has heard ([`Ear`]: the notes held,
+//! when the musician last played, whether a call waits for its answer), where the call and
+//! response stands ([`Phase`]), the musician's notes placed on the music's grid and waiting for
+//! the model to read them, and the generator's recent past ([`Rollback`]): where it stood before
+//! each TIME_SHIFT it drew, so that when a note arrives for a moment the generator has already
+//! run past, it goes back to that moment, hears the note there and generates the rest again.
+//!
+//! The player lends the listener its generator, its queue of events ahead and its output for
+//! each block; nothing here knows the host, and nothing allocates after it is made.
+
+use std::sync::atomic::Ordering;
 
 use continuo_engine::generator::{Generator, GeneratorSnapshot};
-use continuo_engine::vocab::Token;
+use continuo_engine::midi::Role;
+use continuo_engine::vocab::{Token, STEPS_PER_BEAT};
+use nice_plug::prelude::Enum;
 
-/// How Continuo plays with the musician.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+use crate::event_queue::{EventQueue, LOOKAHEAD_STEPS};
+use crate::monitor::NoteSource;
+use crate::note_output::{NoteOutput, OutputEvent};
+use crate::transport::{beats_per_bar, BlockOnGrid};
+
+/// How Continuo plays with the musician: the Mode parameter's values, as the host lists them.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
     /// The model plays on its own; what comes in is passed through and drawn, not heard.
     #[default]
     Free,
     /// Silent while the musician plays, the model listening; after a rest, it answers.
+    #[name = "Call and response"]
     CallAndResponse,
     /// The model hears the musician and itself as one stream, and plays along all the time.
     Duet,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 3] = [Mode::Free, Mode::CallAndResponse, Mode::Duet];
-
+    /// Its name, as the host and the window show it.
     pub fn name(self) -> &'static str {
-        match self {
-            Mode::Free => "Free",
-            Mode::CallAndResponse => "Call and response",
-            Mode::Duet => "Duet",
-        }
+        Mode::variants()[self.to_index()]
     }
 
     pub fn listens(self) -> bool {
         self != Mode::Free
     }
 }
+
+/// The longest silence the model hears between a musician's notes, in grid steps (a bar of
+/// 4/4): a longer rest reads as this, so the model's memory of the last phrase is not washed
+/// out by minutes of TIME_SHIFTs, and hearing after a long rest costs a step or two.
+const HEARD_REST_STEPS: u64 = 4 * STEPS_PER_BEAT as u64;
+/// Most of the musician's notes (starts and ends) heard in one block: a ten-finger chord
+/// struck and released. More is a flood: passed through, not heard. A fixed number rather than
+/// the step cap, so that what the model hears does not depend on how fast this machine is.
+pub const MAX_HEARD_PER_BLOCK: usize = 20;
+/// The musician's notes waiting to be read by the model, at most: a few blocks' worth at a step
+/// a block.
+const HEARD_QUEUE: usize = 64;
 
 /// The musician's settings for listening.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -217,6 +237,273 @@ impl Rollback {
     fn slot(&self, i: usize) -> &GeneratorSnapshot {
         &self.slots[(self.start + i) % ROLLBACK_SNAPSHOTS]
     }
+}
+
+/// What a block's listening did: the model steps it ran (which the block's generation does
+/// without) and the musician's notes the model heard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heard {
+    pub steps: usize,
+    pub notes: usize,
+}
+
+/// The model's ear on the musician, as the mode says: what it heard, the call and response, and
+/// the generator's past to go back to.
+pub struct Listener {
+    settings: ListenSettings,
+    ear: Ear,
+    phase: Phase,
+    rollback: Rollback,
+    /// The musician's notes placed on the generator's timeline and not yet read by the model
+    /// (step, token), oldest first from `heard_next`; allocated once.
+    heard_queue: Vec<(u64, Token)>,
+    heard_next: usize,
+}
+
+impl Listener {
+    /// A listener for `generator`'s model, its memory allocated now.
+    pub fn new(generator: &Generator) -> Listener {
+        Listener {
+            settings: ListenSettings::default(),
+            ear: Ear::default(),
+            phase: Phase::Listening,
+            rollback: Rollback::new(generator),
+            heard_queue: Vec::with_capacity(HEARD_QUEUE),
+            heard_next: 0,
+        }
+    }
+
+    pub fn settings(&self) -> ListenSettings {
+        self.settings
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.settings.mode
+    }
+
+    /// Takes the musician's settings. Returns whether the mode changed (the music starts again).
+    pub fn set_settings(&mut self, settings: ListenSettings) -> bool {
+        let new_mode = settings.mode != self.settings.mode;
+        self.settings = settings;
+        new_mode
+    }
+
+    /// The music starts again: nothing heard, nothing to answer, no past.
+    pub fn reset(&mut self) {
+        self.phase = Phase::Listening;
+        self.ear.clear();
+        self.rollback.clear();
+        self.heard_queue.clear();
+        self.heard_next = 0;
+    }
+
+    /// The generator's past no longer leads to what it plays (the settings changed).
+    pub fn forget_past(&mut self) {
+        self.rollback.clear();
+    }
+
+    /// Call and response, waiting for or hearing a call: the model is silent.
+    pub fn listens_for_a_call(&self) -> bool {
+        self.settings.mode == Mode::CallAndResponse && self.phase == Phase::Listening
+    }
+
+    /// The model may generate now: always, except while it listens for a call, and while notes
+    /// placed for it wait to be read.
+    pub fn lets_the_model_play(&self) -> bool {
+        !self.listens_for_a_call() && self.heard_queue.is_empty()
+    }
+
+    /// The generator's past is kept while a musician's note may have to go back into it.
+    pub fn keeps_past(&self) -> bool {
+        match self.settings.mode {
+            Mode::Free => false,
+            Mode::CallAndResponse => matches!(self.phase, Phase::Answering { .. }),
+            Mode::Duet => true,
+        }
+    }
+
+    /// The grid step where the answer playing ends, for an answer of a set length.
+    pub fn answer_ends_at(&self) -> Option<u64> {
+        match self.phase {
+            Phase::Answering { until } => until,
+            Phase::Listening => None,
+        }
+    }
+
+    /// Before the generator draws a token, while the past is kept.
+    pub fn before_token(&mut self, generator: &Generator) {
+        self.rollback.before_token(generator);
+    }
+
+    /// After it drew `token`, while the past is kept.
+    pub fn after_token(&mut self, token: Token) {
+        self.rollback.after_token(token);
+    }
+
+    /// Hears this block's input as the mode says, within `cap` model steps. A note is placed at
+    /// once: the generator goes back to its step (no model step), so nothing generated after it
+    /// plays; the model reads it (a step, two when time has to pass first) as the cap allows, in
+    /// this block or the next ones, and generates nothing new until it has. A note the model
+    /// cannot hear (drums into a melodic model, a note-off without its note-on, a flood past
+    /// [`MAX_HEARD_PER_BLOCK`]) is drawn grey and counted. `voices` is how many the model plays
+    /// at once, `longest_note` the longest note it may hear held, in grid steps.
+    #[allow(clippy::too_many_arguments)]
+    pub fn hear(
+        &mut self,
+        input: &[InputNote],
+        block: &BlockOnGrid,
+        (cap, voices, longest_note): (usize, usize, u64),
+        generator: &mut Generator,
+        queue: &mut EventQueue,
+        output: &mut NoteOutput,
+        emit: &mut impl FnMut(OutputEvent),
+    ) -> Heard {
+        let mode = self.settings.mode;
+        let mut heard = 0;
+        let deaf_to_drums = generator.model().info().role == Role::Melodic;
+        for note in input {
+            let on = note.velocity > 0;
+            let audible = mode.listens()
+                && !(deaf_to_drums && note.channel == DRUM_CHANNEL)
+                && (on || self.ear.is_held(note.pitch))
+                && heard < MAX_HEARD_PER_BLOCK
+                && self.heard_queue.len() < HEARD_QUEUE;
+            if !audible {
+                if mode.listens() {
+                    output.monitor().meters.unheard_notes.fetch_add(on as u64, Ordering::Relaxed);
+                }
+                let source = if mode.listens() { NoteSource::Unheard } else { NoteSource::Input };
+                output.log(note.offset, note.pitch, note.velocity, source);
+                continue;
+            }
+            let step = block.step_at(note.offset);
+            if on && matches!(self.phase, Phase::Answering { .. }) && mode == Mode::CallAndResponse {
+                // The musician plays again: the answer stops here, every note ended.
+                output.all_notes_off(note.offset, emit);
+                self.stop_answer(step, generator, queue);
+            }
+            let step = self.go_back_to(step, generator, queue);
+            let token = if on { Token::NoteOn(note.pitch) } else { Token::NoteOff(note.pitch) };
+            self.heard_queue.push((step, token));
+            self.ear.heard(note.pitch, on, step);
+            heard += 1;
+            output.log(note.offset, note.pitch, note.velocity, NoteSource::Input);
+        }
+        // A key held past the longest note: the model hears it end (where it stands now: going
+        // back that far could undo notes it has heard since).
+        let now = block.step_at(block.samples as u32);
+        while let Some((pitch, end)) = self.ear.overlong(now, longest_note) {
+            self.ear.heard(pitch, false, end);
+            if self.heard_queue.len() < HEARD_QUEUE {
+                self.heard_queue.push((end, Token::NoteOff(pitch)));
+            }
+        }
+        // What the model decides after hearing is due after this block at the soonest (its
+        // events are already placed), not before the blocks to come can draw a chord at their
+        // cap (the note-offs, a velocity and a note-on per voice, and the time shift), and on
+        // the beat's grid. At a full cap that is the grid line after the next block; at a cap
+        // of 2 steps, after 7 blocks for 4 voices, else the reply would come late.
+        let blocks = (3 * voices + 2).div_ceil(cap.max(1)) as f64;
+        let next_block = block.beats_from_origin(blocks * block.samples as f64 - 0.5);
+        let reply_from = on_the_grid((next_block * STEPS_PER_BEAT as f64).ceil().max(0.0) as u64 + 1);
+        let mut spent = self.read_heard(cap, reply_from, generator);
+        if self.listens_for_a_call() && self.heard_queue.is_empty() {
+            let rest = (self.settings.answer_after_beats * STEPS_PER_BEAT as f64).round() as u64;
+            // The answer is generated ahead like any music, from a beat before it is due: if
+            // the musician plays before then, it is dropped unheard.
+            let due = self.ear.answer_due(rest).filter(|due| *due < now + LOOKAHEAD_STEPS);
+            if let Some(due) = due.filter(|_| spent < cap) {
+                let at = due.max(block.step_at(0) + 1);
+                spent += self.start_answer(at, block.time_signature, generator);
+            }
+        }
+        Heard { steps: spent, notes: heard }
+    }
+
+    /// An answer of a set length ends in this block: its notes end on its last step.
+    pub fn end_answer_if_due(
+        &mut self,
+        block: &BlockOnGrid,
+        generator: &mut Generator,
+        queue: &mut EventQueue,
+        output: &mut NoteOutput,
+        emit: &mut impl FnMut(OutputEvent),
+    ) {
+        let Phase::Answering { until: Some(until) } = self.phase else { return };
+        let at = block.samples_until_step(until);
+        if at < block.samples as f64 - 0.5 {
+            output.all_notes_off(at.round().max(0.0) as u32, emit);
+            self.stop_answer(until, generator, queue);
+        }
+    }
+
+    /// The model reads the notes placed for it, in order, at most `cap` model steps. After each
+    /// it plays nothing new before `reply_from` (in a duet; listening, it does not play anyway).
+    /// Returns the steps run.
+    fn read_heard(&mut self, cap: usize, reply_from: u64, generator: &mut Generator) -> usize {
+        let mut spent = 0;
+        while self.heard_next < self.heard_queue.len() && spent < cap {
+            let (step, token) = self.heard_queue[self.heard_next];
+            if generator.now() < step {
+                spent += generator.feed_time_until(step, HEARD_REST_STEPS).unwrap_or(0);
+                if spent >= cap {
+                    break;
+                }
+            }
+            spent += generator.feed(token).is_ok() as usize;
+            self.heard_next += 1;
+            generator.rest_until(reply_from);
+        }
+        if self.heard_next == self.heard_queue.len() {
+            self.heard_queue.clear();
+            self.heard_next = 0;
+        }
+        spent
+    }
+
+    /// Takes the generator back to grid step `step` if it has generated past it, dropping the
+    /// queued events after it. Returns the step the generator now stands at: `step`, or later
+    /// when its past does not reach back that far.
+    fn go_back_to(&mut self, step: u64, generator: &mut Generator, queue: &mut EventQueue) -> u64 {
+        if generator.now() > step && self.rollback.go_back(generator, step).is_some() {
+            queue.drop_after(step);
+        }
+        step.max(generator.now())
+    }
+
+    /// The musician rested long enough: the answer starts at grid step `at`. Returns the model
+    /// steps run (the rest, heard).
+    fn start_answer(&mut self, at: u64, time_signature: (u32, u32), generator: &mut Generator) -> usize {
+        // Where the call ended, to go back to if the musician plays on before the answer.
+        self.rollback.clear();
+        self.rollback.keep(generator);
+        let spent = generator.feed_time_until(at, HEARD_REST_STEPS).unwrap_or(0);
+        let bar_steps = beats_per_bar(time_signature) * STEPS_PER_BEAT as f64;
+        let until = self.settings.answer_bars.map(|bars| at + (bars as f64 * bar_steps).round() as u64);
+        self.phase = Phase::Answering { until };
+        generator.start_with_a_note();
+        self.ear.answered();
+        spent
+    }
+
+    /// The answer ends at grid step `at`: the model's memory goes back to what was heard until
+    /// then, and it listens again. The caller ends the notes.
+    fn stop_answer(&mut self, at: u64, generator: &mut Generator, queue: &mut EventQueue) {
+        self.go_back_to(at, generator, queue);
+        queue.clear();
+        generator.release_all(|_| {});
+        self.rollback.clear();
+        self.phase = Phase::Listening;
+    }
+}
+
+/// The first sixteenth note or eighth-note triplet at or after grid step `step`: where a reply
+/// may begin. The model keeps time by its own TIME_SHIFTs, so a reply begun off the beat's grid
+/// would play on off it.
+fn on_the_grid(step: u64) -> u64 {
+    const SIXTEENTH: u64 = STEPS_PER_BEAT as u64 / 4;
+    const TRIPLET: u64 = STEPS_PER_BEAT as u64 / 3;
+    step.next_multiple_of(SIXTEENTH).min(step.next_multiple_of(TRIPLET))
 }
 
 #[cfg(test)]

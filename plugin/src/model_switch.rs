@@ -1,5 +1,6 @@
 //! How a model comes to play: opened and given a player ([`open_player`], the one way, at
-//! activation and in a switch), and changed while the music plays ([`ModelSwitch`]).
+//! activation and in a switch), changed while the music plays ([`ModelSwitch`]), and the audio
+//! thread's side of it ([`PlayingModel`]: the player playing, taking over a new one).
 //!
 //! A switch is asked for by the `Model` parameter changing (the window's list, or the host's
 //! automation: the audio thread sees the change and posts a task) or by the window loading a
@@ -21,10 +22,10 @@ use std::time::{Duration, Instant};
 use continuo_engine::model::{Model, ModelInfo};
 use crossbeam::queue::ArrayQueue;
 
-use crate::built_in::{self, ModelSource};
+use crate::built_in::{self, ModelChoice, ModelSource};
 use crate::monitor::Monitor;
 use crate::params::ContinuoParams;
-use crate::player::Player;
+use crate::player::{OutputEvent, Player, PlayerSettings};
 use crate::user_files;
 
 /// How long a load waits for the audio thread to take the new player before it reports the
@@ -176,7 +177,7 @@ impl ModelSwitch {
     pub fn load(&self, source: ModelSource, params: &ContinuoParams, monitor: &Arc<Monitor>) {
         self.set_report(LoadReport::Loading(source.to_string()));
         self.collect_retired();
-        let player = match open_player(&source, params, monitor) {
+        let player = match open_player(&source, &params.player_settings(), monitor) {
             Ok(player) => player,
             Err(error) => {
                 self.set_report(LoadReport::Refused(error));
@@ -207,12 +208,12 @@ impl ModelSwitch {
     }
 }
 
-/// Opens a model, checks and warms it, and builds its player with the parameters as they
-/// stand (sampler, output, listening, loop): the one way a model comes to play, at activation
-/// and in a switch. Errors are the engine's, naming the file.
+/// Opens a model, checks and warms it, and builds its player playing by `settings` (sampler,
+/// output, listening, loop), its first beat generated: the one way a model comes to play, at
+/// activation, in a switch, and in the tests. Errors are the engine's, naming the file.
 pub fn open_player(
     source: &ModelSource,
-    params: &ContinuoParams,
+    settings: &PlayerSettings,
     monitor: &Arc<Monitor>,
 ) -> Result<Player, String> {
     let model = match source {
@@ -226,11 +227,7 @@ pub fn open_player(
         ModelSource::File(path) => Model::load_file(Path::new(path)),
     }
     .map_err(|e| e.to_string())?;
-    let settings = (params.generator_settings(), params.output_settings());
-    let mut player =
-        Player::new(model, settings.0, settings.1, monitor.clone()).map_err(|e| format!("{source}: {e}"))?;
-    player.set_listening(params.listen_settings(), &mut |_| {});
-    player.set_loop(params.loop_bars(), &mut |_| {});
+    let mut player = Player::new(model, *settings, monitor.clone()).map_err(|e| format!("{source}: {e}"))?;
     // Its music starts on the host's next beat, like any start, already generated.
     player.prime();
     Ok(player)
@@ -241,18 +238,95 @@ pub fn open_player(
 /// plays).
 pub fn open_player_or_default(
     source: &ModelSource,
-    params: &ContinuoParams,
+    settings: &PlayerSettings,
     monitor: &Arc<Monitor>,
 ) -> Result<(Player, ModelSource, Option<String>), String> {
-    match open_player(source, params, monitor) {
+    match open_player(source, settings, monitor) {
         Ok(player) => Ok((player, source.clone(), None)),
         Err(problem) => {
             let default = ModelSource::BuiltIn(built_in::DEFAULT.choice);
             if *source == default {
                 return Err(problem);
             }
-            let player = open_player(&default, params, monitor)?;
+            let player = open_player(&default, settings, monitor)?;
             Ok((player, default.clone(), Some(format!("{problem}; playing {default} instead"))))
         }
+    }
+}
+
+/// The audio thread's side of the models: the player that plays, where its model came from, and
+/// the `Model` parameter as the audio thread last saw it (a change asks for a switch).
+pub struct PlayingModel {
+    pub player: Option<Player>,
+    source: ModelSource,
+    choice_seen: ModelChoice,
+}
+
+impl Default for PlayingModel {
+    fn default() -> Self {
+        PlayingModel {
+            player: None,
+            source: ModelSource::BuiltIn(built_in::DEFAULT.choice),
+            choice_seen: built_in::DEFAULT.choice,
+        }
+    }
+}
+
+impl PlayingModel {
+    /// Activation: a model switched to while the host was not processing takes over now; then
+    /// the model the project names plays, opened now unless it plays already (activation
+    /// repeats, at a new sample rate or buffer size, and reopens nothing then). A model that
+    /// cannot be opened gives way to the default, and the problem is returned to be logged;
+    /// an error means not even the default opens.
+    pub fn activate(
+        &mut self,
+        switch: &ModelSwitch,
+        params: &ContinuoParams,
+        monitor: &Arc<Monitor>,
+    ) -> Result<Option<String>, String> {
+        if let Some(handover) = switch.take_ready() {
+            // Deactivation ended the old player's notes.
+            if let Some(player) = &mut self.player {
+                switch.hand_over(handover, player, &mut self.source);
+            }
+            switch.collect_retired();
+        }
+        let source = params.model_source();
+        self.choice_seen = params.model.value();
+        if self.player.is_some() && self.source == source {
+            return Ok(None);
+        }
+        let (mut player, playing, problem) =
+            open_player_or_default(&source, &params.player_settings(), monitor)?;
+        // The project's model replaces the one playing: that one's notes end in the first block.
+        if let Some(old) = &self.player {
+            player.take_over_notes(old);
+        }
+        let generation = switch.register(player.model().info(), &playing);
+        switch.mark_playing(generation);
+        self.player = Some(player);
+        self.source = playing;
+        Ok(problem)
+    }
+
+    /// Audio thread, at a block's start: a new model ready takes over (the notes of the one
+    /// playing end first, then the new player plays on from this block; the old one goes back
+    /// to be dropped off the audio thread). Returns whether the `Model` parameter changed since
+    /// the last block, which asks the background task for a switch.
+    pub fn begin_block(
+        &mut self,
+        switch: &ModelSwitch,
+        choice: ModelChoice,
+        emit: &mut impl FnMut(OutputEvent),
+    ) -> bool {
+        let asks_for_another = choice != self.choice_seen;
+        self.choice_seen = choice;
+        if let Some(player) = &mut self.player {
+            if let Some(handover) = switch.take_ready() {
+                player.all_notes_off(0, emit);
+                switch.hand_over(handover, player, &mut self.source);
+            }
+        }
+        asks_for_another
     }
 }

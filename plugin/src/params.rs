@@ -11,8 +11,8 @@ use nice_plug::prelude::*;
 
 use crate::built_in::{self, ModelChoice, ModelSource};
 use crate::listening::{ListenSettings, Mode};
-use crate::phrase_loop::LOOP_BAR_CHOICES;
-use crate::player::OutputSettings;
+use crate::player::PlayerSettings;
+use crate::takes::LOOP_BAR_CHOICES;
 
 #[derive(Params)]
 pub struct ContinuoParams {
@@ -48,7 +48,7 @@ pub struct ContinuoParams {
     pub restart: BoolParam,
     /// How the model plays with the musician: Free, Call and response, Duet.
     #[id = "mode"]
-    pub mode: EnumParam<PlayMode>,
+    pub mode: EnumParam<Mode>,
     /// Call and response: the rest, in beats, after which the model answers.
     #[id = "answer-after"]
     pub answer_after: FloatParam,
@@ -133,7 +133,7 @@ impl Default for ContinuoParams {
             channel: IntParam::new("MIDI channel", 1, IntRange::Linear { min: 1, max: 16 }),
             seed: IntParam::new("Seed", defaults.seed as i32, IntRange::Linear { min: 0, max: 9999 }),
             restart: BoolParam::new("Restart", false),
-            mode: EnumParam::new("Mode", PlayMode::Free),
+            mode: EnumParam::new("Mode", Mode::Free),
             answer_after: FloatParam::new("Answer after", 1.0, FloatRange::Linear { min: 0.5, max: 8.0 })
                 .with_step_size(0.5)
                 .with_unit(" beats")
@@ -200,25 +200,6 @@ impl Default for ContinuoParams {
 /// The top of the Answer length range: the answer lasts until the musician plays again.
 pub const UNTIL_I_PLAY: i32 = 9;
 
-/// How Continuo plays with the musician, as the host lists it.
-#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PlayMode {
-    Free,
-    #[name = "Call and response"]
-    CallAndResponse,
-    Duet,
-}
-
-impl PlayMode {
-    pub fn mode(self) -> Mode {
-        match self {
-            PlayMode::Free => Mode::Free,
-            PlayMode::CallAndResponse => Mode::CallAndResponse,
-            PlayMode::Duet => Mode::Duet,
-        }
-    }
-}
-
 fn loop_bars_of(index: i32) -> u32 {
     LOOP_BAR_CHOICES[index.clamp(0, LOOP_BAR_CHOICES.len() as i32 - 1) as usize]
 }
@@ -257,22 +238,19 @@ impl ContinuoParams {
         }
     }
 
-    pub fn listen_settings(&self) -> ListenSettings {
+    /// Everything the player plays by, as the parameters stand.
+    pub fn player_settings(&self) -> PlayerSettings {
         let length = self.answer_length.value();
-        ListenSettings {
-            mode: self.mode.value().mode(),
-            answer_after_beats: self.answer_after.value() as f64,
-            answer_bars: (length < UNTIL_I_PLAY).then_some(length.max(1) as u32),
+        PlayerSettings {
+            generator: self.generator_settings(),
+            velocity_scale: self.velocity.value(),
+            listen: ListenSettings {
+                mode: self.mode.value(),
+                answer_after_beats: self.answer_after.value() as f64,
+                answer_bars: (length < UNTIL_I_PLAY).then_some(length.max(1) as u32),
+            },
+            loop_bars: loop_bars_of(self.loop_bars.value()),
         }
-    }
-
-    /// Bars of the phrase loop, 0 when off.
-    pub fn loop_bars(&self) -> u32 {
-        loop_bars_of(self.loop_bars.value())
-    }
-
-    pub fn output_settings(&self) -> OutputSettings {
-        OutputSettings { velocity_scale: self.velocity.value() }
     }
 
     /// The MIDI channel events go out on, 0..16.

@@ -1,4 +1,4 @@
-//! The piano roll: the last few bars of the [`Recording`], scrolling with the playhead, generated
+//! The piano roll: the last few bars of the [`PlayedNotes`], scrolling with the playhead, generated
 //! notes and the notes received on the MIDI input in two colours (grey for notes a listening
 //! model did not hear), with bar and beat lines from the host's time signature, under scale lock
 //! the scale's notes shaded, and the phrase loop's region framed.
@@ -7,7 +7,7 @@ use continuo_engine::music::{Scale, ScaleLock};
 use egui::{self, Align2, Color32, FontId, Pos2, Rect, Sense, Stroke, Vec2};
 
 use crate::monitor::NoteSource;
-use crate::recording::Recording;
+use crate::played_notes::PlayedNotes;
 
 pub const GENERATED: Color32 = Color32::from_rgb(240, 170, 60);
 pub const INPUT: Color32 = Color32::from_rgb(80, 190, 230);
@@ -55,12 +55,7 @@ pub struct Drawn {
     pub input: usize,
 }
 
-pub fn show(
-    ui: &mut egui::Ui,
-    size: Vec2,
-    recording: &Recording,
-    view: &RollView,
-) -> (egui::Response, Drawn) {
+pub fn show(ui: &mut egui::Ui, size: Vec2, played: &PlayedNotes, view: &RollView) -> (egui::Response, Drawn) {
     let (response, painter) = ui.allocate_painter(size, Sense::hover());
     let rect = response.rect;
     painter.rect_filled(rect, 4.0, BACKGROUND);
@@ -119,7 +114,7 @@ pub fn show(
     }
 
     let mut drawn = Drawn::default();
-    for note in recording.notes() {
+    for note in played.notes() {
         let note_end = note.end_or(view.now);
         if note_end < start || note.start > end || note.pitch < view.lowest || note.pitch > view.highest {
             continue;

@@ -7,7 +7,8 @@
 
 use continuo_engine::sampler::{SamplerSettings, AS_TRAINED};
 
-use crate::params::{PlayMode, UNTIL_I_PLAY};
+use crate::listening::Mode;
+use crate::params::UNTIL_I_PLAY;
 
 /// What a preset sets.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -15,13 +16,13 @@ pub struct Preset {
     pub name: &'static str,
     /// One line for the window's tooltip.
     pub description: &'static str,
-    pub mode: PlayMode,
+    pub mode: Mode,
     pub temperature: f32,
     pub density: f32,
     pub polyphony: i32,
     pub lowest: i32,
     pub highest: i32,
-    /// An index into [`crate::phrase_loop::LOOP_BAR_CHOICES`].
+    /// An index into [`crate::takes::LOOP_BAR_CHOICES`].
     pub loop_choice: i32,
     pub answer_after_beats: f32,
     /// Bars, or [`UNTIL_I_PLAY`].
@@ -34,7 +35,7 @@ impl Preset {
     pub const DEFAULT: Preset = Preset {
         name: "",
         description: "",
-        mode: PlayMode::Free,
+        mode: Mode::Free,
         temperature: SamplerSettings::DEFAULT.temperature,
         density: SamplerSettings::DEFAULT.density,
         polyphony: AS_TRAINED as i32,
@@ -58,14 +59,14 @@ pub const PRESETS: [Preset; 5] = [
     Preset {
         name: "Answer me",
         description: "Play a phrase and rest: Continuo answers it for two bars",
-        mode: PlayMode::CallAndResponse,
+        mode: Mode::CallAndResponse,
         polyphony: 4,
         ..Preset::DEFAULT
     },
     Preset {
         name: "Keep answering",
         description: "After each phrase you play, Continuo plays on until you play again",
-        mode: PlayMode::CallAndResponse,
+        mode: Mode::CallAndResponse,
         temperature: 0.7,
         polyphony: 4,
         answer_after_beats: 2.0,
@@ -75,7 +76,7 @@ pub const PRESETS: [Preset; 5] = [
     Preset {
         name: "Sparse duet",
         description: "Continuo plays along with you, a few notes at a time",
-        mode: PlayMode::Duet,
+        mode: Mode::Duet,
         density: -0.6,
         polyphony: 3,
         ..Preset::DEFAULT
@@ -97,7 +98,7 @@ pub const PRESETS: [Preset; 5] = [
 mod tests {
     use super::*;
     use crate::params::ContinuoParams;
-    use crate::phrase_loop::LOOP_BAR_CHOICES;
+    use crate::takes::LOOP_BAR_CHOICES;
     use nice_plug::prelude::*;
 
     /// A preset that does not state a setting puts that parameter back to its default.

@@ -21,6 +21,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use continuo_engine::vocab::STEPS_PER_BEAT;
+
 /// The tempo assumed when the host gives none.
 pub use continuo_engine::midi::DEFAULT_BPM;
 /// Host beat positions this close to the clock, in beats, are the host's rounding: above the
@@ -307,6 +309,50 @@ impl Follower {
     pub fn reset(&mut self) {
         *self = Follower::default();
     }
+}
+
+/// A block being played, on the music's grid: the clock at its first sample and the origin (the
+/// host beat where the music's step 0 sounds), which together place grid steps on samples.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockOnGrid {
+    pub clock: Clock,
+    /// The host beat of the music's step 0: always a whole beat.
+    pub origin_beats: f64,
+    pub samples_per_beat: f64,
+    pub samples: usize,
+    pub time_signature: (u32, u32),
+}
+
+impl BlockOnGrid {
+    /// The grid step (from the music's start) nearest the sample `offset` into this block.
+    pub fn step_at(&self, offset: u32) -> u64 {
+        let beats = self.beats_from_origin(offset as f64);
+        (beats * STEPS_PER_BEAT as f64).round().max(0.0) as u64
+    }
+
+    /// Beats from the music's start to the sample `offset` (fractional) into this block.
+    pub fn beats_from_origin(&self, offset: f64) -> f64 {
+        self.clock.beats() + offset / self.samples_per_beat - self.origin_beats
+    }
+
+    /// Samples from this block's start to grid step `step` (negative: before it).
+    pub fn samples_until_step(&self, step: u64) -> f64 {
+        self.clock.samples_until(self.origin_beats + step as f64 / STEPS_PER_BEAT as f64)
+    }
+}
+
+/// The first bar line at or after `beats`, counting bars from the one playing at `position`
+/// (the host's bar when it says where that started): where a loop starts.
+pub fn bar_line_from(
+    beats: f64,
+    position: f64,
+    time_signature: (u32, u32),
+    host_bar_start: Option<f64>,
+) -> f64 {
+    let bar = beats_per_bar(time_signature);
+    let bar_start = bar_start(position, time_signature, host_bar_start);
+    let bars_ahead = ((beats - bar_start) / bar - 1e-9).ceil().max(0.0);
+    bar_start + bars_ahead * bar
 }
 
 /// The first host beat at or after `beats`.

@@ -396,7 +396,10 @@ impl Soak {
         let beats = self.beats + h.offset as f64 / samples_per_beat;
         let steps = beats * GRID;
         let error = (steps - steps.round()).abs() / GRID * samples_per_beat;
-        let exact_limit = 0.5 + 1e-6;
+        // Half a sample, the best any placement can do, plus the rounding this host's own beat
+        // counter gathers: a sum of a million block lengths is off by about 1e-5 samples, so a
+        // note that the plugin places exactly half a sample from the grid can read as 0.50001.
+        let exact_limit = 0.5 + 1e-4;
         let limit = exact_limit + self.anchor_slack * samples_per_beat;
         assert!(
             error <= limit,

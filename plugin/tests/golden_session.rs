@@ -71,7 +71,14 @@ impl Record {
 
 /// Plays `beats` beats from `start` at `tempo` with `notes` (beat, key, on) sent on channel 2
 /// at their samples. Returns where it ended.
-fn play_with(host: &mut Host, start: f64, beats: f64, tempo: f64, frames: usize, notes: &[(f64, u16, bool)]) -> f64 {
+fn play_with(
+    host: &mut Host,
+    start: f64,
+    beats: f64,
+    tempo: f64,
+    frames: usize,
+    notes: &[(f64, u16, bool)],
+) -> f64 {
     let samples_per_beat = host.sample_rate * 60.0 / tempo;
     let mut pos = start;
     while pos < start + beats {
@@ -113,7 +120,8 @@ fn session() -> String {
     host.stopped(512, -2.0);
     for i in 0..6 {
         let beats = -1.5 + i as f64 * 512.0 / 24_000.0;
-        let time = HostTime { pre_roll: true, ..HostTime::from(Transport { playing: true, tempo: 120.0, beats }) };
+        let time =
+            HostTime { pre_roll: true, ..HostTime::from(Transport { playing: true, tempo: 120.0, beats }) };
         host.process(512, &time);
     }
     let pos = -1.5 + 6.0 * 512.0 / 24_000.0;

@@ -5,31 +5,24 @@
 //! The calls are the openings of the 18 chorales the shipped model was validated on and never
 //! trained on (`tests/fixtures/validation-chorales`, chosen by the trainer's split).
 
+#[path = "support/player.rs"]
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
 use continuo::listening::{InputNote, ListenSettings, Mode, DRUM_CHANNEL};
-use continuo::params::ContinuoParams;
-use continuo::player::{step_cap, HostTransport, OutputEvent, Player, STEP_BUDGET, WORST_CASE_FACTOR};
+use continuo::player::{OutputEvent, Player, PlayerSettings};
+use continuo::step_budget::{step_cap, STEP_BUDGET, WORST_CASE_FACTOR};
 use continuo_engine::midi;
-use continuo_engine::model::Model;
 use continuo_engine::music::{Scale, ScaleLock};
+use support::*;
 
-const RATE: f32 = 48_000.0;
-/// Samples per beat at 120 BPM.
-const SPB: f64 = 24_000.0;
 const BLOCK: usize = 512;
 
 fn player(seed: u64, listen: ListenSettings) -> Player {
-    let params = ContinuoParams::default();
-    let mut settings = params.generator_settings();
-    settings.sampler.seed = seed;
-    let model = Model::load(continuo::built_in::DEFAULT.bytes, "default").unwrap();
-    let mut player = Player::new(model, settings, params.output_settings(), Arc::default()).unwrap();
-    player.set_listening(listen, &mut |_| {});
-    player
+    player_with(PlayerSettings { listen, ..settings(seed) })
 }
 
 /// A note the musician plays: (sample, pitch, velocity; 0 ends it, channel).
@@ -40,20 +33,6 @@ type Played = (u64, u8, u8, u8);
 /// most model steps one block ran.
 fn perform(player: &mut Player, beats: f64, input: &[Played]) -> (Vec<(u64, OutputEvent)>, u64) {
     perform_in_blocks(player, beats, input, BLOCK)
-}
-
-/// What a host at 120 BPM in 4/4 says about a block of `block` samples starting at `sample`.
-fn host(playing: bool, sample: u64, block: usize) -> HostTransport {
-    HostTransport {
-        playing,
-        tempo: Some(120.0),
-        pos_beats: Some(sample as f64 / SPB),
-        pos_seconds: Some(sample as f64 / RATE as f64),
-        sample_rate: RATE,
-        samples: block,
-        time_signature: Some((4, 4)),
-        bar_start: None,
-    }
 }
 
 /// [`perform`] in blocks of `block` samples.
@@ -336,12 +315,9 @@ fn density_moves_the_notes_per_bar_monotonically() {
     for density in densities {
         let mut notes = 0;
         for seed in 1..=12 {
-            let params = ContinuoParams::default();
-            let mut settings = params.generator_settings();
-            settings.sampler.seed = seed;
-            settings.sampler.density = density;
-            let model = Model::load(continuo::built_in::DEFAULT.bytes, "default").unwrap();
-            let mut player = Player::new(model, settings, params.output_settings(), Arc::default()).unwrap();
+            let mut settings = settings(seed);
+            settings.generator.sampler.density = density;
+            let mut player = player_with(settings);
             let (events, _) = perform(&mut player, 32.0, &[]);
             notes += events.iter().filter(|(_, e)| e.is_on()).count();
         }
@@ -357,8 +333,7 @@ fn density_moves_the_notes_per_bar_monotonically() {
 
 #[test]
 fn a_two_bar_loop_repeats_to_the_sample_and_changes_on_new_phrase() {
-    let mut player = player(11, ListenSettings::default());
-    player.set_loop(2, &mut |_| {});
+    let mut player = player_with(PlayerSettings { loop_bars: 2, ..settings(11) });
     let (events, _) = perform(&mut player, 40.0, &[]);
     assert_balanced(&events);
     let bar = 4 * SPB as u64;

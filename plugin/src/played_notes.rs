@@ -1,5 +1,6 @@
-//! The music played lately, as notes with a start and an end: what the piano roll draws and
-//! what "Save MIDI" writes. Built off the audio thread from the [`NoteLog`]'s events.
+//! The notes played lately (ours and the musician's), with a start and an end on the
+//! performance clock: what the piano roll draws and what "Save MIDI" writes. Built off the audio
+//! thread, in the window, from the [`NoteLog`]'s events.
 
 use std::collections::VecDeque;
 
@@ -7,16 +8,16 @@ use continuo_engine::midi::Note;
 
 use crate::monitor::{LoggedEvent, NoteLog, NoteSource};
 
-/// Bars "Save MIDI" offers.
-pub const SAVE_BAR_CHOICES: [u32; 4] = [4, 8, 16, 32];
-/// How much music is kept, in beats: the longest save at 8 quarter notes a bar, with room.
-const KEEP_BEATS: f64 = 32.0 * 8.0 + 16.0;
+/// The most bars kept: what the longest save takes.
+pub const KEPT_BARS: u32 = 32;
+/// How much music is kept, in beats: [`KEPT_BARS`] at 8 quarter notes a bar, with room.
+const KEEP_BEATS: f64 = KEPT_BARS as f64 * 8.0 + 16.0;
 /// A bound on memory, whatever the density.
 const MAX_NOTES: usize = 50_000;
 
 /// A note on the performance clock; `end` is `None` while it sounds.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RecordedNote {
+pub struct PlayedNote {
     pub pitch: u8,
     pub velocity: u8,
     pub start: f64,
@@ -24,7 +25,7 @@ pub struct RecordedNote {
     pub source: NoteSource,
 }
 
-impl RecordedNote {
+impl PlayedNote {
     /// Its end, or `now` while it sounds.
     pub fn end_or(&self, now: f64) -> f64 {
         self.end.unwrap_or(now).max(self.start)
@@ -32,12 +33,12 @@ impl RecordedNote {
 }
 
 #[derive(Debug, Default)]
-pub struct Recording {
+pub struct PlayedNotes {
     /// In order of their start.
-    notes: VecDeque<RecordedNote>,
+    notes: VecDeque<PlayedNote>,
 }
 
-impl Recording {
+impl PlayedNotes {
     /// Takes in everything logged since the last call, then forgets what is older than any save
     /// could want.
     pub fn update(&mut self, log: &NoteLog, now: f64) {
@@ -61,7 +62,7 @@ impl Recording {
             note.end = Some(event.time);
         }
         if event.velocity > 0 {
-            self.notes.push_back(RecordedNote {
+            self.notes.push_back(PlayedNote {
                 pitch: event.pitch,
                 velocity: event.velocity,
                 start: event.time,
@@ -71,7 +72,7 @@ impl Recording {
         }
     }
 
-    pub fn notes(&self) -> impl DoubleEndedIterator<Item = &RecordedNote> {
+    pub fn notes(&self) -> impl DoubleEndedIterator<Item = &PlayedNote> {
         self.notes.iter()
     }
 
@@ -112,24 +113,24 @@ mod tests {
             log.record(e);
         }
         log.record(LoggedEvent { time: 4.5, pitch: 40, velocity: 100, source: NoteSource::Input });
-        let mut recording = Recording::default();
-        recording.update(&log, 6.0);
-        assert_eq!(recording.notes().count(), 4);
+        let mut played = PlayedNotes::default();
+        played.update(&log, 6.0);
+        assert_eq!(played.notes().count(), 4);
         // A retrigger ends the sounding note.
-        recording.add(event(5.5, 64, 81));
+        played.add(event(5.5, 64, 81));
 
-        let window = recording.generated_between(crate::transport::last_bars_start(4.0, 4.0, 1), 6.0, 2);
+        let window = played.generated_between(crate::transport::last_bars_start(4.0, 4.0, 1), 6.0, 2);
         let got: Vec<_> = window.iter().map(|n| (n.pitch, n.start, n.end, n.channel)).collect();
         assert_eq!(got, vec![(64, 0.5, 1.5, 2), (67, 1.0, 2.0, 2), (64, 1.5, 2.0, 2)]);
     }
 
     #[test]
     fn old_music_is_forgotten() {
-        let mut recording = Recording::default();
-        recording.add(event(0.0, 60, 90));
-        recording.add(event(1.0, 60, 0));
-        recording.add(event(1000.0, 62, 90));
-        recording.update(&NoteLog::default(), 1001.0);
-        assert_eq!(recording.notes().map(|n| n.pitch).collect::<Vec<_>>(), vec![62]);
+        let mut played = PlayedNotes::default();
+        played.add(event(0.0, 60, 90));
+        played.add(event(1.0, 60, 0));
+        played.add(event(1000.0, 62, 90));
+        played.update(&NoteLog::default(), 1001.0);
+        assert_eq!(played.notes().map(|n| n.pitch).collect::<Vec<_>>(), vec![62]);
     }
 }
