@@ -193,6 +193,14 @@ impl Generator {
         self.read(START_TOKEN, |_| {})
     }
 
+    /// Forgets what the model heard and played, as at the start, but keeps the clock and the
+    /// notes sounding: what it reads next is the beginning of its music (a musician's new
+    /// phrase, heard afresh). Reads the start token.
+    pub fn forget(&mut self) -> Result<(), ModelError> {
+        self.state = self.model.initial_state();
+        self.feed(START_TOKEN)
+    }
+
     /// Conditions the model on a token from outside (a primer, or what a player plays): the
     /// model reads it, a TIME_SHIFT moves the clock and a VELOCITY sets the velocity the next
     /// notes play at, but its notes are not ours to sound or to end, so they emit nothing.

@@ -58,6 +58,11 @@ pub const MAX_HEARD_PER_BLOCK: usize = 20;
 /// The musician's notes waiting to be read by the model, at most: a few blocks' worth at a step
 /// a block.
 const HEARD_QUEUE: usize = 64;
+/// A sixteenth note, in grid steps.
+const SIXTEENTH_STEPS: u64 = STEPS_PER_BEAT as u64 / 4;
+/// Half a sixteenth: a note played this long after a grid line is still heard on it (see
+/// [`heard_on_the_grid`]).
+const SETTLE_STEPS: u64 = SIXTEENTH_STEPS / 2;
 
 /// The musician's settings for listening.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -114,6 +119,16 @@ impl Ear {
 
     pub fn is_held(&self, pitch: u8) -> bool {
         self.held[pitch as usize & 127].is_some()
+    }
+
+    /// The grid step the held note `pitch` was heard to start on.
+    pub fn onset(&self, pitch: u8) -> Option<u64> {
+        self.held[pitch as usize & 127]
+    }
+
+    /// Something was heard since the last answer began: a call is under way.
+    pub fn hears_a_call(&self) -> bool {
+        self.call
     }
 
     pub fn held_count(&self) -> usize {
@@ -376,15 +391,32 @@ impl Listener {
                 output.log(note.offset, note.pitch, note.velocity, source);
                 continue;
             }
-            let step = block.step_at(note.offset);
+            let played_at = block.step_at(note.offset);
             if on && matches!(self.phase, Phase::Answering { .. }) && mode == Mode::CallAndResponse {
                 // The musician plays again: the answer stops here, every note ended.
                 output.all_notes_off(note.offset, emit);
-                self.stop_answer(step, generator, queue);
+                self.stop_answer(played_at, generator, queue);
             }
+            let onset = if on { None } else { self.ear.onset(note.pitch) };
+            let step = heard_on_the_grid(block.exact_step_at(note.offset), onset);
+            if on && mode == Mode::CallAndResponse && !self.ear.hears_a_call() {
+                // A new call: the model hears it afresh, as the beginning of its music, so that
+                // the answer follows this call (its key, its motion) rather than the ones before.
+                let _ = generator.forget();
+                self.rollback.clear();
+                let _ = generator.feed_time_until(step, 0);
+            }
+            // While the model plays, the grid line may already have sounded: going back before
+            // the block would forget notes the host has heard start (and never end them), so
+            // the note is heard where the block begins.
+            let step = if self.keeps_past() {
+                step.max(block.exact_step_at(0).floor().max(0.0) as u64)
+            } else {
+                step
+            };
             let step = self.go_back_to(step, generator, queue);
             let token = if on { Token::NoteOn(note.pitch) } else { Token::NoteOff(note.pitch) };
-            self.heard_queue.push((step, token));
+            self.place_heard(step, token);
             self.ear.heard(note.pitch, on, step);
             heard += 1;
             output.log(note.offset, note.pitch, note.velocity, NoteSource::Input);
@@ -395,7 +427,7 @@ impl Listener {
         while let Some((pitch, end)) = self.ear.overlong(now, longest_note) {
             self.ear.heard(pitch, false, end);
             if self.heard_queue.len() < HEARD_QUEUE {
-                self.heard_queue.push((end, Token::NoteOff(pitch)));
+                self.place_heard(end, Token::NoteOff(pitch));
             }
         }
         // What the model decides after hearing is due after this block at the soonest (its
@@ -406,14 +438,25 @@ impl Listener {
         let blocks = (3 * voices + 2).div_ceil(cap.max(1)) as f64;
         let next_block = block.beats_from_origin(blocks * block.samples as f64 - 0.5);
         let reply_from = on_the_grid((next_block * STEPS_PER_BEAT as f64).ceil().max(0.0) as u64 + 1);
-        let mut spent = self.read_heard(cap, reply_from, generator);
+        // Listening for a call, the model reads a note once every note that may be heard on
+        // the same grid line has come in (half a sixteenth after the line), so that it hears
+        // them in the order its music is written in; in a duet it reads at once.
+        let settled = match mode {
+            Mode::CallAndResponse => now.saturating_sub(SETTLE_STEPS),
+            _ => u64::MAX,
+        };
+        let mut spent = self.read_heard(cap, reply_from, settled, generator);
         if self.listens_for_a_call() && self.heard_queue.is_empty() {
             let rest = (self.settings.answer_after_beats * STEPS_PER_BEAT as f64).round() as u64;
             // The answer is generated ahead like any music, from a beat before it is due: if
             // the musician plays before then, it is dropped unheard.
             let due = self.ear.answer_due(rest).filter(|due| *due < now + LOOKAHEAD_STEPS);
             if let Some(due) = due.filter(|_| spent < cap) {
-                let at = due.max(block.step_at(0) + 1);
+                // On the first sixteenth at or after the rest: the model keeps time by its own
+                // TIME_SHIFTs from there, and its music is mostly in eighths and sixteenths (an
+                // answer begun on a triplet line that went on in eighths played off the host's
+                // grid).
+                let at = due.max(block.step_at(0) + 1).next_multiple_of(SIXTEENTH_STEPS);
                 spent += self.start_answer(at, block.time_signature, generator);
             }
         }
@@ -437,13 +480,36 @@ impl Listener {
         }
     }
 
-    /// The model reads the notes placed for it, in order, at most `cap` model steps. After each
-    /// it plays nothing new before `reply_from` (in a duet; listening, it does not play anyway).
-    /// Returns the steps run.
-    fn read_heard(&mut self, cap: usize, reply_from: u64, generator: &mut Generator) -> usize {
+    /// Places a note the model is to hear at grid step `step`, among those not read yet, in the
+    /// order of the music's grid and, on one line, note-offs before note-ons, as the vocabulary
+    /// writes them: a keyboard player's next note often starts a few milliseconds before the
+    /// last one ends, which a melody model would otherwise hear as two voices.
+    fn place_heard(&mut self, step: u64, token: Token) {
+        let mut at = self.heard_queue.len();
+        let is_off = matches!(token, Token::NoteOff(_));
+        while at > self.heard_next {
+            let (before, earlier) = self.heard_queue[at - 1];
+            let after_it =
+                before < step || (before == step && (!is_off || matches!(earlier, Token::NoteOff(_))));
+            if after_it {
+                break;
+            }
+            at -= 1;
+        }
+        // Within the capacity allocated when the listener was made.
+        self.heard_queue.insert(at, (step, token));
+    }
+
+    /// The model reads the notes placed for it up to grid step `settled`, in order, at most
+    /// `cap` model steps. After each it plays nothing new before `reply_from` (in a duet;
+    /// listening, it does not play anyway). Returns the steps run.
+    fn read_heard(&mut self, cap: usize, reply_from: u64, settled: u64, generator: &mut Generator) -> usize {
         let mut spent = 0;
         while self.heard_next < self.heard_queue.len() && spent < cap {
             let (step, token) = self.heard_queue[self.heard_next];
+            if step > settled {
+                break;
+            }
             if generator.now() < step {
                 spent += generator.feed_time_until(step, HEARD_REST_STEPS).unwrap_or(0);
                 if spent >= cap {
@@ -497,6 +563,26 @@ impl Listener {
     }
 }
 
+/// Where the model hears a musician's note start or end: on the nearest sixteenth or
+/// eighth-note triplet to `exact` (grid steps from the music's start, as played), the grid its
+/// training music is written on. A keyboard player's few milliseconds either side of the beat
+/// are the beat, as a musician hears them; the raw timing still passes through untouched. A
+/// note-off (`onset`: where its note was heard to start) is heard on the first such line after
+/// its start at the soonest, so that a note released early still holds its sixteenth.
+pub fn heard_on_the_grid(exact: f64, onset: Option<u64>) -> u64 {
+    const SIXTEENTH: f64 = STEPS_PER_BEAT as f64 / 4.0;
+    const TRIPLET: f64 = STEPS_PER_BEAT as f64 / 3.0;
+    let exact = exact.max(0.0);
+    let sixteenth = (exact / SIXTEENTH).round() * SIXTEENTH;
+    let triplet = (exact / TRIPLET).round() * TRIPLET;
+    let nearest = if (triplet - exact).abs() < (sixteenth - exact).abs() { triplet } else { sixteenth };
+    let step = nearest as u64;
+    match onset {
+        Some(onset) => step.max(on_the_grid(onset + 1)),
+        None => step,
+    }
+}
+
 /// The first sixteenth note or eighth-note triplet at or after grid step `step`: where a reply
 /// may begin. The model keeps time by its own TIME_SHIFTs, so a reply begun off the beat's grid
 /// would play on off it.
@@ -509,6 +595,20 @@ fn on_the_grid(step: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_human_note_is_heard_on_its_sixteenth_or_triplet_and_an_early_release_holds_it() {
+        // 12 ms late and 12 ms early at 120 BPM: about half a step.
+        assert_eq!(heard_on_the_grid(24.58, None), 24);
+        assert_eq!(heard_on_the_grid(23.42, None), 24);
+        assert_eq!(heard_on_the_grid(7.6, None), 8, "a triplet eighth");
+        assert_eq!(heard_on_the_grid(6.4, None), 6, "a sixteenth");
+        // A sixteenth released 8 ms early (0.4 step) still ends on its line; a staccato touch
+        // holds at least to the next line.
+        assert_eq!(heard_on_the_grid(29.6, Some(24)), 30);
+        assert_eq!(heard_on_the_grid(25.0, Some(24)), 30);
+        assert_eq!(heard_on_the_grid(-0.3, None), 0);
+    }
 
     #[test]
     fn the_ear_waits_for_the_rest_and_lets_go_of_stuck_keys() {

@@ -31,7 +31,7 @@ use crate::note_output::NoteOutput;
 pub use crate::note_output::OutputEvent;
 use crate::step_budget::StepBudget;
 use crate::takes::{LoopStart, Opening, PhraseLoop};
-use crate::transport::{bar_line_from, bar_start, beats_per_bar, BlockOnGrid, Decision, Follower};
+use crate::transport::{bar_line_from, bar_start, beats_per_bar, next_beat, BlockOnGrid, Decision, Follower};
 pub use crate::transport::{HostTransport, TransportState, DEFAULT_BPM};
 
 /// Everything the musician sets that the player plays by: one value, built from the
@@ -281,8 +281,8 @@ impl Player {
         let started = Instant::now();
         let steps_before = self.generator.steps_run();
         self.output.begin_block(host.samples_per_beat(), emit);
-        let decision = self.follow_transport(&host, emit);
         let cap = self.budget.cap(host.samples, host.sample_rate);
+        let decision = self.follow_transport(&host, cap, emit);
         let playing = self.transport.state() == TransportState::Playing;
         let clock = self.transport.clock().copied();
         let position = clock.map_or(0.0, |c| c.beats());
@@ -309,7 +309,12 @@ impl Player {
     }
 
     /// The transport's decision for this block, carried out on the music.
-    fn follow_transport(&mut self, host: &HostTransport, emit: &mut impl FnMut(OutputEvent)) -> Decision {
+    fn follow_transport(
+        &mut self,
+        host: &HostTransport,
+        cap: usize,
+        emit: &mut impl FnMut(OutputEvent),
+    ) -> Decision {
         let decision = self.transport.follow(host);
         match decision {
             Decision::Continue | Decision::Resume => {}
@@ -325,12 +330,29 @@ impl Player {
                 }
                 self.origin_beats = origin;
                 if self.looping() {
-                    self.start_loop(host);
+                    self.start_loop(host, cap);
+                } else if self.starts_by_itself() {
+                    self.origin_beats = self.first_beat_in_time(origin, host, cap);
                 }
             }
             Decision::Rewind => self.restart(emit),
         }
         decision
+    }
+
+    /// Where music that starts by itself can begin on time: on `beat`, unless the blocks up to
+    /// where the music generated so far runs out cannot draw what comes next at their cap (a
+    /// chord: the note-offs, a velocity and a note-on per voice, and the time shift); then on
+    /// the first beat where they can. A host at a 32-sample buffer that starts on a beat would
+    /// otherwise lose the downbeat's notes.
+    fn first_beat_in_time(&self, beat: f64, host: &HostTransport, cap: usize) -> f64 {
+        let position = self.transport.clock().map_or(beat, |c| c.beats());
+        // The block an event falls in generates before it places: the chord is drawn by the
+        // start of its last block.
+        let blocks = (3 * self.voices + 2).div_ceil(cap.max(1));
+        let drawn_by = position + ((blocks - 1) * host.samples) as f64 / host.samples_per_beat();
+        let generated = self.generator.now() as f64 / STEPS_PER_BEAT as f64;
+        beat.max(next_beat(drawn_by - generated))
     }
 
     /// A block while playing: hear the musician, generate up to a beat past the block within
@@ -434,16 +456,25 @@ impl Player {
         });
     }
 
-    /// A loop starts on a bar line of the host: the first at or after `self.origin_beats`.
-    fn start_loop(&mut self, host: &HostTransport) {
+    /// A loop starts on a bar line of the host: the first at or after `self.origin_beats` (at
+    /// which a take recorded from there can begin on time, see [`Player::first_beat_in_time`]).
+    fn start_loop(&mut self, host: &HostTransport, cap: usize) {
         let signature = host.time_signature();
         let position = self.transport.clock().map_or(self.origin_beats, |c| c.beats());
-        self.origin_beats = bar_line_from(self.origin_beats, position, signature, host.bar_start);
         let length = self.phrase.length_in(beats_per_bar(signature));
-        match self.phrase.start(length) {
-            LoopStart::PlaysTheTakeBegun => {}
-            LoopStart::RecordsANewTake => self.record_new_take(length),
-            LoopStart::ReplaysTheTake => self.queue.clear(),
+        let start = self.phrase.start(length);
+        let first_beat = match start {
+            LoopStart::RecordsANewTake => {
+                self.record_new_take(length);
+                self.first_beat_in_time(self.origin_beats, host, cap)
+            }
+            LoopStart::PlaysTheTakeBegun => self.first_beat_in_time(self.origin_beats, host, cap),
+            // Replayed, not generated: on time at any block size.
+            LoopStart::ReplaysTheTake => self.origin_beats,
+        };
+        self.origin_beats = bar_line_from(first_beat, position, signature, host.bar_start);
+        if start == LoopStart::ReplaysTheTake {
+            self.queue.clear();
         }
     }
 

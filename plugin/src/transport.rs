@@ -330,6 +330,11 @@ impl BlockOnGrid {
         (beats * STEPS_PER_BEAT as f64).round().max(0.0) as u64
     }
 
+    /// The grid step (fractional) of the sample `offset` into this block.
+    pub fn exact_step_at(&self, offset: u32) -> f64 {
+        self.beats_from_origin(offset as f64) * STEPS_PER_BEAT as f64
+    }
+
     /// Beats from the music's start to the sample `offset` (fractional) into this block.
     pub fn beats_from_origin(&self, offset: f64) -> f64 {
         self.clock.beats() + offset / self.samples_per_beat - self.origin_beats

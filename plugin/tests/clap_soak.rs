@@ -379,7 +379,11 @@ impl Soak {
             let beats = frames as f64 / samples_per_beat;
             for (key, (held, _)) in self.sounding.iter_mut() {
                 *held += beats;
-                assert!(*held <= LONGEST_NOTE_BEATS, "note {key:?} hangs: {held:.1} beats");
+                assert!(
+                    *held <= LONGEST_NOTE_BEATS,
+                    "note {key:?} hangs: {held:.1} beats; the last blocks:\n{}",
+                    self.recent.iter().cloned().collect::<Vec<_>>().join("\n")
+                );
             }
             self.beats += beats;
             self.seconds += frames as f64 / rate;

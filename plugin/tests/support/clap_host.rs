@@ -308,6 +308,31 @@ impl Host {
         }
     }
 
+    /// A note for the plugin's MIDI input in the next block, `offset` samples in, at `velocity`
+    /// (0 to 1; 0 ends the note).
+    pub fn note_with_velocity(&mut self, offset: u32, channel: u16, key: u16, velocity: f64) {
+        let pckn = Pckn::new(0u16, channel, key, Match::All);
+        if velocity > 0.0 {
+            self.events_in.push(&NoteOnEvent::new(offset, pckn, velocity));
+        } else {
+            self.events_in.push(&NoteOffEvent::new(offset, pckn, 0.0));
+        }
+    }
+
+    /// A host whose project chose the built-in model `id` ("folk-melody"), as a saved project
+    /// holds it: the model plays from the first block, with no switch to wait for.
+    pub fn with_model(sample_rate: f64, id: &str) -> Host {
+        let mut host = Host::new(sample_rate);
+        let saved = host.save_state();
+        let mut state: serde_json::Value = serde_json::from_slice(&saved[8..]).expect("the state is JSON");
+        state["params"]["model"] = serde_json::json!({ "string": id });
+        let json = serde_json::to_vec(&state).unwrap();
+        host.deactivate();
+        host.load_state(&[(json.len() as u64).to_le_bytes().as_slice(), &json].concat());
+        host.activate();
+        host
+    }
+
     /// Runs `on_main_thread` when the plugin asked for it, as a host's main loop does.
     pub fn main_thread_tick(&mut self) {
         let requested =
