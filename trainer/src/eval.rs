@@ -5,9 +5,10 @@
 //! Yang and Lerch (2018, "On the evaluation of generative models in music"): the ten features of
 //! [`features`] are measured on whole pieces, generated and from the dataset, and for each
 //! feature [`overlap`] compares the distances between generated and reference pieces with the
-//! distances among the reference pieces themselves. A ceiling (half the reference scored against
-//! the other half) and a floor (random notes) are scored by the same code beside the model. The
-//! model is run through the engine, exactly as the plugin runs it.
+//! distances among the reference pieces themselves, and the distances among the generated pieces
+//! with those too: music like the data's, and as varied as the data. A ceiling (half the
+//! reference scored against the other half) and a floor (random notes) are scored by the same
+//! code beside the model. The model is run through the engine, exactly as the plugin runs it.
 
 mod features;
 mod overlap;
@@ -43,16 +44,20 @@ use overlap::Comparison;
 /// top-voice interval, notes per bar, inter-onset interval, polyphony, in-scale rate, pitch-class
 /// entropy and the share of empty beats. Per feature, the overlapping area (OA, 1 = alike) and
 /// the KL divergence between the distribution of reference-to-reference distances and that of
-/// generated-to-reference distances, each smoothed by a Gaussian KDE. Beside the model: a ceiling
-/// (every other reference song scored against the rest) and a floor (random notes, as many as in
-/// each generated piece).
+/// generated-to-reference distances, each smoothed by a Gaussian KDE. Then whether the pieces
+/// differ from one another as much as the songs do: OA_g, the overlapping area of the
+/// generated-to-generated distances with the reference-to-reference ones, and the spread, the
+/// mean distance between two generated pieces over the mean between two reference songs (1 = as
+/// varied, 0 = every piece alike). Beside the model: a ceiling (every other reference song scored
+/// against the rest) and a floor (random notes, as many as in each generated piece).
 ///
 /// The sampler flags default to the musician's defaults, the plugin's (each flag shows its
 /// default below; the model's own voices, no scale lock): by default, the model is scored as the
 /// plugin first plays it.
 ///
-/// Writes NAME.eval.json (every number and the settings) and NAME.eval.svg (the two densities of
-/// each feature) next to the model, or next to --json.
+/// Writes NAME.eval.json (every number and the settings) and NAME.eval.svg (each feature's three
+/// densities: within the reference, generated to reference, among the generated pieces) next to
+/// the model, or next to --json.
 #[derive(clap::Args)]
 pub struct Args {
     /// The model (.onnx).
@@ -173,7 +178,20 @@ pub struct SetScore {
     pub scored_pieces: usize,
     pub mean_overlapping_area: f64,
     pub mean_kl_divergence: f64,
+    /// The features' [`Variety`], averaged; None when fewer than two pieces were scored.
+    pub variety: Option<MeanVariety>,
     pub features: Vec<FeatureScore>,
+}
+
+/// The mean of the ten features' [`Variety`].
+#[derive(Debug, Serialize)]
+pub struct MeanVariety {
+    /// OA_g over the features.
+    pub mean_overlapping_area: f64,
+    pub mean_kl_divergence: f64,
+    /// Over the features whose spread is defined (all of them unless every reference piece has
+    /// the same value of one); None when none is.
+    pub mean_spread: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -183,8 +201,54 @@ pub struct FeatureScore {
     /// for the histogram, one otherwise).
     pub reference_mean: Vec<f64>,
     pub scored_mean: Vec<f64>,
+    /// The scored pieces against the reference: inter-set against intra-set distances.
     #[serde(flatten)]
     pub comparison: Comparison,
+    /// The scored pieces among themselves against the reference among itself; None when fewer
+    /// than two pieces were scored.
+    pub variety: Option<Variety>,
+}
+
+/// Do the scored pieces differ from one another as much as the reference pieces do? The two
+/// sets' intra-set distance distributions side by side (see [`overlap`] for how this differs
+/// from Yang and Lerch's own second comparison), with the ratio of their means beside it: a model
+/// that plays the same piece at every seed can overlap the data well (a high OA) but has a spread
+/// near 0.
+#[derive(Debug, Serialize)]
+pub struct Variety {
+    /// OA_g: the overlapping area of the density of distances between two scored pieces with that
+    /// of distances between two reference pieces.
+    pub overlapping_area: f64,
+    /// KL(reference's own distances || scored pieces' own), in nats.
+    pub kl_divergence: f64,
+    /// The mean distance between two scored pieces over the mean between two reference pieces
+    /// (see [`overlap::spread`]): 1 = as varied, 0 = all alike, above 1 = more varied. None when
+    /// every reference piece has the same value and the scored ones do not.
+    pub spread: Option<f64>,
+    pub mean_distance: f64,
+    pub reference_mean_distance: f64,
+    /// The kernels of the two densities, each smoothed at the scored set's size (the smaller).
+    pub bandwidth: f64,
+    pub reference_bandwidth: f64,
+    /// `intra` is the reference's own distances, `inter` the scored pieces' own.
+    #[serde(skip)]
+    pub densities: overlap::Densities,
+}
+
+impl Variety {
+    fn of(scored_intra: &[f64], reference_intra: &[f64]) -> Option<Variety> {
+        let c = overlap::compare(reference_intra, scored_intra)?;
+        Some(Variety {
+            overlapping_area: c.overlapping_area,
+            kl_divergence: c.kl_divergence,
+            spread: overlap::spread(scored_intra, reference_intra),
+            mean_distance: overlap::mean_distance(scored_intra)?,
+            reference_mean_distance: overlap::mean_distance(reference_intra)?,
+            bandwidth: c.inter_bandwidth,
+            reference_bandwidth: c.intra_bandwidth,
+            densities: c.densities,
+        })
+    }
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -202,11 +266,16 @@ pub fn run(args: Args) -> Result<()> {
         .iter()
         .map(|f| {
             let densities = &f.comparison.densities;
+            let mut title = format!("{}: OA {:.2}", f.feature.name(), f.comparison.overlapping_area);
+            if let Some(v) = &f.variety {
+                title += &format!(", OA_g {:.2}, spread {}", v.overlapping_area, or_dash(v.spread, 2));
+            }
             DensityPanel {
-                title: format!("{}: OA {:.2}", f.feature.name(), f.comparison.overlapping_area),
+                title,
                 x: &densities.x,
                 intra: &densities.intra,
                 inter: &densities.inter,
+                generated_intra: f.variety.as_ref().map(|v| (&v.densities.x[..], &v.densities.inter[..])),
             }
         })
         .collect();
@@ -409,8 +478,9 @@ fn random_pieces(like: &[Vec<GridNote>], bars: u64, seed: u64) -> Vec<Vec<GridNo
 }
 
 /// Scores `scored` against `reference`, feature by feature: the reference's own distances
-/// against the distances from each scored piece to each reference piece. Both sets are non-empty
-/// and the reference holds two pieces or more (checked where they are made).
+/// against the distances from each scored piece to each reference piece, and against the scored
+/// pieces' own. Both sets are non-empty and the reference holds two pieces or more (checked where
+/// they are made).
 fn score_set(reference: &[PieceFeatures], scored: &[PieceFeatures]) -> SetScore {
     let features: Vec<FeatureScore> = Feature::ALL
         .par_iter()
@@ -419,23 +489,33 @@ fn score_set(reference: &[PieceFeatures], scored: &[PieceFeatures]) -> SetScore 
             let scored_values: Vec<&[f64]> = scored.iter().map(|p| p.get(feature)).collect();
             let intra = overlap::intra_set_distances(&reference_values);
             let inter = overlap::inter_set_distances(&scored_values, &reference_values);
+            let scored_intra = overlap::intra_set_distances(&scored_values);
             FeatureScore {
                 feature,
                 reference_mean: mean_vector(&reference_values),
                 scored_mean: mean_vector(&scored_values),
                 comparison: overlap::compare(&intra, &inter)
                     .expect("a reference of two pieces or more and a scored piece give distances"),
+                variety: Variety::of(&scored_intra, &intra),
             }
         })
         .collect();
-    let mean = |f: fn(&Comparison) -> f64| {
-        features.iter().map(|s| f(&s.comparison)).sum::<f64>() / features.len() as f64
-    };
+    let mean =
+        |values: Vec<f64>| (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64);
+    let comparisons = || features.iter().map(|f| &f.comparison);
+    // Every feature has its variety, or none has: there is one set of scored pieces.
+    let varieties: Option<Vec<&Variety>> = features.iter().map(|f| f.variety.as_ref()).collect();
+    let variety = varieties.map(|v| MeanVariety {
+        mean_overlapping_area: mean(v.iter().map(|v| v.overlapping_area).collect()).unwrap_or(0.0),
+        mean_kl_divergence: mean(v.iter().map(|v| v.kl_divergence).collect()).unwrap_or(0.0),
+        mean_spread: mean(v.iter().filter_map(|v| v.spread).collect()),
+    });
     SetScore {
         reference_pieces: reference.len(),
         scored_pieces: scored.len(),
-        mean_overlapping_area: mean(|c| c.overlapping_area),
-        mean_kl_divergence: mean(|c| c.kl_divergence),
+        mean_overlapping_area: mean(comparisons().map(|c| c.overlapping_area).collect()).unwrap_or(0.0),
+        mean_kl_divergence: mean(comparisons().map(|c| c.kl_divergence).collect()).unwrap_or(0.0),
+        variety,
         features,
     }
 }
@@ -512,6 +592,11 @@ impl Baselines {
 /// Width of a column of the music table: "notes/bar" and a space.
 const COLUMN: usize = 10;
 
+/// A number to `decimals` places, or "-" for one that could not be measured.
+fn or_dash(value: Option<f64>, decimals: usize) -> String {
+    value.map_or_else(|| "-".to_string(), |v| format!("{v:.decimals$}"))
+}
+
 fn print_report(r: &Report) {
     println!("{} on the validation split of {} ({} songs)\n", r.model, r.dataset, r.validation_songs);
     println!(
@@ -558,7 +643,11 @@ fn print_report(r: &Report) {
             (r, g) => format!("; fewer than two notes: {r} reference songs and {g} pieces left out"),
         }
     );
-    println!("ceiling: every other reference song against the rest; floor: random notes\n");
+    println!("ceiling: every other reference song against the rest; floor: random notes");
+    println!(
+        "OA_g: the distances among the pieces against those among the reference songs; spread: their \
+         mean over the songs' (1 = as varied, 0 = every piece alike)\n"
+    );
     let header = |title: &str, last: &str| {
         let columns: String = Feature::ALL.iter().map(|f| format!("{:>COLUMN$}", f.column())).collect();
         println!("{}", format!("{title:<18}{columns}{last:>COLUMN$}").trim_end());
@@ -575,6 +664,20 @@ fn print_report(r: &Report) {
         let cells: String =
             set.features.iter().map(|f| format!("{:>COLUMN$.3}", f.comparison.kl_divergence)).collect();
         println!("  {name:<16}{cells}{:>COLUMN$.3}", set.mean_kl_divergence);
+    }
+    // The pieces among themselves against the songs among themselves.
+    let cell = |value: Option<f64>| format!("{:>COLUMN$}", or_dash(value, 3));
+    header("OA_g (variety)", "mean");
+    for (name, set) in rows {
+        let cells: String =
+            set.features.iter().map(|f| cell(f.variety.as_ref().map(|v| v.overlapping_area))).collect();
+        println!("  {name:<16}{cells}{}", cell(set.variety.as_ref().map(|v| v.mean_overlapping_area)));
+    }
+    header("spread", "mean");
+    for (name, set) in rows {
+        let cells: String =
+            set.features.iter().map(|f| cell(f.variety.as_ref().and_then(|v| v.spread))).collect();
+        println!("  {name:<16}{cells}{}", cell(set.variety.as_ref().and_then(|v| v.mean_spread)));
     }
     header("feature mean", "");
     let means = [
@@ -627,6 +730,31 @@ mod tests {
         let score = score_set(&real, &real);
         assert!(score.mean_overlapping_area > 0.9, "{score:#?}");
         assert!(score.features.iter().all(|f| f.reference_mean == f.scored_mean));
+        // Among themselves they are the reference among itself.
+        let variety = score.variety.unwrap();
+        assert!((variety.mean_overlapping_area - 1.0).abs() < 1e-9, "{variety:#?}");
+        assert_eq!(variety.mean_spread, Some(1.0));
+        // Half of them against the other half vary alike too.
+        let ceiling = ceiling(&real).variety.unwrap();
+        assert!(ceiling.mean_overlapping_area > 0.6, "{ceiling:#?}");
+        assert!((ceiling.mean_spread.unwrap() - 1.0).abs() < 0.2, "{ceiling:#?}");
+    }
+
+    #[test]
+    fn copies_of_one_piece_have_no_variety() {
+        let excerpts = real_excerpts();
+        let (real, _) = features_of(&excerpts);
+        let copies = vec![real[3].clone(); 12];
+        let score = score_set(&real, &copies);
+        assert!(score.features.iter().all(|f| f.variety.as_ref().unwrap().spread == Some(0.0)));
+        let variety = score.variety.unwrap();
+        assert_eq!(variety.mean_spread, Some(0.0));
+        assert!(variety.mean_overlapping_area < 0.2, "{variety:#?}");
+        // Four bars of random notes differ from one another more than four bars of music do.
+        let random = score_set(&real, &features_of(&random_pieces(&excerpts, 4, 1)).0);
+        assert!(random.variety.unwrap().mean_spread.unwrap() > 1.5);
+        // One piece has no other to differ from.
+        assert!(score_set(&real, &copies[..1]).variety.is_none());
     }
 
     #[test]

@@ -257,6 +257,8 @@ fn train_learns_a_pattern_and_export_generate_eval_use_it() {
         "time-shift",
         "overlapping area",
         "KL divergence",
+        "OA_g (variety)",
+        "spread",
         "ceiling",
         "floor",
         "pc-hist",
@@ -273,6 +275,9 @@ fn train_learns_a_pattern_and_export_generate_eval_use_it() {
     // The eight songs are one scale, so the two halves of the reference are identical.
     assert_eq!(music["reference_pieces"], 8);
     assert!(music["ceiling"]["mean_overlapping_area"].as_f64().unwrap() > 0.99, "{music:#}");
+    // Identical halves vary alike: not at all.
+    assert!(music["ceiling"]["variety"]["mean_overlapping_area"].as_f64().unwrap() > 0.99, "{music:#}");
+    assert_eq!(music["ceiling"]["variety"]["mean_spread"], 1.0);
     assert_eq!(music["settings"]["sampler"]["voices"], 2);
     for row in ["ceiling", "model", "floor"] {
         let features = music[row]["features"].as_array().unwrap();
@@ -280,12 +285,19 @@ fn train_learns_a_pattern_and_export_generate_eval_use_it() {
         for f in features {
             let (oa, kl) = (f["overlapping_area"].as_f64().unwrap(), f["kl_divergence"].as_f64().unwrap());
             assert!((0.0..=1.0).contains(&oa) && kl >= 0.0, "{row}: {f}");
+            let variety = &f["variety"];
+            let oa_g = variety["overlapping_area"].as_f64().unwrap();
+            assert!(
+                (0.0..=1.0).contains(&oa_g) && variety["mean_distance"].as_f64().unwrap() >= 0.0,
+                "{row}: {f}"
+            );
         }
     }
     let floor = music["floor"]["mean_overlapping_area"].as_f64().unwrap();
     assert!(floor < 0.6, "random notes overlap a scale by {floor}");
     let svg = std::fs::read_to_string(dir.path().join("eval.svg")).unwrap();
     assert!(svg.contains("<svg") && svg.contains("pitch range: OA"), "the plot names each feature");
+    assert!(svg.contains("OA_g") && svg.contains("spread"), "and its variety");
     // Only the training songs as the reference.
     let train_only = dir.path().join("train-only.json");
     let (samples, bars) = (["--samples", "1"], ["--bars", "4"]);
@@ -297,6 +309,8 @@ fn train_learns_a_pattern_and_export_generate_eval_use_it() {
     .concat());
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&train_only).unwrap()).unwrap();
     assert!(report["music"]["reference_pieces"].as_u64().unwrap() < 8);
+    // One piece has no other to differ from.
+    assert!(report["music"]["model"]["variety"].is_null());
 }
 
 #[test]

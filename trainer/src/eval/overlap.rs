@@ -8,7 +8,15 @@
 //! when they never meet) and the Kullback-Leibler divergence of the inter-set density from the
 //! intra-set one (0 when they coincide).
 //!
-//! Owns the distances, the densities and those two numbers; a value is a vector of numbers
+//! The same two numbers compare the generated set's own intra-set distances with the
+//! reference's: whether the generated pieces differ from one another as much as the reference
+//! pieces do. (Yang and Lerch, and their mgeval code, set each set's intra-set density against
+//! the inter-set one; setting the two intra-set densities against each other asks the question
+//! directly, and leaves out how far the generated set sits from the reference, which the first
+//! comparison measures.) Beside it, the spread: the mean distance between two generated pieces
+//! over the mean between two reference pieces.
+//!
+//! Owns the distances, the densities and those numbers; a value is a vector of numbers
 //! (one, or twelve for a histogram) and nothing here knows what it measures.
 
 use serde::Serialize;
@@ -39,6 +47,26 @@ pub fn inter_set_distances(generated: &[&[f64]], reference: &[&[f64]]) -> Vec<f6
     generated.iter().flat_map(|g| reference.iter().map(move |r| euclidean(g, r))).collect()
 }
 
+/// How far apart a set's values lie against a reference's: the mean of its intra-set distances
+/// over the mean of the reference's. 1 when the set varies as much as the reference, 0 when its
+/// values are all one, above 1 when they lie further apart. None when either set has no pair, or
+/// when the reference's values are all one and the set's are not (both all one spread alike: 1).
+pub fn spread(intra: &[f64], reference_intra: &[f64]) -> Option<f64> {
+    let (mine, theirs) = (mean_distance(intra)?, mean_distance(reference_intra)?);
+    if theirs > 0.0 {
+        Some(mine / theirs)
+    } else if mine == 0.0 {
+        Some(1.0)
+    } else {
+        None
+    }
+}
+
+/// The mean of a set of distances; None when there are none.
+pub fn mean_distance(distances: &[f64]) -> Option<f64> {
+    (!distances.is_empty()).then(|| distances.iter().sum::<f64>() / distances.len() as f64)
+}
+
 fn euclidean(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt()
 }
@@ -56,7 +84,9 @@ pub fn silverman_bandwidth(sample: &[f64], n: usize) -> f64 {
     (4.0 / (3.0 * n as f64)).powf(0.2) * sd
 }
 
-/// Both densities on one grid, as drawn in the report's plot.
+/// Both densities on one grid, as drawn in the report's plot: `intra` the reference's own
+/// distances, `inter` those compared with them (generated to reference, or between two generated
+/// pieces).
 #[derive(Debug, Clone, Default)]
 pub struct Densities {
     pub x: Vec<f64>,
@@ -78,7 +108,8 @@ pub struct Comparison {
 }
 
 /// Smooths both distance sets and measures their overlap and divergence, by the trapezoid rule
-/// on a grid spanning both. None when either set is empty.
+/// on a grid spanning both. `inter` is the inter-set distances, or the generated set's own
+/// intra-set distances when the two sets' variety is compared. None when either set is empty.
 pub fn compare(intra: &[f64], inter: &[f64]) -> Option<Comparison> {
     if intra.is_empty() || inter.is_empty() {
         return None;
@@ -224,6 +255,59 @@ mod tests {
         let c = compare(&intra, &inter_set_distances(&scored, &refs)).unwrap();
         assert!(c.overlapping_area > 0.95, "{}", c.overlapping_area);
         assert_eq!(c.intra_bandwidth, silverman_bandwidth(&intra, 48 * 3000));
+    }
+
+    /// The existing tests' integer values (as distinct pitches are): `value(i)` for any i is
+    /// one draw from the same distribution.
+    fn drawn(indices: impl Iterator<Item = usize>, scale: f64) -> Vec<[f64; 1]> {
+        let value = |i: usize| ((i * 7919) % 7 + (i * 104_729) % 5) as f64;
+        indices.map(|i| [scale * value(i)]).collect()
+    }
+
+    fn as_set(values: &[[f64; 1]]) -> Vec<&[f64]> {
+        values.iter().map(|v| &v[..]).collect()
+    }
+
+    /// OA_g and the spread of `generated` against 3,000 reference values.
+    fn variety(generated: &[[f64; 1]]) -> (f64, Option<f64>) {
+        let reference = drawn(0..3000, 1.0);
+        let reference_intra = intra_set_distances(&as_set(&reference));
+        let intra = intra_set_distances(&as_set(generated));
+        (compare(&reference_intra, &intra).unwrap().overlapping_area, super::spread(&intra, &reference_intra))
+    }
+
+    #[test]
+    fn a_sample_of_the_reference_varies_like_the_reference() {
+        // 48 draws from the reference's own distribution: 1,128 distances among them against
+        // 4.5 million among the reference.
+        let (oa, spread) = variety(&drawn((0..48).map(|i| i * 31 + 5), 1.0));
+        assert!(oa > 0.9, "{oa}");
+        assert!((spread.unwrap() - 1.0).abs() < 0.1, "{spread:?}");
+    }
+
+    #[test]
+    fn identical_pieces_have_no_spread() {
+        let copies = vec![[4.0]; 48];
+        let (oa, spread) = variety(&copies);
+        assert_eq!(spread, Some(0.0));
+        assert!(oa < 0.1, "{oa}");
+    }
+
+    #[test]
+    fn a_set_wider_than_the_reference_spreads_more_than_it() {
+        // The same draws stretched threefold lie three times as far apart.
+        let (oa, spread) = variety(&drawn((0..48).map(|i| i * 31 + 5), 3.0));
+        assert!((spread.unwrap() - 3.0).abs() < 0.3, "{spread:?}");
+        assert!(oa < 0.6, "{oa}");
+    }
+
+    #[test]
+    fn spread_is_undefined_only_without_pairs_or_against_a_constant_reference() {
+        assert_eq!(super::spread(&[2.0, 4.0], &[1.0, 5.0]), Some(1.0));
+        assert_eq!(super::spread(&[0.0, 0.0], &[0.0]), Some(1.0));
+        assert_eq!(super::spread(&[1.0], &[0.0, 0.0]), None);
+        assert_eq!(super::spread(&[], &[1.0]), None);
+        assert_eq!(super::spread(&[1.0], &[]), None);
     }
 
     #[test]
