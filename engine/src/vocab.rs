@@ -346,11 +346,13 @@ pub struct Decoder {
     velocity_bin: u8,
     /// Onset step and velocity of each sounding pitch.
     sounding: [Option<(u64, u8)>; 128],
+    /// The last token read was a VELOCITY.
+    after_velocity: bool,
 }
 
 impl Default for Decoder {
     fn default() -> Self {
-        Decoder { now: 0, velocity_bin: DEFAULT_VELOCITY_BIN, sounding: [None; 128] }
+        Decoder { now: 0, velocity_bin: DEFAULT_VELOCITY_BIN, sounding: [None; 128], after_velocity: false }
     }
 }
 
@@ -362,6 +364,11 @@ impl Decoder {
     /// The clock, in grid steps.
     pub fn now(&self) -> u64 {
         self.now
+    }
+
+    /// The last token read set the velocity: another VELOCITY now would only replace it.
+    pub fn follows_a_velocity(&self) -> bool {
+        self.after_velocity
     }
 
     pub fn velocity_bin(&self) -> u8 {
@@ -388,6 +395,7 @@ impl Decoder {
 
     /// Reads one token and calls `emit` for each note event it causes, in order.
     pub fn push(&mut self, token: Token, mut emit: impl FnMut(NoteEvent)) {
+        self.after_velocity = matches!(token, Token::Velocity(_));
         match token {
             Token::TimeShift(k) => self.now += k as u64,
             Token::Velocity(bin) => self.velocity_bin = bin.min(VELOCITY_BINS as u8 - 1),

@@ -10,7 +10,8 @@
 //! model goes back, hears the note and generates its lookahead again. Per row: block time median, p99.9 and worst, the worst as a
 //! share of the block's duration, the step cap and the most steps a block ran, model steps per
 //! second of music, system allocator calls per block, and note-ons skipped for being late.
-//! `CONTINUO_BENCH_WORST=1` also prints each row's five worst blocks and the mean time per step.
+//! `CONTINUO_BENCH_WORST=1` also prints each row's five worst blocks, the mean time per step, and
+//! the blocks where a note was late.
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -147,6 +148,8 @@ fn run(name: &str, memory: StepMemory, player: &mut Player, samples: usize) {
         })
     };
     let mut input = Vec::with_capacity(samples);
+    // Allocated before the audio thread's blocks: at most a few late blocks are expected.
+    let mut late_blocks = Vec::with_capacity(blocks);
     for i in 0..blocks {
         let steps_before = meters.model_steps.load(Ordering::Relaxed);
         let beats = (i * samples) as f64 / samples_per_beat;
@@ -159,9 +162,13 @@ fn run(name: &str, memory: StepMemory, player: &mut Player, samples: usize) {
                     .filter_map(|k| musician(i * samples + k).map(|n| InputNote { offset: k as u32, ..n })),
             );
         }
+        let late_so_far = meters.late_events.load(Ordering::Relaxed);
         let started = Instant::now();
         realtime_memory::audio_thread(|| player.process(host, &input, &mut |_| {}));
         times.push(started.elapsed().as_secs_f64() * 1e6);
+        if meters.late_events.load(Ordering::Relaxed) > late_so_far {
+            late_blocks.push(i);
+        }
         steps_per_block.push(meters.model_steps.load(Ordering::Relaxed) - steps_before);
     }
     let system_calls = realtime_memory::system_calls_on_audio_thread() - system_before;
@@ -180,7 +187,7 @@ fn run(name: &str, memory: StepMemory, player: &mut Player, samples: usize) {
             }
         }
         eprintln!(
-            "worst blocks: {}; mean {:.1} us per step in blocks that step",
+            "worst blocks: {}; mean {:.1} us per step in blocks that step; late in blocks {late_blocks:?}",
             worst.join("; "),
             with_steps / step_count as f64
         );

@@ -397,8 +397,17 @@ impl Listener {
                 output.all_notes_off(note.offset, emit);
                 self.stop_answer(played_at, generator, queue);
             }
-            let onset = if on { None } else { self.ear.onset(note.pitch) };
-            let step = heard_on_the_grid(block.exact_step_at(note.offset), onset);
+            // Listening for a call, the model hears the musician on the grid its music is
+            // written on; in a duet it hears each note at its 1/24-beat step (the duet keeps
+            // its own music on the grid by replying on a grid line, measured with a human's
+            // timing in tests/human_calls.rs), so that it never goes back before what it played.
+            let step = match mode {
+                Mode::CallAndResponse => {
+                    let onset = if on { None } else { self.ear.onset(note.pitch) };
+                    heard_on_the_grid(block.exact_step_at(note.offset), onset)
+                }
+                _ => played_at,
+            };
             if on && mode == Mode::CallAndResponse && !self.ear.hears_a_call() {
                 // A new call: the model hears it afresh, as the beginning of its music, so that
                 // the answer follows this call (its key, its motion) rather than the ones before.
