@@ -21,6 +21,7 @@ use nice_plug::prelude::Enum;
 use crate::event_queue::{EventQueue, LOOKAHEAD_STEPS};
 use crate::monitor::NoteSource;
 use crate::note_output::{NoteOutput, OutputEvent};
+use crate::step_budget::blocks_for_a_chord;
 use crate::transport::{beats_per_bar, BlockOnGrid};
 
 /// How Continuo plays with the musician: the Mode parameter's values, as the host lists them.
@@ -444,7 +445,7 @@ impl Listener {
         // cap (the note-offs, a velocity and a note-on per voice, and the time shift), and on
         // the beat's grid. At a full cap that is the grid line after the next block; at a cap
         // of 2 steps, after 7 blocks for 4 voices, else the reply would come late.
-        let blocks = (3 * voices + 2).div_ceil(cap.max(1)) as f64;
+        let blocks = blocks_for_a_chord(voices, cap) as f64;
         let next_block = block.beats_from_origin(blocks * block.samples as f64 - 0.5);
         let reply_from = on_the_grid((next_block * STEPS_PER_BEAT as f64).ceil().max(0.0) as u64 + 1);
         // Listening for a call, the model reads a note once every note that may be heard on

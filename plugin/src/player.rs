@@ -29,7 +29,7 @@ use crate::listening::{InputNote, ListenSettings, Listener, Mode};
 use crate::monitor::{BlockReport, Monitor, NoteSource};
 use crate::note_output::NoteOutput;
 pub use crate::note_output::OutputEvent;
-use crate::step_budget::StepBudget;
+use crate::step_budget::{blocks_for_a_chord, StepBudget};
 use crate::takes::{LoopStart, Opening, PhraseLoop};
 use crate::transport::{bar_line_from, bar_start, beats_per_bar, next_beat, BlockOnGrid, Decision, Follower};
 pub use crate::transport::{HostTransport, TransportState, DEFAULT_BPM};
@@ -341,15 +341,13 @@ impl Player {
     }
 
     /// Where music that starts by itself can begin on time: on `beat`, unless the blocks up to
-    /// where the music generated so far runs out cannot draw what comes next at their cap (a
-    /// chord: the note-offs, a velocity and a note-on per voice, and the time shift); then on
-    /// the first beat where they can. A host at a 32-sample buffer that starts on a beat would
-    /// otherwise lose the downbeat's notes.
+    /// where the music generated so far runs out cannot draw a chord at their cap; then on the
+    /// first beat where they can (at a 32-sample buffer a start on the beat lost the downbeat).
+    /// The block an event falls in generates before it places, so the chord is drawn by the
+    /// start of its last block.
     fn first_beat_in_time(&self, beat: f64, host: &HostTransport, cap: usize) -> f64 {
         let position = self.transport.clock().map_or(beat, |c| c.beats());
-        // The block an event falls in generates before it places: the chord is drawn by the
-        // start of its last block.
-        let blocks = (3 * self.voices + 2).div_ceil(cap.max(1));
+        let blocks = blocks_for_a_chord(self.voices, cap);
         let drawn_by = position + ((blocks - 1) * host.samples) as f64 / host.samples_per_beat();
         let generated = self.generator.now() as f64 / STEPS_PER_BEAT as f64;
         beat.max(next_beat(drawn_by - generated))

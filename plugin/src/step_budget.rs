@@ -40,6 +40,13 @@ pub fn step_cap(samples: usize, sample_rate: f32, token_cost: Duration) -> usize
     (affordable.floor() as usize).clamp(1, MAX_STEPS_PER_BLOCK)
 }
 
+/// Blocks that a chord takes to draw at `cap` model steps a block: its note-offs, a velocity
+/// and a note-on per voice, and the time shift after it, `3 x voices + 2` tokens at most (the
+/// sampler draws no second VELOCITY in a row). What the player plans a reply and a start by.
+pub fn blocks_for_a_chord(voices: usize, cap: usize) -> usize {
+    (3 * voices + 2).div_ceil(cap.max(1))
+}
+
 /// What one token costs with a player's model and sampler, and so each block's cap.
 #[derive(Debug, Clone, Copy)]
 pub struct StepBudget {
@@ -146,5 +153,7 @@ mod tests {
         // A model too slow for the block still steps, once.
         assert_eq!(step_cap(32, 48_000.0, Duration::from_millis(1)), 1);
         assert_eq!(smallest_block(48_000.0, token), 16);
+        // Four voices: 14 tokens, 7 blocks at 2 steps a block, 1 at a full cap.
+        assert_eq!((blocks_for_a_chord(4, 2), blocks_for_a_chord(4, 64)), (7, 1));
     }
 }
