@@ -416,9 +416,9 @@ impl Listener {
                 self.rollback.clear();
                 let _ = generator.feed_time_until(step, 0);
             }
-            // While the model plays, the grid line may already have sounded: going back before
-            // the block would forget notes the host has heard start (and never end them), so
-            // the note is heard where the block begins.
+            // While the model plays (a duet, an answer), a note's grid line may already have
+            // sounded: going back before the block would forget notes the host has heard start
+            // (and never end them), so the note is heard where the block begins.
             let step = if self.keeps_past() {
                 step.max(block.exact_step_at(0).floor().max(0.0) as u64)
             } else {
