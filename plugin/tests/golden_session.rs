@@ -3,8 +3,10 @@
 //! change, a pause, a phrase loop and New phrase, call and response, a duet, a model switch, a
 //! deactivation mid-note with a sample-rate change), with fixed seeds, written out as every note
 //! event with its block and sample and the meters the plugin counted. The file it must match,
-//! `tests/fixtures/golden-session.txt`, was recorded from the code before the player was taken
-//! apart into its rooms: a change that should not change the music must leave it byte-identical.
+//! `tests/fixtures/golden-session.txt`, was first recorded from the code before the player was
+//! taken apart into its rooms, which then played it byte-identical; since, it was recorded again
+//! only where the music was meant to change (hearing a musician on the grid: the call and
+//! response scene). A change that should not change the music must leave it byte-identical.
 //!
 //! A change that means to change the music records the file again:
 //! `CONTINUO_RECORD_GOLDEN=1 cargo xtask test --test golden_session`, and the diff is reviewed
