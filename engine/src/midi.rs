@@ -86,6 +86,139 @@ impl Role {
     }
 }
 
+/// A General MIDI instrument family: the drums of channel 10, or one of the sixteen groups of
+/// eight programs. How a user of a band collection (the Lakh MIDI Dataset) names a part: its
+/// bass, its drums, its pianos.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Family {
+    /// Channel 10, whatever its program.
+    Drums,
+    Piano,
+    ChromaticPercussion,
+    Organ,
+    Guitar,
+    Bass,
+    Strings,
+    Ensemble,
+    Brass,
+    Reed,
+    Pipe,
+    SynthLead,
+    SynthPad,
+    SynthEffects,
+    Ethnic,
+    Percussive,
+    SoundEffects,
+}
+
+impl Family {
+    /// Drums, then the program groups in GM order (programs 1-8 are the pianos).
+    pub const ALL: [Family; 17] = [
+        Family::Drums,
+        Family::Piano,
+        Family::ChromaticPercussion,
+        Family::Organ,
+        Family::Guitar,
+        Family::Bass,
+        Family::Strings,
+        Family::Ensemble,
+        Family::Brass,
+        Family::Reed,
+        Family::Pipe,
+        Family::SynthLead,
+        Family::SynthPad,
+        Family::SynthEffects,
+        Family::Ethnic,
+        Family::Percussive,
+        Family::SoundEffects,
+    ];
+
+    /// The family of a program as the file stores it, 0..=127 (GM's 1..=128 less one: 0 is the
+    /// Acoustic Grand Piano, 33 the fingered Electric Bass).
+    pub fn of_program(program: u8) -> Family {
+        Family::ALL[1 + (program & 127) as usize / 8]
+    }
+
+    /// The family a note is played by: the drums on channel 10, else its program's.
+    pub fn of(note: &Note) -> Family {
+        if note.is_drum {
+            Family::Drums
+        } else {
+            Family::of_program(note.program)
+        }
+    }
+
+    pub fn includes(self, note: &Note) -> bool {
+        Family::of(note) == self
+    }
+
+    /// Place in [`Family::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The role a model of this family serves.
+    pub fn role(self) -> Role {
+        if self == Family::Drums {
+            Role::Drums
+        } else {
+            Role::Melodic
+        }
+    }
+
+    /// The name on the command line and in stats: `bass`, `synth-lead`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Drums => "drums",
+            Family::Piano => "piano",
+            Family::ChromaticPercussion => "chromatic-percussion",
+            Family::Organ => "organ",
+            Family::Guitar => "guitar",
+            Family::Bass => "bass",
+            Family::Strings => "strings",
+            Family::Ensemble => "ensemble",
+            Family::Brass => "brass",
+            Family::Reed => "reed",
+            Family::Pipe => "pipe",
+            Family::SynthLead => "synth-lead",
+            Family::SynthPad => "synth-pad",
+            Family::SynthEffects => "synth-effects",
+            Family::Ethnic => "ethnic",
+            Family::Percussive => "percussive",
+            Family::SoundEffects => "sound-effects",
+        }
+    }
+
+    /// Where GM puts it, in its own 1-based numbering: "channel 10", "programs 33-40".
+    pub fn gm_place(self) -> String {
+        match self {
+            Family::Drums => "channel 10".to_string(),
+            family => {
+                let first = (family.index() - 1) * 8 + 1;
+                format!("programs {first}-{}", first + 7)
+            }
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Family {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Family, String> {
+        Family::ALL.into_iter().find(|f| f.name() == name).ok_or_else(|| {
+            let names: Vec<&str> = Family::ALL.iter().map(|f| f.name()).collect();
+            format!("no General MIDI family '{name}'; the families: {}", names.join(", "))
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Timing {
     /// Ticks per quarter note.
@@ -574,4 +707,47 @@ pub fn write_bytes(notes: &[Note], bpm: f64, length: Option<f64>) -> Vec<u8> {
 pub fn write_file(path: &Path, notes: &[Note], bpm: f64, length: Option<f64>) -> Result<(), MidiError> {
     std::fs::write(path, write_bytes(notes, bpm, length))
         .map_err(|e| MidiError { path: path.to_path_buf(), problem: MidiProblem::Write(e.to_string()) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn programs_fall_in_their_general_midi_families_and_channel_10_is_drums() {
+        let melodic = |program: u8| Note {
+            pitch: 40,
+            velocity: 90,
+            start: 0.0,
+            end: 1.0,
+            channel: 0,
+            program,
+            is_drum: false,
+            track: 0,
+        };
+        for (program, family) in [
+            (0, Family::Piano),
+            (7, Family::Piano),
+            (8, Family::ChromaticPercussion),
+            (24, Family::Guitar),
+            (32, Family::Bass),
+            (33, Family::Bass),
+            (40, Family::Strings),
+            (80, Family::SynthLead),
+            (127, Family::SoundEffects),
+        ] {
+            assert_eq!(Family::of(&melodic(program)), family, "program {program}");
+        }
+        let kick = Note { pitch: 36, channel: DRUM_CHANNEL, is_drum: true, ..melodic(33) };
+        assert_eq!(Family::of(&kick), Family::Drums, "channel 10 is drums whatever its program");
+        assert_eq!((Family::Drums.role(), Family::Bass.role()), (Role::Drums, Role::Melodic));
+        assert_eq!(Family::Bass.gm_place(), "programs 33-40");
+        assert_eq!(Family::SoundEffects.gm_place(), "programs 121-128");
+        for family in Family::ALL {
+            assert_eq!(family.name().parse::<Family>(), Ok(family));
+            let json = serde_json::to_string(&family).unwrap();
+            assert_eq!(json, format!("\"{}\"", family.name()));
+        }
+        assert!("kazoo".parse::<Family>().unwrap_err().contains("synth-lead"));
+    }
 }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use continuo_engine::midi::{self, Role};
+use continuo_engine::midi::{self, Family, Role};
 use continuo_engine::music::{Scale, ScaleLock};
 use continuo_engine::vocab::{self, Token, VocabSpec};
 use rayon::prelude::*;
@@ -38,7 +38,8 @@ use crate::progress;
 ///
 /// Writes to --out: index.json (vocabulary, documents, shards), train-NNNN.tokens and
 /// val-NNNN.tokens (16-bit little-endian token ids), and stats.json (files read and rejected,
-/// notes, tokens, hours of music, pitch and velocity histograms).
+/// notes, tokens, hours of music, pitch and velocity histograms, and what each General MIDI
+/// instrument family holds).
 #[derive(clap::Args)]
 pub struct Args {
     /// Folders to read, searched recursively.
@@ -50,10 +51,21 @@ pub struct Args {
     /// Which notes to learn: melodic instruments, or GM drums (channel 10).
     #[arg(long, value_enum, default_value = "melodic")]
     pub role: RoleArg,
+    /// Learn only the notes of one General MIDI instrument family, as in a band's files: drums
+    /// (channel 10), or a group of eight programs (piano 1-8, chromatic-percussion 9-16, organ
+    /// 17-24, guitar 25-32, bass 33-40, strings 41-48, ensemble 49-56, brass 57-64, reed
+    /// 65-72, pipe 73-80, synth-lead 81-88, synth-pad 89-96, synth-effects 97-104, ethnic
+    /// 105-112, percussive 113-120, sound-effects 121-128). The role follows: drums learns
+    /// drums, every other family melodic. Files without the family are skipped and counted in
+    /// stats.json ("no bass notes"). With --part, the part is chosen among the family's: the
+    /// highest of the pianos.
+    #[arg(long, value_parser = family_names(), conflicts_with = "role")]
+    pub family: Option<Family>,
     /// Which part of each file to learn: every part, or only the lowest or the highest. A
     /// part is a track (a channel of it, where one track holds several): the lowest is the one
     /// whose notes lie lowest on average (the bass of a chorale or a quartet, the bass track of
-    /// a band arrangement), the highest its melody or soprano.
+    /// a band arrangement), the highest its melody or soprano. With --family, among that
+    /// family's parts only.
     #[arg(long, value_enum, default_value = "all")]
     pub part: Part,
     /// Transpose every file into the key signature of C major and A minor (by at most six
@@ -73,6 +85,8 @@ pub struct Args {
 #[derive(Debug, Clone, Copy)]
 pub struct NotesToLearn {
     pub role: Role,
+    /// Only this instrument family's notes (`--family`); its role is `role`.
+    pub family: Option<Family>,
     pub part: Part,
     /// Each file moved into the key signature of C (see `--same-key`).
     pub same_key: bool,
@@ -81,7 +95,8 @@ pub struct NotesToLearn {
 impl NotesToLearn {
     /// A file's notes to learn, and the semitones they are to be moved by.
     fn of<'a>(&self, song: &'a midi::Song) -> (Vec<&'a midi::Note>, i32) {
-        let notes = self.part.select(song.notes_for(self.role).collect());
+        let of_family = |n: &&midi::Note| self.family.is_none_or(|family| family.includes(n));
+        let notes = self.part.select(song.notes_for(self.role).filter(of_family).collect());
         let shift = if self.same_key && self.role == Role::Melodic { shift_to_c(&notes) } else { 0 };
         (notes, shift)
     }
@@ -144,6 +159,13 @@ impl Part {
     }
 }
 
+/// `--family`'s values: the engine's family names, listed in `--help`.
+fn family_names() -> impl clap::builder::TypedValueParser<Value = Family> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Family::ALL.map(Family::name))
+        .map(|name| name.parse::<Family>().expect("one of the listed names"))
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum RoleArg {
     Melodic,
@@ -173,6 +195,18 @@ pub struct Stats {
     /// Whether every file was moved into the key signature of C (`--same-key`).
     #[serde(default)]
     pub same_key: bool,
+    /// The instrument family read (`--family`); none: every note of the role.
+    #[serde(default)]
+    pub family: Option<Family>,
+    /// Files that could be read but hold no notes of `family`: skipped, and listed among the
+    /// rejected ("no bass notes").
+    #[serde(default)]
+    pub files_without_family: u64,
+    /// What each General MIDI family holds in the files that could be read, taken or not:
+    /// the files with its notes, its notes, and those files' hours. Families no file plays are
+    /// left out.
+    #[serde(default)]
+    pub families: BTreeMap<Family, FamilyStats>,
     pub files_found: u64,
     pub files_read: u64,
     pub files_rejected: u64,
@@ -204,6 +238,13 @@ pub struct Stats {
     pub peak_memory_mb: f64,
 }
 
+#[derive(Debug, Default, Serialize, serde::Deserialize)]
+pub struct FamilyStats {
+    pub files: u64,
+    pub notes: u64,
+    pub hours: f64,
+}
+
 #[derive(Debug, Serialize, serde::Deserialize)]
 pub struct Rejected {
     pub path: PathBuf,
@@ -223,6 +264,49 @@ struct Encoded {
     polyphony: [u64; POLYPHONY_BINS],
     /// Semitones the file was moved by (`--same-key`).
     moved: i32,
+    families: FamilyTally,
+}
+
+/// A file that gives nothing to learn, and why: `reason` groups it in the report, `message`
+/// names it. `families` when it could be read.
+#[derive(Debug)]
+struct Rejection {
+    path: PathBuf,
+    reason: String,
+    message: String,
+    /// Boxed: the tally is large beside the rest, and most files are not rejected.
+    families: Option<Box<FamilyTally>>,
+}
+
+/// Notes per General MIDI family (indexed as [`Family::ALL`]) in one file, and its length.
+#[derive(Debug, Clone, Copy)]
+struct FamilyTally {
+    notes: [u64; Family::ALL.len()],
+    seconds: f64,
+}
+
+impl FamilyTally {
+    fn of(song: &midi::Song) -> FamilyTally {
+        let mut notes = [0; Family::ALL.len()];
+        for n in &song.notes {
+            notes[Family::of(n).index()] += 1;
+        }
+        FamilyTally { notes, seconds: song.duration_seconds() }
+    }
+
+    /// The families the file plays, by name.
+    fn names(&self) -> Vec<&'static str> {
+        Family::ALL.into_iter().filter(|f| self.notes[f.index()] > 0).map(Family::name).collect()
+    }
+
+    fn add_to(&self, families: &mut BTreeMap<Family, FamilyStats>) {
+        for family in Family::ALL.into_iter().filter(|f| self.notes[f.index()] > 0) {
+            let entry = families.entry(family).or_default();
+            entry.files += 1;
+            entry.notes += self.notes[family.index()];
+            entry.hours += self.seconds / 3600.0;
+        }
+    }
 }
 
 /// The share of onsets a dataset's `voices` cover: nine in ten. The chorales sound four notes
@@ -267,7 +351,8 @@ fn voices_covering(histogram: &[u64], share: f64) -> u8 {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let learn = NotesToLearn { role: args.role.into(), part: args.part, same_key: args.same_key };
+    let role = args.family.map_or(args.role.into(), Family::role);
+    let learn = NotesToLearn { role, family: args.family, part: args.part, same_key: args.same_key };
     let stats = prepare(&args.dirs, &args.out, learn, args.val_fraction, true)?;
     print_summary(&stats, &args.out);
     Ok(())
@@ -392,6 +477,7 @@ pub fn prepare(
     let mut stats = Stats {
         part: learn.part,
         same_key: learn.same_key,
+        family: learn.family,
         files_found: found,
         pitch_histogram: vec![0; 128],
         velocity_histogram: vec![0; 128],
@@ -413,7 +499,7 @@ pub fn prepare(
         if batch.is_empty() {
             break;
         }
-        let results: Vec<Result<Encoded, (PathBuf, String, String)>> = batch
+        let results: Vec<Result<Encoded, Rejection>> = batch
             .par_iter()
             .map(|(path, relative)| {
                 let result = encode_file(path, relative, learn);
@@ -424,6 +510,7 @@ pub fn prepare(
         for result in results {
             match result {
                 Ok(encoded) => {
+                    encoded.families.add_to(&mut stats.families);
                     let split = Split::of(&encoded.relative, val_fraction);
                     let writer = if split == Split::Train { &mut train } else { &mut val };
                     let (shard, offset) = writer.push(&encoded.tokens)?;
@@ -452,7 +539,11 @@ pub fn prepare(
                         moved: encoded.moved,
                     })?;
                 }
-                Err((path, reason, message)) => {
+                Err(Rejection { path, reason, message, families }) => {
+                    if let Some(families) = families {
+                        families.add_to(&mut stats.families);
+                        stats.files_without_family += learn.family.is_some() as u64;
+                    }
                     stats.files_rejected += 1;
                     stats.rejected.entry(reason).or_default().push(Rejected { path, message });
                 }
@@ -480,25 +571,46 @@ pub fn prepare(
     Ok(stats)
 }
 
-/// Reads and encodes one file; a rejection is (path, reason, message).
-fn encode_file(
-    path: &Path,
-    relative: &str,
-    learn: NotesToLearn,
-) -> Result<Encoded, (PathBuf, String, String)> {
-    let song = midi::read_file(path)
-        .map_err(|e| (path.to_path_buf(), e.problem.reason().to_string(), e.to_string()))?;
+/// Reads and encodes one file.
+fn encode_file(path: &Path, relative: &str, learn: NotesToLearn) -> Result<Encoded, Rejection> {
+    let song = midi::read_file(path).map_err(|e| Rejection {
+        path: path.to_path_buf(),
+        reason: e.problem.reason().to_string(),
+        message: e.to_string(),
+        families: None,
+    })?;
+    let families = FamilyTally::of(&song);
     let (notes, shift) = learn.of(&song);
     if notes.is_empty() {
-        let role_name = match learn.role {
-            Role::Melodic => "melodic",
-            Role::Drums => "drum",
+        let (reason, message) = match learn.family {
+            Some(family) => {
+                let name = if family == Family::Drums { "drum" } else { family.name() };
+                let plays = families.names();
+                let plays = if plays.is_empty() { "nothing".to_string() } else { plays.join(", ") };
+                (
+                    format!("no {name} notes"),
+                    format!(
+                        "{}: has no {name} notes (General MIDI {}) to learn from; it plays {plays}",
+                        path.display(),
+                        family.gm_place()
+                    ),
+                )
+            }
+            None => {
+                let name = match learn.role {
+                    Role::Melodic => "melodic",
+                    Role::Drums => "drum",
+                };
+                let message = format!("{}: has no {name} notes to learn from", path.display());
+                (format!("no {name} notes"), message)
+            }
         };
-        return Err((
-            path.to_path_buf(),
-            format!("no {role_name} notes"),
-            format!("{}: has no {role_name} notes to learn from", path.display()),
-        ));
+        return Err(Rejection {
+            path: path.to_path_buf(),
+            reason,
+            message,
+            families: Some(Box::new(families)),
+        });
     }
     // Leading silence teaches nothing: start at the first note's bar (4 beats), keeping its
     // place in the bar.
@@ -519,6 +631,7 @@ fn encode_file(
         velocities: notes.iter().map(|n| n.velocity).collect(),
         polyphony,
         moved: shift,
+        families,
     })
 }
 
@@ -544,12 +657,29 @@ fn print_summary(stats: &Stats, out: &Path) {
         stats.files_found, stats.files_read, stats.files_rejected, stats.files_per_second
     );
     println!("  music      {} notes, {:.2} hours", stats.notes, stats.hours);
+    if let Some(family) = stats.family {
+        println!(
+            "  family     {family}: {} files, {} notes, {:.2} hours taken; {} files without {family}",
+            stats.files_read, stats.notes, stats.hours, stats.files_without_family
+        );
+    }
     println!(
         "  tokens     {} train ({} files), {} validation ({} files)",
         stats.train_tokens, stats.train_files, stats.val_tokens, stats.val_files
     );
     for (reason, files) in &stats.rejected {
         println!("  rejected   {:>6} {reason}, e.g. {}", files.len(), files[0].message);
+    }
+    let heading = "in the files that could be read:";
+    println!("  families   {heading:<35}{:>8}{:>11}{:>9}", "files", "notes", "hours");
+    for (family, found) in &stats.families {
+        println!(
+            "             {:<35}{:>8}{:>11}{:>9.2}",
+            family.name(),
+            found.files,
+            found.notes,
+            found.hours
+        );
     }
     println!("  details    {}", out.join("stats.json").display());
 }
@@ -608,7 +738,7 @@ mod tests {
     #[test]
     fn same_key_moves_every_chorale_and_tune_into_c_major() {
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/fixtures/midi");
-        let learn = NotesToLearn { role: Role::Melodic, part: Part::All, same_key: true };
+        let learn = NotesToLearn { role: Role::Melodic, family: None, part: Part::All, same_key: true };
         let mut shifts = Vec::new();
         for name in ["bwv1.6.mid", "bwv248.64-6.mid", "bwv323.mid", "42dHighlandRegimentStrathspey.mid"] {
             let song = midi::read_file(&fixtures.join(name)).unwrap();
@@ -631,7 +761,7 @@ mod tests {
     #[test]
     fn a_chorale_sounds_four_voices_and_a_fiddle_tune_one() {
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/fixtures/midi");
-        let learn = NotesToLearn { role: Role::Melodic, part: Part::All, same_key: false };
+        let learn = NotesToLearn { role: Role::Melodic, family: None, part: Part::All, same_key: false };
         let voices = |name: &str, learn: NotesToLearn| {
             let encoded = encode_file(&fixtures.join(name), name, learn).unwrap();
             voices_covering(&encoded.polyphony, VOICES_SHARE)

@@ -105,6 +105,79 @@ fn prepare_refuses_an_empty_folder_by_name() {
     assert!(err.contains("no MIDI files under") && err.contains("nothing here"), "{err}");
 }
 
+/// A band's file as General MIDI has it: a piano's chords, a bass line and drums on channel 10
+/// (`bass: false` leaves the bass out). Pitches keep the parts apart: bass 28..40, piano
+/// 60..72, drums 36..46.
+fn band(path: &Path, bass: bool) -> usize {
+    let note = |pitch: u8, beat: usize, channel: u8, program: u8| Note {
+        pitch,
+        velocity: 90,
+        start: beat as f64,
+        end: beat as f64 + 0.5,
+        channel,
+        program,
+        is_drum: channel == midi::DRUM_CHANNEL,
+        track: 0,
+    };
+    let mut notes = Vec::new();
+    for beat in 0..32 {
+        for pitch in [60, 64, 67] {
+            notes.push(note(pitch + (beat % 4) as u8, beat, 0, 0));
+        }
+        notes.push(note([36, 42, 38, 46][beat % 4], beat, midi::DRUM_CHANNEL, 0));
+    }
+    let bass_notes = if bass { 32 } else { 0 };
+    for beat in 0..bass_notes {
+        notes.push(note(28 + (beat % 12) as u8, beat, 1, 33));
+    }
+    midi::write_file(path, &notes, 120.0, None).unwrap();
+    bass_notes
+}
+
+#[test]
+fn prepare_takes_only_the_family_asked_for_and_counts_the_files_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (songs, data) = (dir.path().join("band"), dir.path().join("data"));
+    std::fs::create_dir_all(&songs).unwrap();
+    let bass_notes = band(&songs.join("with-bass.mid"), true) + band(&songs.join("also-bass.mid"), true);
+    band(&songs.join("no-bass.mid"), false);
+    let out = ok(&["prepare", s(&songs), "--out", s(&data), "--family", "bass", "--val-fraction", "0"]);
+    assert!(out.contains("family     bass: 2 files, 64 notes"), "{out}");
+    assert!(out.contains("1 files without bass"), "{out}");
+
+    let stats: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.join("stats.json")).unwrap()).unwrap();
+    assert_eq!(stats["family"], "bass");
+    assert_eq!(stats["notes"].as_u64().unwrap() as usize, bass_notes, "only the bass notes");
+    let pitches = stats["pitch_histogram"].as_array().unwrap();
+    let played: Vec<usize> = (0..128).filter(|&p| pitches[p].as_u64().unwrap() > 0).collect();
+    assert_eq!(played, (28..40).collect::<Vec<_>>(), "the bass's pitches and no others");
+    assert_eq!(stats["files_without_family"], 1);
+    let skipped = &stats["rejected"]["no bass notes"][0];
+    assert_eq!(skipped["path"], s(&songs.join("no-bass.mid")));
+    let message = skipped["message"].as_str().unwrap();
+    assert!(message.contains("programs 33-40") && message.contains("drums, piano"), "{message}");
+    // What every family holds, taken or not: the drums and the piano of all three files.
+    let families = &stats["families"];
+    assert_eq!((families["bass"]["files"].as_u64(), families["bass"]["notes"].as_u64()), (Some(2), Some(64)));
+    assert_eq!(
+        (families["drums"]["files"].as_u64(), families["drums"]["notes"].as_u64()),
+        (Some(3), Some(96))
+    );
+    assert_eq!(families["piano"]["files"], 3);
+    assert!(families.get("guitar").is_none());
+
+    // The drums are a family too, and their role follows.
+    let drums = dir.path().join("drums");
+    let out = ok(&["prepare", s(&songs), "--out", s(&drums), "--family", "drums"]);
+    assert!(out.contains("family     drums: 3 files, 96 notes"), "{out}");
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(drums.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["role"], "drums");
+    let err = fails(&["prepare", s(&songs), "--out", s(&drums), "--family", "kazoo"]);
+    assert!(err.contains("synth-lead"), "the families are listed: {err}");
+}
+
 /// A learnable pattern: a two-octave scale, up and down, over and over.
 fn scale_dataset(dir: &Path) -> PathBuf {
     let songs = dir.join("scales");
