@@ -59,8 +59,10 @@ pub const MAX_HEARD_PER_BLOCK: usize = 20;
 /// The musician's notes waiting to be read by the model, at most: a few blocks' worth at a step
 /// a block.
 const HEARD_QUEUE: usize = 64;
-/// A sixteenth note, in grid steps.
+/// A sixteenth note and an eighth-note triplet, in grid steps: the lines the models' music is
+/// written on.
 const SIXTEENTH_STEPS: u64 = STEPS_PER_BEAT as u64 / 4;
+const TRIPLET_STEPS: u64 = STEPS_PER_BEAT as u64 / 3;
 /// Half a sixteenth: a note played this long after a grid line is still heard on it (see
 /// [`heard_on_the_grid`]).
 const SETTLE_STEPS: u64 = SIXTEENTH_STEPS / 2;
@@ -416,14 +418,6 @@ impl Listener {
                 self.rollback.clear();
                 let _ = generator.feed_time_until(step, 0);
             }
-            // While the model plays (a duet, an answer), a note's grid line may already have
-            // sounded: going back before the block would forget notes the host has heard start
-            // (and never end them), so the note is heard where the block begins.
-            let step = if self.keeps_past() {
-                step.max(block.exact_step_at(0).floor().max(0.0) as u64)
-            } else {
-                step
-            };
             let step = self.go_back_to(step, generator, queue);
             let token = if on { Token::NoteOn(note.pitch) } else { Token::NoteOff(note.pitch) };
             self.place_heard(step, token);
@@ -580,11 +574,9 @@ impl Listener {
 /// note-off (`onset`: where its note was heard to start) is heard on the first such line after
 /// its start at the soonest, so that a note released early still holds its sixteenth.
 pub fn heard_on_the_grid(exact: f64, onset: Option<u64>) -> u64 {
-    const SIXTEENTH: f64 = STEPS_PER_BEAT as f64 / 4.0;
-    const TRIPLET: f64 = STEPS_PER_BEAT as f64 / 3.0;
     let exact = exact.max(0.0);
-    let sixteenth = (exact / SIXTEENTH).round() * SIXTEENTH;
-    let triplet = (exact / TRIPLET).round() * TRIPLET;
+    let nearest_line = |line: u64| (exact / line as f64).round() * line as f64;
+    let (sixteenth, triplet) = (nearest_line(SIXTEENTH_STEPS), nearest_line(TRIPLET_STEPS));
     let nearest = if (triplet - exact).abs() < (sixteenth - exact).abs() { triplet } else { sixteenth };
     let step = nearest as u64;
     match onset {
@@ -597,9 +589,7 @@ pub fn heard_on_the_grid(exact: f64, onset: Option<u64>) -> u64 {
 /// may begin. The model keeps time by its own TIME_SHIFTs, so a reply begun off the beat's grid
 /// would play on off it.
 fn on_the_grid(step: u64) -> u64 {
-    const SIXTEENTH: u64 = STEPS_PER_BEAT as u64 / 4;
-    const TRIPLET: u64 = STEPS_PER_BEAT as u64 / 3;
-    step.next_multiple_of(SIXTEENTH).min(step.next_multiple_of(TRIPLET))
+    step.next_multiple_of(SIXTEENTH_STEPS).min(step.next_multiple_of(TRIPLET_STEPS))
 }
 
 #[cfg(test)]
