@@ -11,15 +11,19 @@
 # The reference is WORK/NAME-as-written, the model's music in its own keys; it is prepared from
 # WORK/midi when missing (scripts/rebuild-training-data.sh WORK/midi makes that). Paths in the
 # files are written as WORK/... and models/..., so they do not name this machine.
-# scripts/train-models.sh runs this after each training run.
+# scripts/train-models.sh runs this after each training run. CONTINUO_TRAIN=path/to/continuo-train
+# uses that build instead of making a release one (a debug build scores the same numbers).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 source "$root/scripts/model-recipes.sh"
 read_arguments "$@"
 work="$(cd "$work" && pwd)"
 
-cargo build --release -p continuo-train --manifest-path "$root/Cargo.toml"
-train="$root/target/release/continuo-train"
+train="${CONTINUO_TRAIN:-}"
+if [ -z "$train" ]; then
+  cargo build --release -p continuo-train --manifest-path "$root/Cargo.toml"
+  train="$root/target/release/continuo-train"
+fi
 
 for name in "${models[@]}"; do
   model_recipe "$name" "$work"

@@ -41,6 +41,7 @@ for name in "${models[@]}"; do
   "$train" prepare "$source" --out "$work/$name-as-written" "${part[@]}"
   "$train" train "$work/$name-data" --out "$work/$name-run" "${common[@]}" "${recipe[@]}"
   "$train" export "$work/$name-run" --out "$root/models/$name.onnx" --name "$display"
+  "$train" tune "$root/models/$name.onnx" "${tuning[@]}"
   cp "$work/$name-run/loss.svg" "$root/models/$name-loss.svg"
   "$root/scripts/evaluate-models.sh" "$work" "$name"
 done

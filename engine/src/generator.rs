@@ -40,10 +40,15 @@ impl Default for GeneratorSettings {
 }
 
 /// The voices a Polyphony setting means with a model: "as trained" ([`AS_TRAINED`]) is the
-/// model's own count, or [`VOICES_UNKNOWN`] for a model that does not say.
+/// model's tuned count, else its training music's, or [`VOICES_UNKNOWN`] for a model that does
+/// not say.
 pub fn voices_with(info: &ModelInfo, max_polyphony: usize) -> usize {
     match max_polyphony {
-        AS_TRAINED => info.training.voices.map_or(VOICES_UNKNOWN, |v| v.max(1) as usize),
+        AS_TRAINED => info
+            .tuning
+            .and_then(|t| t.voices)
+            .or(info.training.voices)
+            .map_or(VOICES_UNKNOWN, |v| v.max(1) as usize),
         voices => voices,
     }
 }
@@ -161,12 +166,13 @@ impl Generator {
         &self.decoder
     }
 
-    /// Changes the musician's controls; "as trained" voices become the model's own. Notes already
-    /// sounding keep sounding: a caller that narrows the range or the scale should
-    /// [`Generator::release_all`] first.
+    /// Changes the musician's controls; "as trained" voices become the model's own, and so does
+    /// the tuning when the settings name none. Notes already sounding keep sounding: a caller
+    /// that narrows the range or the scale should [`Generator::release_all`] first.
     pub fn set_settings(&mut self, settings: GeneratorSettings) {
         let mut sampler = settings.sampler;
         sampler.max_polyphony = self.voices_for(sampler.max_polyphony);
+        sampler.tuning = Some(sampler.tuning.unwrap_or(self.model.info().played_tuning()));
         self.sampler.set_settings(sampler);
         self.max_note_steps = ((settings.max_note_beats * STEPS_PER_BEAT as f64).round() as u64).max(1);
     }
@@ -177,7 +183,7 @@ impl Generator {
         voices_with(self.model.info(), max_polyphony)
     }
 
-    /// The sampler's settings in force, "as trained" voices resolved.
+    /// The sampler's settings in force, "as trained" voices and the tuning resolved.
     pub fn sampler_settings(&self) -> &SamplerSettings {
         self.sampler.settings()
     }

@@ -25,6 +25,7 @@ use tract_onnx::prelude::*;
 
 use crate::midi::Role;
 use crate::realtime_memory::{self, StepPool};
+use crate::sampler::Tuning;
 use crate::vocab::VocabSpec;
 
 /// Version of this contract. A model with another version is refused, with a message saying
@@ -42,6 +43,9 @@ const KEY_HIDDEN: &str = "continuo.hidden_size";
 const KEY_EMBED: &str = "continuo.embedding_size";
 const KEY_DENSE: &str = "continuo.dense_size";
 const KEY_TRAINING: &str = "continuo.training";
+/// Optional: how the model plays best ([`Tuning`], JSON). Written by `continuo-train tune`; a
+/// model without it plays [`Tuning::UNTUNED`], so it needs no new contract version.
+const KEY_TUNING: &str = "continuo.tuning";
 
 /// Sizes of the network: embedding E -> L LSTM layers of H -> dense D + ReLU -> V logits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +104,8 @@ pub struct ModelInfo {
     pub vocab: VocabSpec,
     pub shape: ModelShape,
     pub training: TrainingSummary,
+    /// How it plays best; None when its file does not say.
+    pub tuning: Option<Tuning>,
 }
 
 /// One LSTM layer in ONNX's layout: gate blocks in the order i, o, f, c.
@@ -136,8 +142,32 @@ impl ModelInfo {
             vocab: VocabSpec::v1(),
             shape,
             training: TrainingSummary::default(),
+            tuning: None,
         }
     }
+
+    /// The tuning it plays by when the musician names none: its own, or [`Tuning::UNTUNED`].
+    pub fn played_tuning(&self) -> Tuning {
+        self.tuning.unwrap_or(Tuning::UNTUNED)
+    }
+}
+
+/// The model file `bytes` with `tuning` in its metadata in place of any it had: the network and
+/// everything else it says are untouched. Refuses what is not a model of this contract, or a
+/// tuning the sampler could not play by.
+pub fn retune(bytes: &[u8], tuning: &Tuning) -> Result<Vec<u8>, String> {
+    tuning.check().map_err(|e| format!("the tuning cannot be played: {e}"))?;
+    let mut proto = pb::ModelProto::decode(bytes).map_err(|_| "this is not an ONNX file".to_string())?;
+    read_info(&proto)?;
+    proto.metadata_props.retain(|p| p.key != KEY_TUNING);
+    proto
+        .metadata_props
+        .push(pb::StringStringEntryProto { key: KEY_TUNING.into(), value: tuning_json(tuning) });
+    Ok(proto.encode_to_vec())
+}
+
+fn tuning_json(tuning: &Tuning) -> String {
+    serde_json::to_string(tuning).expect("a tuning serialises")
 }
 
 impl ModelWeights {
@@ -302,7 +332,9 @@ pub fn write(weights: &ModelWeights, info: &ModelInfo) -> Result<Vec<u8>, ModelE
         (KEY_EMBED, s.embed.to_string()),
         (KEY_DENSE, s.dense.to_string()),
         (KEY_TRAINING, training),
-    ];
+    ]
+    .into_iter()
+    .chain(info.tuning.as_ref().map(|t| (KEY_TUNING, tuning_json(t))));
     let model = pb::ModelProto {
         ir_version: 8,
         opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: OPSET }],
@@ -310,7 +342,6 @@ pub fn write(weights: &ModelWeights, info: &ModelInfo) -> Result<Vec<u8>, ModelE
         producer_version: env!("CARGO_PKG_VERSION").into(),
         graph: Some(graph),
         metadata_props: metadata
-            .into_iter()
             .map(|(key, value)| pb::StringStringEntryProto { key: key.into(), value })
             .collect(),
         ..Default::default()
@@ -679,6 +710,15 @@ fn read_info(proto: &pb::ModelProto) -> Result<ModelInfo, String> {
         }
         None => TrainingSummary::default(),
     };
+    let tuning = match get(KEY_TUNING) {
+        Some(json) => {
+            let tuning: Tuning =
+                serde_json::from_str(json).map_err(|e| format!("'{KEY_TUNING}' is not readable: {e}"))?;
+            tuning.check().map_err(|e| format!("'{KEY_TUNING}' cannot be played: {e}"))?;
+            Some(tuning)
+        }
+        None => None,
+    };
     Ok(ModelInfo {
         name: get(KEY_NAME).unwrap_or("unnamed").to_string(),
         role,
@@ -691,6 +731,7 @@ fn read_info(proto: &pb::ModelProto) -> Result<ModelInfo, String> {
         },
         vocab,
         training,
+        tuning,
     })
 }
 

@@ -1,36 +1,102 @@
 //! The sampler: from next-token logits to one token.
 //!
-//! Owns temperature, nucleus (top-p) truncation, the masks that make every note obey the
+//! Owns a model's tuning (its temperatures and nucleus), temperature, nucleus (top-p) truncation, the masks that make every note obey the
 //! musician's settings (pitch range, key + scale lock, polyphony, and never a NOTE_OFF for a
 //! silent pitch), and the seeded random generator. The same seed, logits and settings always
 //! give the same token, on every platform. All buffers are allocated in [`Sampler::new`]:
 //! [`Sampler::sample`] allocates nothing, so it may run on the audio thread.
 
+use serde::{Deserialize, Serialize};
+
 use crate::music::ScaleLock;
 use crate::vocab::{Decoder, Token, TokenKind, VOCAB_SIZE};
+
+/// How a model plays best: the temperatures and nucleus at which its music came closest to the
+/// music it learned, in style (the overlapping areas) and in variety (the spread of its pieces),
+/// measured with `continuo-train eval` and written into the model file by `continuo-train tune`.
+/// A model whose file has none plays by [`Tuning::UNTUNED`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Tuning {
+    /// Which pitch starts or ends, and which velocity: below 1 the likeliest choices, above 1
+    /// wilder ones.
+    pub temperature: f32,
+    /// How much time passes before the next event: the rhythm. A model's rhythm wants a
+    /// temperature of its own: every choice of it is on the grid and in the style, so tempering
+    /// it only makes every piece move in the same note values (the folk melody at 0.6 played
+    /// eighth notes in every piece, its notes-per-bar overlap 0.80 against 0.92 at 1.0).
+    pub rhythm_temperature: f32,
+    /// Of the pitches and velocities, keep the smallest set whose probability reaches this (1
+    /// keeps all). The rhythm is not cut: its tail is rare note values, not wrong notes.
+    pub top_p: f32,
+    /// The voices "as trained" plays, when they are not the training music's own count at nine
+    /// in ten of its onsets: fiddle tunes play one voice there, and their double stops are
+    /// part of the style. None: that count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voices: Option<u8>,
+}
+
+impl Tuning {
+    /// How models play whose file names no tuning: every choice at 0.6, the nucleus at 0.8, as
+    /// all models played before they carried their own.
+    pub const UNTUNED: Tuning =
+        Tuning { temperature: 0.6, rhythm_temperature: 0.6, top_p: 0.8, voices: None };
+
+    /// Refuses values the sampler cannot play by, naming the one at fault.
+    pub fn check(&self) -> Result<(), String> {
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            return Err(format!("its temperature {} is not above 0", self.temperature));
+        }
+        if !(self.rhythm_temperature.is_finite() && self.rhythm_temperature > 0.0) {
+            return Err(format!("its rhythm temperature {} is not above 0", self.rhythm_temperature));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return Err(format!("its top-p {} is not in (0, 1]", self.top_p));
+        }
+        if let Some(v) = self.voices {
+            if v == 0 || v as usize > MAX_VOICES {
+                return Err(format!("its voices {v} are not 1..={MAX_VOICES}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// One line for a musician: "temperature 0.90, rhythm 1.00, top-p 0.90, 2 voices".
+    pub fn describe(&self) -> String {
+        let voices = match self.voices {
+            Some(1) => ", 1 voice".to_string(),
+            Some(v) => format!(", {v} voices"),
+            None => String::new(),
+        };
+        format!(
+            "temperature {:.2}, rhythm {:.2}, top-p {:.2}{voices}",
+            self.temperature, self.rhythm_temperature, self.top_p
+        )
+    }
+}
 
 /// The musician's controls over what may be played.
 ///
 /// A token is drawn in two steps: first its kind (a note starts, a note ends, time passes, the
 /// velocity changes) from the model's own distribution, moved only by `density`; then the token
-/// of that kind (which pitch, how long) with `temperature` and `top_p`. So temperature makes the
-/// choices safer or wilder without changing how often notes come: tempering every token at once
-/// would favour time passing (one or two likely TIME_SHIFTs) over a note (its probability spread
-/// over several pitches) and drop voices at low temperatures.
+/// of that kind (which pitch, how long) at the model's temperatures ([`Tuning`]) times
+/// `temperature_scale`. So temperature makes the choices safer or wilder without changing how
+/// often notes come: tempering every token at once would favour time passing (one or two likely
+/// TIME_SHIFTs) over a note (its probability spread over several pitches) and drop voices at
+/// low temperatures.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SamplerSettings {
-    /// Divides the logits within the drawn kind: below 1 is safer, above 1 wilder; 0 always
-    /// takes the likeliest token (of any kind).
-    pub temperature: f32,
-    /// Within the drawn kind, keep the smallest set of tokens whose probability reaches this
-    /// (1 keeps all).
-    pub top_p: f32,
+    /// Multiplies the model's temperatures: 1 plays it as tuned, below 1 safer, above 1 wilder;
+    /// 0 always takes the likeliest token (of any kind).
+    pub temperature_scale: f32,
+    /// The temperatures and nucleus to scale; None: the model file's own (the generator puts
+    /// them in), or [`Tuning::UNTUNED`] for a sampler with no model.
+    pub tuning: Option<Tuning>,
     /// Lowest and highest pitch a NOTE_ON may have, inclusive.
     pub lowest: u8,
     pub highest: u8,
     pub scale_lock: ScaleLock,
     /// How many notes may sound at once; a NOTE_ON waits while this many sound. 0: as many as
-    /// the model's training music sounds at once ([`AS_TRAINED`]).
+    /// the model plays as trained ([`AS_TRAINED`]).
     pub max_polyphony: usize,
     pub seed: u64,
     /// From sparse (-1) to busy (+1): moves every TIME_SHIFT's logit down by this times
@@ -43,8 +109,8 @@ pub struct SamplerSettings {
 /// The most voices a musician can ask for (the plugin's Polyphony, `--voices`).
 pub const MAX_VOICES: usize = 16;
 
-/// `max_polyphony` for "as many voices as the model's training music sounds at once": the
-/// generator puts the model's own count in its place (`TrainingSummary::voices`), or
+/// `max_polyphony` for "as many voices as the model plays as trained": the generator puts the
+/// model's own count in its place ([`Tuning::voices`], else `TrainingSummary::voices`), or
 /// [`VOICES_UNKNOWN`] for a model that does not say.
 pub const AS_TRAINED: usize = 0;
 /// The voices of a model that does not say how many its music sounds at once.
@@ -55,15 +121,12 @@ pub const DENSITY_NATS: f32 = 2.0;
 
 impl SamplerSettings {
     /// The musician's defaults: what the plugin starts with, and what `continuo-train generate`
-    /// and `eval` use unless told otherwise, so "the model at its defaults" means one thing.
-    /// The model's own number of voices, in the range of most instruments (C2-C7), no scale
-    /// lock. Temperature 0.6 and
-    /// top-p 0.8 were chosen by how close the built-in models' music comes to the music they
-    /// learned (`continuo-train eval`; see the model cards): the overlap is flat from 0.5 to 0.7
-    /// and falls off at 1.
+    /// and `eval` use unless told otherwise, so "the model at its defaults" means one thing:
+    /// the model as tuned, with its own number of voices, in the range of most instruments
+    /// (C2-C7), no scale lock.
     pub const DEFAULT: SamplerSettings = SamplerSettings {
-        temperature: 0.6,
-        top_p: 0.8,
+        temperature_scale: 1.0,
+        tuning: None,
         lowest: 36,
         highest: 96,
         scale_lock: ScaleLock::CHROMATIC,
@@ -133,6 +196,8 @@ fn kind_index(id: u32) -> usize {
 #[derive(Debug, Clone)]
 pub struct Sampler {
     settings: SamplerSettings,
+    /// The settings' tuning, or [`Tuning::UNTUNED`].
+    tuning: Tuning,
     /// NOTE_ONs allowed by range and scale, recomputed when settings change.
     pitch_allowed: [bool; 128],
     rng: Rng,
@@ -146,6 +211,7 @@ impl Sampler {
     pub fn new(settings: SamplerSettings) -> Sampler {
         let mut sampler = Sampler {
             settings,
+            tuning: Tuning::UNTUNED,
             pitch_allowed: [false; 128],
             rng: Rng::new(settings.seed),
             candidates: Vec::with_capacity(VOCAB_SIZE as usize),
@@ -160,12 +226,13 @@ impl Sampler {
     }
 
     /// Changes the controls; the random sequence restarts only if the seed changed. A sampler
-    /// on its own knows no model: "as trained" voices are [`VOICES_UNKNOWN`] here (the
-    /// generator resolves them first).
+    /// on its own knows no model: "as trained" voices are [`VOICES_UNKNOWN`] here and the
+    /// model's own tuning is [`Tuning::UNTUNED`] (the generator resolves both first).
     pub fn set_settings(&mut self, mut settings: SamplerSettings) {
         if settings.max_polyphony == AS_TRAINED {
             settings.max_polyphony = VOICES_UNKNOWN;
         }
+        self.tuning = settings.tuning.unwrap_or(Tuning::UNTUNED);
         if settings.seed != self.settings.seed {
             self.rng = Rng::new(settings.seed);
         }
@@ -230,7 +297,7 @@ impl Sampler {
 
     fn draw(&mut self, logits: &[f32], voices: &Decoder) -> Token {
         let polyphony_full = voices.sounding_count() >= self.settings.max_polyphony;
-        let temperature = self.settings.temperature;
+        let scale = self.settings.temperature_scale;
         let density_bias = self.settings.density.clamp(-1.0, 1.0) * DENSITY_NATS;
         self.candidates.clear();
         for (id, &logit) in logits.iter().enumerate().take(VOCAB_SIZE as usize) {
@@ -249,7 +316,7 @@ impl Sampler {
             // Only non-finite logits: a broken model. Let time pass rather than play nonsense.
             return Token::TimeShift(1);
         }
-        if temperature <= 0.0 {
+        if scale <= 0.0 {
             let best = self.candidates.iter().fold(self.candidates[0], |b, &c| if c.0 > b.0 { c } else { b });
             return Token::from_id(best.1).expect("candidate ids are in the vocabulary");
         }
@@ -271,16 +338,21 @@ impl Sampler {
         }
         self.candidates.retain(|&(_, id)| kind_index(id) == kind);
 
-        // The token of that kind: softmax at the temperature, stable against large logits.
+        // The token of that kind: softmax at its temperature, stable against large logits.
+        let (temperature, top_p) = if TokenKind::ALL[kind] == TokenKind::TimeShift {
+            (self.tuning.rhythm_temperature * scale, 1.0)
+        } else {
+            (self.tuning.temperature * scale, self.tuning.top_p)
+        };
         let max = self.candidates.iter().map(|c| c.0).fold(f32::NEG_INFINITY, f32::max);
         let mut total = 0.0f64;
         for c in self.candidates.iter_mut() {
             c.0 = ((c.0 - max) / temperature).exp();
             total += c.0 as f64;
         }
-        if self.settings.top_p < 1.0 {
+        if top_p < 1.0 {
             self.candidates.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-            let keep_mass = total * self.settings.top_p.max(0.0) as f64;
+            let keep_mass = total * top_p.max(0.0) as f64;
             let mut mass = 0.0f64;
             let mut keep = 0;
             for c in &self.candidates {
@@ -309,6 +381,11 @@ impl Sampler {
 mod tests {
     use super::*;
     use crate::music::Scale;
+
+    /// Every choice at `temperature`, the pitches' nucleus at `top_p`.
+    fn tuned(temperature: f32, top_p: f32) -> Option<Tuning> {
+        Some(Tuning { temperature, rhythm_temperature: temperature, top_p, voices: None })
+    }
 
     fn flat_logits() -> Vec<f32> {
         vec![0.0; VOCAB_SIZE as usize]
@@ -362,7 +439,7 @@ mod tests {
         logits[Token::NoteOn(30).id() as usize] = 10.0; // out of range below
         logits[Token::NoteOn(64).id() as usize] = 5.0;
         let mut sampler =
-            Sampler::new(SamplerSettings { temperature: 0.0, lowest: 40, ..Default::default() });
+            Sampler::new(SamplerSettings { temperature_scale: 0.0, lowest: 40, ..Default::default() });
         assert_eq!(sampler.sample(&logits, &Decoder::new()), Token::NoteOn(64));
     }
 
@@ -373,7 +450,7 @@ mod tests {
         logits[Token::NoteOn(62).id() as usize] = 2.9;
         logits[Token::NoteOn(64).id() as usize] = 0.0;
         let mut sampler =
-            Sampler::new(SamplerSettings { temperature: 1.0, top_p: 0.9, seed: 1, ..Default::default() });
+            Sampler::new(SamplerSettings { tuning: tuned(1.0, 0.9), seed: 1, ..Default::default() });
         let voices = Decoder::new();
         for _ in 0..2000 {
             let t = sampler.sample(&logits, &voices);
@@ -409,8 +486,11 @@ mod tests {
         }
         let n = 40_000;
         let draw = |temperature: f32| {
-            let mut sampler =
-                Sampler::new(SamplerSettings { temperature, top_p: 1.0, seed: 4, ..Default::default() });
+            let mut sampler = Sampler::new(SamplerSettings {
+                tuning: tuned(temperature, 1.0),
+                seed: 4,
+                ..Default::default()
+            });
             let tokens: Vec<Token> = (0..n).map(|_| sampler.sample(&logits, &Decoder::new())).collect();
             let share = |t: Token| tokens.iter().filter(|&&x| x == t).count() as f64 / n as f64;
             (share(Token::TimeShift(6)), share(Token::NoteOn(60)), share(Token::NoteOn(67)))
@@ -435,10 +515,51 @@ mod tests {
         logits[Token::TimeShift(1).id() as usize] = 3f32.ln();
         logits[Token::TimeShift(2).id() as usize] = 0.0;
         let mut sampler =
-            Sampler::new(SamplerSettings { temperature: 1.0, top_p: 1.0, seed: 9, ..Default::default() });
+            Sampler::new(SamplerSettings { tuning: tuned(1.0, 1.0), seed: 9, ..Default::default() });
         let n = 40_000;
         let ones = (0..n).filter(|_| sampler.sample(&logits, &Decoder::new()) == Token::TimeShift(1)).count();
         let share = ones as f64 / n as f64;
         assert!((share - 0.75).abs() < 0.01, "share {share}");
+    }
+
+    #[test]
+    fn the_rhythm_has_its_own_temperature_and_no_nucleus() {
+        // Time passes by one step (p 0.6) or two (0.3) or three (0.1); a pitch is never allowed.
+        let mut logits = vec![f32::NEG_INFINITY; VOCAB_SIZE as usize];
+        for (steps, p) in [(1, 0.6f32), (2, 0.3), (3, 0.1)] {
+            logits[Token::TimeShift(steps).id() as usize] = p.ln();
+        }
+        let n = 40_000;
+        let share_of_three = |tuning: Tuning, scale: f32| {
+            let settings = SamplerSettings {
+                tuning: Some(tuning),
+                temperature_scale: scale,
+                seed: 5,
+                ..Default::default()
+            };
+            let mut sampler = Sampler::new(settings);
+            (0..n).filter(|_| sampler.sample(&logits, &Decoder::new()) == Token::TimeShift(3)).count() as f64
+                / n as f64
+        };
+        let cool_pitches = Tuning { temperature: 0.2, rhythm_temperature: 1.0, top_p: 0.5, voices: None };
+        // At rhythm temperature 1 the model's own 0.1, however cool and narrow the pitches.
+        assert!((share_of_three(cool_pitches, 1.0) - 0.1).abs() < 0.006);
+        // The musician's scale cools the rhythm too: at 0.5, 0.1^2 / (0.36 + 0.09 + 0.01).
+        let cooled = 0.01 / 0.46;
+        assert!((share_of_three(cool_pitches, 0.5) - cooled).abs() < 0.005);
+    }
+
+    #[test]
+    fn a_tuning_is_checked_before_it_is_played() {
+        assert_eq!(Tuning::UNTUNED.check(), Ok(()));
+        let bad = [
+            Tuning { temperature: 0.0, ..Tuning::UNTUNED },
+            Tuning { rhythm_temperature: f32::NAN, ..Tuning::UNTUNED },
+            Tuning { top_p: 1.5, ..Tuning::UNTUNED },
+            Tuning { voices: Some(0), ..Tuning::UNTUNED },
+        ];
+        for tuning in bad {
+            assert!(tuning.check().is_err(), "{tuning:?}");
+        }
     }
 }

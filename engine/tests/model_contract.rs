@@ -2,6 +2,7 @@
 //! `load` refuses anything that is not a Continuo model with a reason a musician can act on.
 
 use continuo_engine::model::{self, Model, ModelInfo, ModelShape, ModelWeights, TrainingSummary};
+use continuo_engine::sampler::Tuning;
 use continuo_engine::vocab::VocabSpec;
 use ndarray::{s, Array1, ArrayView1, ArrayView2};
 use prost::Message;
@@ -104,6 +105,50 @@ fn metadata_round_trips() {
     let model = Model::load(&bytes, "meta.onnx").unwrap();
     assert_eq!(model.info(), &info());
     assert_eq!(model.info().vocab, VocabSpec::v1());
+}
+
+#[test]
+fn a_tuning_is_written_read_and_replaced_without_touching_the_network() {
+    let weights = ModelWeights::random(&SHAPE, 1, 0.1);
+    let untuned = model::write(&weights, &info()).unwrap();
+    let model = Model::load(&untuned, "untuned.onnx").unwrap();
+    assert_eq!(model.info().tuning, None);
+    assert_eq!(model.info().played_tuning(), Tuning::UNTUNED);
+
+    let tuning = Tuning { temperature: 0.9, rhythm_temperature: 1.0, top_p: 0.95, voices: Some(2) };
+    let tuned = model::retune(&untuned, &tuning).unwrap();
+    let mut model = Model::load(&tuned, "tuned.onnx").unwrap();
+    assert_eq!(model.info().tuning, Some(tuning));
+    assert_eq!(model.info().played_tuning(), tuning);
+    // Tuned again, the new tuning replaces the old, and the network is the one written.
+    let cooler = Tuning { temperature: 0.5, voices: None, ..tuning };
+    let retuned = model::retune(&tuned, &cooler).unwrap();
+    assert_eq!(Model::load(&retuned, "retuned.onnx").unwrap().info().tuning, Some(cooler));
+    let mut written =
+        Model::load(&model::write(&weights, &ModelInfo { tuning: Some(cooler), ..info() }).unwrap(), "w")
+            .unwrap();
+    let (mut a, mut b) = (model.initial_state(), written.initial_state());
+    let (mut la, mut lb) = (vec![0.0; SHAPE.vocab], vec![0.0; SHAPE.vocab]);
+    for token in [3, 300, 260] {
+        model.step(token, &mut a, &mut la).unwrap();
+        written.step(token, &mut b, &mut lb).unwrap();
+        assert_eq!(la, lb);
+    }
+}
+
+#[test]
+fn a_tuning_that_cannot_be_played_is_refused() {
+    let bytes = model::write(&ModelWeights::random(&SHAPE, 1, 0.1), &info()).unwrap();
+    let err = model::retune(&bytes, &Tuning { top_p: 0.0, ..Tuning::UNTUNED }).unwrap_err();
+    assert!(err.contains("top-p 0"), "{err}");
+    assert!(model::retune(b"MThd", &Tuning::UNTUNED).is_err());
+    let mut proto = valid_proto();
+    proto.metadata_props.push(pb::StringStringEntryProto {
+        key: "continuo.tuning".into(),
+        value: r#"{"temperature":-1,"rhythm_temperature":1,"top_p":0.9}"#.into(),
+    });
+    let err = refusal(&proto.encode_to_vec());
+    assert!(err.contains("'continuo.tuning' cannot be played: its temperature -1"), "{err}");
 }
 
 #[test]

@@ -25,7 +25,10 @@ pub struct ContinuoParams {
     #[persist = "model-path"]
     pub model_path: Mutex<String>,
 
-    #[id = "temperature"]
+    /// Scales the model's tuned temperatures (its file's; the model panel shows them): 1 plays
+    /// it as tuned. A new id, not "temperature": that one held a temperature itself, and a
+    /// project saved with it would otherwise come back at a different one.
+    #[id = "temperature-scale"]
     pub temperature: FloatParam,
     #[id = "key"]
     pub key: IntParam,
@@ -79,11 +82,12 @@ impl Default for ContinuoParams {
             model_path: Mutex::new(String::new()),
             temperature: FloatParam::new(
                 "Temperature",
-                defaults.temperature,
+                defaults.temperature_scale,
                 FloatRange::Linear { min: 0.0, max: 2.0 },
             )
             .with_step_size(0.01)
-            .with_value_to_string(formatters::v2s_f32_rounded(2)),
+            .with_value_to_string(Arc::new(temperature_text))
+            .with_string_to_value(Arc::new(temperature_from_text)),
             key: IntParam::new("Key", defaults.scale_lock.key as i32, IntRange::Linear { min: 0, max: 11 })
                 .with_value_to_string(Arc::new(|v| KEY_NAMES[v.clamp(0, 11) as usize].to_string()))
                 .with_string_to_value(Arc::new(|s| parse_key(s).map(i32::from))),
@@ -197,6 +201,23 @@ impl Default for ContinuoParams {
     }
 }
 
+/// The Temperature's text: "as tuned" at 1, else the factor ("x1.15"; 0 plays the likeliest).
+fn temperature_text(scale: f32) -> String {
+    if (scale - 1.0).abs() < 0.005 {
+        "as tuned".to_string()
+    } else {
+        format!("x{scale:.2}")
+    }
+}
+
+fn temperature_from_text(text: &str) -> Option<f32> {
+    let text = text.trim();
+    if text.starts_with("as") {
+        return Some(1.0);
+    }
+    text.trim_start_matches(['x', 'X', '×']).trim().parse().ok()
+}
+
 /// The top of the Answer length range: the answer lasts until the musician plays again.
 pub const UNTIL_I_PLAY: i32 = 9;
 
@@ -225,8 +246,9 @@ impl ContinuoParams {
         let (a, b) = (self.lowest.value() as u8, self.highest.value() as u8);
         GeneratorSettings {
             sampler: SamplerSettings {
-                temperature: self.temperature.value(),
-                top_p: GeneratorSettings::DEFAULT.sampler.top_p,
+                temperature_scale: self.temperature.value(),
+                // The model's own, put in by the generator.
+                tuning: None,
                 lowest: a.min(b),
                 highest: a.max(b),
                 scale_lock: ScaleLock { key: self.key.value() as u8, scale: scale_of(self.scale.value()) },

@@ -17,6 +17,7 @@ pub struct Preset {
     /// One line for the window's tooltip.
     pub description: &'static str,
     pub mode: Mode,
+    /// Of the model's tuned temperatures (1: as tuned).
     pub temperature: f32,
     pub density: f32,
     pub polyphony: i32,
@@ -30,13 +31,13 @@ pub struct Preset {
 }
 
 impl Preset {
-    /// The parameters' defaults, as Continuo starts (the temperature is the one the built-in
-    /// models were judged at), so that each preset states only what it changes.
+    /// The parameters' defaults, as Continuo starts (the model as tuned), so that each preset
+    /// states only what it changes.
     pub const DEFAULT: Preset = Preset {
         name: "",
         description: "",
         mode: Mode::Free,
-        temperature: SamplerSettings::DEFAULT.temperature,
+        temperature: SamplerSettings::DEFAULT.temperature_scale,
         density: SamplerSettings::DEFAULT.density,
         polyphony: AS_TRAINED as i32,
         lowest: SamplerSettings::DEFAULT.lowest as i32,
@@ -67,7 +68,7 @@ pub const PRESETS: [Preset; 5] = [
         name: "Keep answering",
         description: "After each phrase you play, Continuo plays on until you play again",
         mode: Mode::CallAndResponse,
-        temperature: 0.7,
+        temperature: 1.15,
         polyphony: 4,
         answer_after_beats: 2.0,
         answer_length: UNTIL_I_PLAY,
@@ -84,7 +85,7 @@ pub const PRESETS: [Preset; 5] = [
     Preset {
         name: "Two-bar loop",
         description: "A two-bar phrase on repeat; New phrase for another take",
-        temperature: 0.7,
+        temperature: 1.15,
         density: 0.3,
         polyphony: 4,
         lowest: 48,

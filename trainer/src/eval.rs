@@ -20,7 +20,7 @@ use anyhow::{bail, Context, Result};
 use continuo_engine::generator;
 use continuo_engine::model::Model;
 use continuo_engine::music::Scale;
-use continuo_engine::sampler::Rng;
+use continuo_engine::sampler::{Rng, Tuning};
 use continuo_engine::vocab::{self, GridNote, Token, TokenKind, STEPS_PER_BEAT, VOCAB_SIZE};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -51,9 +51,10 @@ use overlap::Comparison;
 /// varied, 0 = every piece alike). Beside the model: a ceiling (every other reference song scored
 /// against the rest) and a floor (random notes, as many as in each generated piece).
 ///
-/// The sampler flags default to the musician's defaults, the plugin's (each flag shows its
-/// default below; the model's own voices, no scale lock): by default, the model is scored as the
-/// plugin first plays it.
+/// The sampler flags default to the musician's defaults, the plugin's (the model's own tuning and
+/// voices, no scale lock): by default, the model is scored as the plugin first plays it. Give
+/// --temperature, --rhythm-temperature and --top-p to try another tuning before writing it into
+/// the model with `tune`.
 ///
 /// Writes NAME.eval.json (every number and the settings) and NAME.eval.svg (each feature's three
 /// densities: within the reference, generated to reference, among the generated pieces) next to
@@ -167,6 +168,10 @@ pub struct MusicSettings {
     pub sampler: SamplerArgs,
     /// The voices played: `sampler.voices`, or the model's own for "as trained" (0).
     pub voices_played: usize,
+    /// The temperatures and nucleus played: the model's tuning with the flags' in place.
+    pub tuning_played: Tuning,
+    /// Whether that is the model's own tuning, as the plugin plays it by default.
+    pub as_tuned: bool,
     pub kernel: &'static str,
     pub grid_points: usize,
 }
@@ -285,11 +290,11 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 pub fn evaluate(args: &Args) -> Result<Report> {
-    let settings = args.sampler.settings(args.seed)?;
     if args.samples == 0 || args.bars == 0 {
         bail!("need --samples >= 1 and --bars >= 1");
     }
     let mut model = Model::load_file(&args.model)?;
+    let settings = args.sampler.settings(args.seed, model.info())?;
     let index = Index::load(&args.dataset)?;
     let train = TokenStream::load(&args.dataset, &index, Split::Train)?;
     let val = TokenStream::load(&args.dataset, &index, Split::Val)?;
@@ -349,6 +354,8 @@ pub fn evaluate(args: &Args) -> Result<Report> {
             first_seed: args.seed,
             sampler: args.sampler.clone(),
             voices_played: generator::voices_with(model.info(), args.sampler.voices),
+            tuning_played: args.sampler.tuning(model.info()),
+            as_tuned: args.sampler.tuning(model.info()) == model.info().played_tuning(),
             kernel: "Gaussian, Silverman's bandwidth",
             grid_points: overlap::GRID_POINTS,
         },
@@ -622,14 +629,16 @@ fn print_report(r: &Report) {
         _ => format!("{} {}", p.key, p.scale),
     };
     println!(
-        "\nmusic: {} pieces of {} bars (seeds {}..{}; temperature {}, top-p {}, {} voices, notes {}..{}, \
-         {lock}) against {} {} songs{}",
+        "\nmusic: {} pieces of {} bars (seeds {}..{}; temperature {}, rhythm {}, top-p {}{}, {} voices, notes \
+         {}..{}, {lock}) against {} {} songs{}",
         m.model.scored_pieces,
         s.bars,
         s.first_seed,
         s.first_seed + s.samples - 1,
-        p.temperature,
-        p.top_p,
+        if p.temperature == Some(0.0) { 0.0 } else { s.tuning_played.temperature },
+        s.tuning_played.rhythm_temperature,
+        s.tuning_played.top_p,
+        if s.as_tuned { " as tuned" } else { "" },
         match p.voices {
             0 => format!("{} (as trained)", s.voices_played),
             _ => s.voices_played.to_string(),

@@ -105,6 +105,8 @@ pub fn export(run: &Path, out: &Path, name: Option<&str>, last: bool) -> Result<
             command: config.command()?,
             voices: dataset.voices,
         },
+        // A model is tuned after it is measured (`tune`), not when it is written.
+        tuning: None,
     };
     let bytes = model::write(&net.to_model_weights()?, &info)?;
     let mut loaded = Model::load(&bytes, &out.display().to_string())?;

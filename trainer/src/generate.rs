@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use continuo_engine::generator::{Generator, GeneratorSettings};
 use continuo_engine::midi::{self, Note};
-use continuo_engine::model::Model;
+use continuo_engine::model::{Model, ModelInfo};
 use continuo_engine::music::{parse_key, Scale, ScaleLock, KEY_NAMES};
-use continuo_engine::sampler::{SamplerSettings, MAX_VOICES};
+use continuo_engine::sampler::{SamplerSettings, Tuning, MAX_VOICES};
 use continuo_engine::vocab::{self, GridNote, NoteCollector, STEPS_PER_BEAT};
 use serde::Serialize;
 
@@ -51,16 +51,23 @@ pub struct Args {
 }
 
 /// The musician's controls over the sampler, as `generate` and `eval` take them. The defaults
-/// are the plugin's (the engine's `GeneratorSettings::DEFAULT`): what "the model at its
-/// defaults" means.
+/// are the plugin's (the engine's `GeneratorSettings::DEFAULT`, the model's own tuning): what
+/// "the model at its defaults" means.
 #[derive(clap::Args, Debug, Clone, Serialize)]
 pub struct SamplerArgs {
-    /// Below 1 plays safer, above 1 wilder; 0 always takes the likeliest token.
-    #[arg(long, default_value_t = DEFAULT.temperature)]
-    pub temperature: f32,
-    /// Keep only the likeliest tokens whose probabilities add up to this (1 keeps all).
-    #[arg(long, default_value_t = DEFAULT.top_p)]
-    pub top_p: f32,
+    /// Temperature of the pitches and velocities: below 1 plays safer, above 1 wilder; 0 always
+    /// takes the likeliest token. Default: the model's tuning (`continuo-train tune`), 0.6 for a
+    /// model without one.
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Temperature of the rhythm (how much time passes between events). Default: the model's
+    /// tuning, 0.6 for a model without one.
+    #[arg(long)]
+    pub rhythm_temperature: Option<f32>,
+    /// Of the pitches and velocities, keep only the likeliest whose probabilities add up to this
+    /// (1 keeps all). Default: the model's tuning, 0.8 for a model without one.
+    #[arg(long)]
+    pub top_p: Option<f32>,
     /// From sparse (-1) to busy (+1): how readily the model lets time pass, as the plugin's
     /// Density control; 0 plays the model's own distribution.
     #[arg(long, default_value_t = DEFAULT.density, allow_negative_numbers = true)]
@@ -89,9 +96,27 @@ pub struct SamplerArgs {
 }
 
 impl SamplerArgs {
-    /// The generator's settings these flags describe, with `seed`; refuses what the sampler
-    /// could not obey, naming the flag.
-    pub fn settings(&self, seed: u64) -> Result<GeneratorSettings> {
+    /// The tuning these flags play `info`'s model by: its own, with what the flags name in
+    /// place. --temperature 0 (the likeliest token) is a scale, not a tuning: see
+    /// [`SamplerArgs::settings`].
+    pub fn tuning(&self, info: &ModelInfo) -> Tuning {
+        let own = info.played_tuning();
+        let positive = |t: Option<f32>| t.filter(|&t| t > 0.0);
+        Tuning {
+            temperature: positive(self.temperature).unwrap_or(own.temperature),
+            rhythm_temperature: positive(self.rhythm_temperature).unwrap_or(own.rhythm_temperature),
+            top_p: match self.top_p {
+                Some(p) if p > 0.0 => p,
+                Some(_) => 1.0,
+                None => own.top_p,
+            },
+            voices: own.voices,
+        }
+    }
+
+    /// The generator's settings these flags describe for `info`'s model, with `seed`; refuses
+    /// what the sampler could not obey, naming the flag.
+    pub fn settings(&self, seed: u64, info: &ModelInfo) -> Result<GeneratorSettings> {
         let key = parse_key(&self.key)
             .with_context(|| format!("--key {}: not a key; use one of {}", self.key, KEY_NAMES.join(" ")))?;
         let scale = Scale::parse(&self.scale).with_context(|| {
@@ -115,16 +140,21 @@ impl SamplerArgs {
                 lock.describe()
             );
         }
-        if self.temperature < 0.0
-            || !(0.0..=1.0).contains(&self.top_p)
+        let at_least_zero = |t: Option<f32>| t.is_none_or(|t| t >= 0.0);
+        if !at_least_zero(self.temperature)
+            || !self.rhythm_temperature.is_none_or(|t| t > 0.0)
+            || !self.top_p.is_none_or(|p| (0.0..=1.0).contains(&p))
             || !(-1.0..=1.0).contains(&self.density)
         {
-            bail!("need --temperature >= 0, 0 <= --top-p <= 1 and -1 <= --density <= 1");
+            bail!(
+                "need --temperature >= 0, --rhythm-temperature > 0, 0 <= --top-p <= 1 and -1 <= \
+                 --density <= 1"
+            );
         }
         Ok(GeneratorSettings {
             sampler: SamplerSettings {
-                temperature: self.temperature,
-                top_p: if self.top_p == 0.0 { 1.0 } else { self.top_p },
+                temperature_scale: if self.temperature == Some(0.0) { 0.0 } else { 1.0 },
+                tuning: Some(self.tuning(info)),
                 lowest: self.lowest,
                 highest: self.highest,
                 scale_lock: lock,
@@ -138,7 +168,6 @@ impl SamplerArgs {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let settings = args.sampler.settings(args.seed)?;
     if args.tempo <= 0.0 {
         bail!("--tempo {}: need a tempo above 0 BPM", args.tempo);
     }
@@ -146,6 +175,7 @@ pub fn run(args: Args) -> Result<()> {
         bail!("--program {}: GM programs are 0..=127", args.program);
     }
     let model = Model::load_file(&args.model)?;
+    let settings = args.sampler.settings(args.seed, model.info())?;
     let primer = match &args.primer {
         Some(path) => primer_notes(path)?,
         None => Vec::new(),

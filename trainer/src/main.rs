@@ -3,7 +3,8 @@
 //! Each subcommand is a verb and lives in its own module: [`prepare`] (MIDI files -> token
 //! shards), [`train`] (token shards -> checkpoints, with [`net`] the network and [`optim`] the
 //! optimizer), [`export`] (checkpoint -> ONNX, checked against tract), [`generate`] (ONNX ->
-//! .mid) and [`eval`] (ONNX + dataset -> numbers). Vocabulary, MIDI files and the ONNX contract
+//! .mid), [`eval`] (ONNX + dataset -> numbers) and [`tune`] (the defaults it plays by, into the
+//! ONNX file). Vocabulary, MIDI files and the ONNX contract
 //! come from the engine and are never re-implemented here.
 
 mod cpu;
@@ -19,14 +20,15 @@ mod plot;
 mod prepare;
 mod progress;
 mod train;
+mod tune;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Train Continuo models on your own MIDI files.
 ///
 /// A typical session: `prepare` a folder of MIDI files into a dataset, `train` a model on it,
-/// `export` the best checkpoint to ONNX, then `generate` a .mid to listen to and `eval` the
-/// model against simple baselines. Load the .onnx in the Continuo plugin with "Load model...".
+/// `export` the best checkpoint to ONNX, then `generate` a .mid to listen to, `eval` the model
+/// against its data and simple baselines, and `tune` the settings it plays by. Load the .onnx in the Continuo plugin with "Load model...".
 #[derive(Parser)]
 #[command(name = "continuo-train", version, propagate_version = true, max_term_width = 100)]
 struct Cli {
@@ -41,6 +43,7 @@ enum Command {
     Export(export::Args),
     Generate(generate::Args),
     Eval(eval::Args),
+    Tune(tune::Args),
 }
 
 fn main() {
@@ -56,6 +59,7 @@ fn main() {
         Command::Export(args) => export::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Tune(args) => tune::run(args),
     };
     if let Err(error) = result {
         eprintln!("error: {error:#}");

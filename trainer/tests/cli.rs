@@ -384,6 +384,44 @@ fn train_learns_a_pattern_and_export_generate_eval_use_it() {
     assert!(report["music"]["reference_pieces"].as_u64().unwrap() < 8);
     // One piece has no other to differ from.
     assert!(report["music"]["model"]["variety"].is_null());
+
+    // Tune: the model plays by the tuning written into it, in generate and eval, unless a flag
+    // says otherwise; before, it played untuned.
+    assert!(ok(&["tune", s(&onnx)]).contains("untuned, plays by temperature 0.60, rhythm 0.60, top-p 0.80"));
+    let write = |out: &Path, flags: &[&str]| {
+        ok(&[&["generate", s(&onnx), "--out", s(out), "--bars", "8", "--seed", "5"][..], flags].concat());
+        std::fs::read(out).unwrap()
+    };
+    let untuned = write(&dir.path().join("untuned.mid"), &[]);
+    let tuning = ["--temperature", "1.3", "--rhythm-temperature", "1.5", "--top-p", "1"];
+    let told = write(&dir.path().join("told.mid"), &[&tuning[..], &["--voices", "3"]].concat());
+    assert_ne!(untuned, told, "another tuning plays other music");
+    let out = ok(&[&["tune", s(&onnx)][..], &tuning, &["--voices", "3"]].concat());
+    assert!(
+        out.contains("temperature 1.30, rhythm 1.50, top-p 1.00, 3 voices (was temperature 0.60"),
+        "{out}"
+    );
+    let model = Model::load_file(&onnx).unwrap();
+    assert_eq!(model.info().tuning.unwrap().voices, Some(3));
+    assert_eq!(write(&dir.path().join("tuned.mid"), &[]), told, "tuned, it plays so by default");
+    // The flags play it as before; --voices 0 gives back the training music's count.
+    assert!(ok(&["tune", s(&onnx), "--voices", "0"]).contains("top-p 1.00 (was"));
+    let untuned_flags = ["--temperature", "0.6", "--rhythm-temperature", "0.6", "--top-p", "0.8"];
+    assert_eq!(write(&dir.path().join("as-before.mid"), &untuned_flags), untuned);
+    ok(&["tune", s(&onnx), "--voices", "3"]);
+    let tuned_json = dir.path().join("tuned.json");
+    let table = ok(&["eval", s(&onnx), s(&data), "--samples", "2", "--bars", "4", "--json", s(&tuned_json)]);
+    assert!(
+        table.contains("temperature 1.3, rhythm 1.5, top-p 1 as tuned, 3 (as trained) voices"),
+        "{table}"
+    );
+    let err = fails(&["tune", s(&onnx), "--top-p", "1.5"]);
+    assert!(err.contains("scales.onnx: cannot tune it so: its top-p 1.5"), "{err}");
+    assert_eq!(
+        Model::load_file(&onnx).unwrap().info().tuning,
+        model.info().tuning,
+        "a refusal changes nothing"
+    );
 }
 
 #[test]
@@ -465,7 +503,7 @@ fn errors_name_the_file_and_the_problem() {
 #[test]
 fn every_subcommand_has_a_manual() {
     let top = ok(&["--help"]);
-    for verb in ["prepare", "train", "export", "generate", "eval"] {
+    for verb in ["prepare", "train", "export", "generate", "eval", "tune"] {
         assert!(top.contains(verb), "{verb} missing from --help");
         let help = ok(&[verb, "--help"]);
         assert!(help.lines().count() > 10, "{verb} --help is thin:\n{help}");

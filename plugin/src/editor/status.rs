@@ -92,6 +92,10 @@ pub fn model_lines(card: &ModelCard) -> Vec<String> {
         s.parameter_count()
     ));
     lines.push(format!("vocabulary {} v{}, {} tokens", info.vocab.name, info.vocab.version, s.vocab));
+    lines.push(match info.tuning {
+        Some(tuning) => format!("tuned: {}", tuning.describe()),
+        None => format!("untuned, plays by {}", info.played_tuning().describe()),
+    });
     lines.push(match t.validation_loss {
         Some(loss) => format!("validation loss {loss:.3} nats/token after {} steps", t.steps),
         None => "validation loss unknown".to_string(),
