@@ -8,7 +8,9 @@
 //! After [`Generator::new`], nothing here allocates: only the model step inside tract does, from
 //! the model's real-time memory (see [`crate::realtime_memory`]), never from the system allocator.
 
+use crate::midi::{Role, GM_KIT};
 use crate::model::{LstmState, Model, ModelError, ModelInfo};
+use crate::music::ScaleLock;
 use crate::sampler::{Rng, Sampler, SamplerSettings, AS_TRAINED, VOICES_UNKNOWN};
 use crate::vocab::{
     Decoder, NoteEvent, NoteEventKind, Token, DEFAULT_VELOCITY_BIN, MAX_SHIFT_STEPS, STEPS_PER_BEAT,
@@ -97,12 +99,16 @@ impl Generator {
     /// Takes the model and reads the start token, ready to play from step 0.
     pub fn new(model: Model, settings: GeneratorSettings) -> Result<Generator, ModelError> {
         let vocab = model.info().shape.vocab;
+        let decoder = match model.info().role {
+            Role::Melodic => Decoder::new(),
+            Role::Drums => Decoder::for_hits(),
+        };
         let mut generator = Generator {
             state: model.initial_state(),
             model,
             logits: vec![0.0; vocab],
             sampler: Sampler::new(settings.sampler),
-            decoder: Decoder::new(),
+            decoder,
             max_note_steps: 1,
             steps_run: 0,
             rest_until: 0,
@@ -173,6 +179,11 @@ impl Generator {
         let mut sampler = settings.sampler;
         sampler.max_polyphony = self.voices_for(sampler.max_polyphony);
         sampler.tuning = Some(sampler.tuning.unwrap_or(self.model.info().played_tuning()));
+        if self.model.info().role == Role::Drums {
+            // A kit has no key and no range to choose: its pieces are the General MIDI map.
+            (sampler.lowest, sampler.highest) = (*GM_KIT.start(), *GM_KIT.end());
+            sampler.scale_lock = ScaleLock::CHROMATIC;
+        }
         self.sampler.set_settings(sampler);
         self.max_note_steps = ((settings.max_note_beats * STEPS_PER_BEAT as f64).round() as u64).max(1);
     }
@@ -211,6 +222,9 @@ impl Generator {
     /// model reads it, a TIME_SHIFT moves the clock and a VELOCITY sets the velocity the next
     /// notes play at, but its notes are not ours to sound or to end, so they emit nothing.
     pub fn feed(&mut self, token: Token) -> Result<(), ModelError> {
+        if self.decoder.plays_hits() && matches!(token, Token::NoteOff(_)) {
+            return Ok(()); // a drum model never reads an end: its hits have none
+        }
         if matches!(token, Token::TimeShift(_) | Token::Velocity(_)) {
             self.decoder.push(token, |_| {});
         }
@@ -309,6 +323,9 @@ impl Generator {
 
     /// The sounding note that reaches the length limit first, and the step it does.
     fn earliest_deadline(&self) -> Option<(u8, u64)> {
+        if self.decoder.plays_hits() {
+            return None; // a drum hit ends by itself, long before any limit
+        }
         self.decoder
             .sounding_pitches()
             .filter_map(|p| self.decoder.onset(p).map(|onset| (p, onset + self.max_note_steps)))

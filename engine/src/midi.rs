@@ -86,6 +86,65 @@ impl Role {
     }
 }
 
+/// The General MIDI percussion key map: channel 10's kit pieces, from Acoustic Bass Drum (35)
+/// to Open Triangle (81). What a drum model may strike.
+pub const GM_KIT: std::ops::RangeInclusive<u8> = 35..=81;
+
+const GM_KIT_NAMES: [&str; 47] = [
+    "Acoustic Bass Drum",
+    "Bass Drum 1",
+    "Side Stick",
+    "Acoustic Snare",
+    "Hand Clap",
+    "Electric Snare",
+    "Low Floor Tom",
+    "Closed Hi-Hat",
+    "High Floor Tom",
+    "Pedal Hi-Hat",
+    "Low Tom",
+    "Open Hi-Hat",
+    "Low-Mid Tom",
+    "Hi-Mid Tom",
+    "Crash Cymbal 1",
+    "High Tom",
+    "Ride Cymbal 1",
+    "Chinese Cymbal",
+    "Ride Bell",
+    "Tambourine",
+    "Splash Cymbal",
+    "Cowbell",
+    "Crash Cymbal 2",
+    "Vibraslap",
+    "Ride Cymbal 2",
+    "Hi Bongo",
+    "Low Bongo",
+    "Mute Hi Conga",
+    "Open Hi Conga",
+    "Low Conga",
+    "High Timbale",
+    "Low Timbale",
+    "High Agogo",
+    "Low Agogo",
+    "Cabasa",
+    "Maracas",
+    "Short Whistle",
+    "Long Whistle",
+    "Short Guiro",
+    "Long Guiro",
+    "Claves",
+    "Hi Wood Block",
+    "Low Wood Block",
+    "Mute Cuica",
+    "Open Cuica",
+    "Mute Triangle",
+    "Open Triangle",
+];
+
+/// The kit piece General MIDI puts on `pitch` of channel 10 ("Closed Hi-Hat"), if any.
+pub fn kit_piece(pitch: u8) -> Option<&'static str> {
+    GM_KIT.contains(&pitch).then(|| GM_KIT_NAMES[(pitch - GM_KIT.start()) as usize])
+}
+
 /// A General MIDI instrument family: the drums of channel 10, or one of the sixteen groups of
 /// eight programs. How a user of a band collection (the Lakh MIDI Dataset) names a part: its
 /// bass, its drums, its pianos.
@@ -712,6 +771,16 @@ pub fn write_file(path: &Path, notes: &[Note], bpm: f64, length: Option<f64>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_kit_pieces_are_the_general_midi_percussion_map() {
+        assert_eq!(kit_piece(35), Some("Acoustic Bass Drum"));
+        assert_eq!(kit_piece(38), Some("Acoustic Snare"));
+        assert_eq!(kit_piece(42), Some("Closed Hi-Hat"));
+        assert_eq!(kit_piece(49), Some("Crash Cymbal 1"));
+        assert_eq!(kit_piece(81), Some("Open Triangle"));
+        assert_eq!((kit_piece(34), kit_piece(82)), (None, None));
+    }
 
     #[test]
     fn programs_fall_in_their_general_midi_families_and_channel_10_is_drums() {

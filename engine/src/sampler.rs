@@ -274,7 +274,9 @@ impl Sampler {
             }
             // A note lasts at least one grid step, as every note the model learned from did
             // (`quantise`); ended on its onset step, the host would hear nothing.
-            Token::NoteOff(p) => voices.onset(p).is_some_and(|onset| onset < voices.now()),
+            Token::NoteOff(p) => {
+                !voices.plays_hits() && voices.onset(p).is_some_and(|onset| onset < voices.now())
+            }
             // A second VELOCITY in a row only replaces the first (the vocabulary never writes
             // two): drawing it costs a model step for no music, and a model that draws runs of
             // them makes a chord cost more steps than the player plans for one (a note-off, a

@@ -6,6 +6,12 @@
 //! note events. The generator and [`decode`] both use `Decoder`, so there is one reading of a
 //! token stream in the project. It knows nothing about MIDI files or models.
 //!
+//! Drums use the same tokens as hits: a drum stream has no NOTE_OFF, since a drum hit has no
+//! meaningful length (a General MIDI kit plays each piece out however long its key is held); a
+//! hit ends [`HIT_STEPS`] after it starts, or when the same piece is struck again
+//! ([`encode_hits`], [`Decoder::for_hits`]). Half the tokens of writing each end: twice the
+//! music in a model's window, and no step spent on an end that means nothing.
+//!
 //! Time is measured in beats, not seconds, so the plugin follows any host tempo and a file's own
 //! tempo changes cost nothing: MIDI ticks are already beat-relative.
 
@@ -27,6 +33,10 @@ const TIME_SHIFT_BASE: u32 = NOTE_OFF_BASE + PITCHES;
 const VELOCITY_BASE: u32 = TIME_SHIFT_BASE + MAX_SHIFT_STEPS;
 /// Number of tokens in vocabulary v1: 128 + 128 + 96 + 32.
 pub const VOCAB_SIZE: u32 = VELOCITY_BASE + VELOCITY_BINS;
+
+/// How long a drum hit sounds, in grid steps: a 32nd note, shorter than the quickest roll the
+/// grid can write apart from its own length, so one hit never covers the next.
+pub const HIT_STEPS: u64 = 3;
 
 /// Velocity bin assumed by a decoder that meets a NOTE_ON before any VELOCITY token (only
 /// possible in generated or hand-written streams; [`encode`] always sets a velocity first).
@@ -313,6 +323,49 @@ pub fn encode_grid(notes: &[GridNote]) -> Vec<Token> {
     tokens
 }
 
+/// The lines of a beat a drum hit may fall on, in grid steps: the sixteenths and 32nds
+/// (multiples of 3) and the eighth- and sixteenth-note triplets (multiples of 4).
+const DRUM_LINES: [u64; 12] = [0, 3, 4, 6, 8, 9, 12, 15, 16, 18, 20, 21];
+
+/// `beats` moved to the nearest line of the drum grid ([`DRUM_LINES`]), in beats. What drum
+/// parts are written on; a part a step or so off it is either humanised at random or written
+/// in decimals of a beat that only approximate a triplet (a drum library's "1.2" for a triplet
+/// sixteenth), and a model would learn that as noise.
+pub fn on_the_drum_grid(beats: f64) -> f64 {
+    let steps = beats.max(0.0) * STEPS_PER_BEAT as f64;
+    let beat = (steps / STEPS_PER_BEAT as f64).floor();
+    let within = steps - beat * STEPS_PER_BEAT as f64;
+    let nearest = DRUM_LINES
+        .iter()
+        .map(|&line| line as f64)
+        .chain([STEPS_PER_BEAT as f64])
+        .min_by(|a, b| (a - within).abs().total_cmp(&(b - within).abs()))
+        .expect("there are lines");
+    beat + nearest / STEPS_PER_BEAT as f64
+}
+
+/// Encodes drum hits (notes on the grid; their ends are ignored) as tokens without NOTE_OFFs:
+/// at each instant, the hits by piece (pitch), each preceded by a VELOCITY token when its bin
+/// differs from the last one set. The stream ends at the last hit.
+pub fn encode_hits(notes: &[GridNote]) -> Vec<Token> {
+    let mut hits: Vec<&GridNote> = notes.iter().collect();
+    hits.sort_unstable_by_key(|n| (n.start, n.pitch));
+    hits.dedup_by_key(|n| (n.start, n.pitch));
+    let mut tokens = Vec::with_capacity(hits.len() * 2);
+    let (mut now, mut velocity_bin) = (0u64, None);
+    for hit in hits {
+        push_time_shifts(&mut tokens, hit.start - now);
+        now = hit.start;
+        let bin = velocity_to_bin(hit.velocity);
+        if velocity_bin != Some(bin) {
+            tokens.push(Token::Velocity(bin));
+            velocity_bin = Some(bin);
+        }
+        tokens.push(Token::NoteOn(hit.pitch));
+    }
+    tokens
+}
+
 /// Appends the TIME_SHIFT tokens that advance time by `steps`: full shifts first, then the rest.
 pub fn push_time_shifts(tokens: &mut Vec<Token>, mut steps: u64) {
     while steps > 0 {
@@ -348,17 +401,36 @@ pub struct Decoder {
     sounding: [Option<(u64, u8)>; 128],
     /// The last token read was a VELOCITY.
     after_velocity: bool,
+    /// A drum stream: notes are hits, each ending [`HIT_STEPS`] after it starts.
+    hits: bool,
 }
 
 impl Default for Decoder {
     fn default() -> Self {
-        Decoder { now: 0, velocity_bin: DEFAULT_VELOCITY_BIN, sounding: [None; 128], after_velocity: false }
+        Decoder {
+            now: 0,
+            velocity_bin: DEFAULT_VELOCITY_BIN,
+            sounding: [None; 128],
+            after_velocity: false,
+            hits: false,
+        }
     }
 }
 
 impl Decoder {
+    /// A decoder of melodic streams, where every note's end is written.
     pub fn new() -> Decoder {
         Decoder::default()
+    }
+
+    /// A decoder of drum streams ([`encode_hits`]): each hit ends by itself.
+    pub fn for_hits() -> Decoder {
+        Decoder { hits: true, ..Decoder::default() }
+    }
+
+    /// Whether notes here are drum hits, whose ends are never written (a NOTE_OFF is ignored).
+    pub fn plays_hits(&self) -> bool {
+        self.hits
     }
 
     /// The clock, in grid steps.
@@ -397,8 +469,15 @@ impl Decoder {
     pub fn push(&mut self, token: Token, mut emit: impl FnMut(NoteEvent)) {
         self.after_velocity = matches!(token, Token::Velocity(_));
         match token {
-            Token::TimeShift(k) => self.now += k as u64,
+            Token::TimeShift(k) => {
+                let until = self.now + k as u64;
+                if self.hits {
+                    self.end_hits_until(until, &mut emit);
+                }
+                self.now = until;
+            }
             Token::Velocity(bin) => self.velocity_bin = bin.min(VELOCITY_BINS as u8 - 1),
+            Token::NoteOff(_) if self.hits => {}
             Token::NoteOff(pitch) => {
                 if self.sounding[pitch as usize & 127].take().is_some() {
                     emit(NoteEvent { step: self.now, kind: NoteEventKind::Off { pitch } });
@@ -416,6 +495,26 @@ impl Decoder {
         }
     }
 
+    /// Ends the hits whose time is up by `until`, in time order, then by pitch.
+    fn end_hits_until(&mut self, until: u64, emit: &mut impl FnMut(NoteEvent)) {
+        loop {
+            let due = self
+                .sounding
+                .iter()
+                .flatten()
+                .map(|&(onset, _)| onset + HIT_STEPS)
+                .filter(|&end| end <= until)
+                .min();
+            let Some(end) = due else { break };
+            for pitch in 0..128u8 {
+                if self.sounding[pitch as usize].is_some_and(|(onset, _)| onset + HIT_STEPS == end) {
+                    self.sounding[pitch as usize] = None;
+                    emit(NoteEvent { step: end, kind: NoteEventKind::Off { pitch } });
+                }
+            }
+        }
+    }
+
     /// Ends every sounding note now, lowest pitch first, calling `emit` for each NOTE_OFF.
     pub fn release_all(&mut self, mut emit: impl FnMut(NoteEvent)) {
         for pitch in 0..128u8 {
@@ -428,7 +527,7 @@ impl Decoder {
     /// Back to the start: clock at 0, nothing sounding, default velocity. Emits nothing: call
     /// [`Decoder::release_all`] first if notes may be sounding.
     pub fn reset(&mut self) {
-        *self = Decoder::default();
+        *self = Decoder { hits: self.hits, ..Decoder::default() };
     }
 }
 
@@ -482,7 +581,19 @@ impl NoteCollector {
 /// Decodes a whole token stream into grid notes, sorted by start then pitch. Notes still
 /// sounding at the end of the stream end there (at least one step after they started).
 pub fn decode(tokens: &[Token]) -> Vec<GridNote> {
-    let mut decoder = Decoder::new();
+    decode_with(Decoder::new(), tokens)
+}
+
+/// Decodes a drum stream ([`encode_hits`]): every hit lasts [`HIT_STEPS`], or until the same
+/// piece is struck again.
+pub fn decode_hits(tokens: &[Token]) -> Vec<GridNote> {
+    let mut notes =
+        decode_with(Decoder::for_hits(), &[tokens, &[Token::TimeShift(HIT_STEPS as u8)]].concat());
+    notes.retain(|n| n.start < n.end);
+    notes
+}
+
+fn decode_with(mut decoder: Decoder, tokens: &[Token]) -> Vec<GridNote> {
     let mut notes = NoteCollector::new();
     for &token in tokens {
         decoder.push(token, |e| notes.push(e));
@@ -493,6 +604,59 @@ pub fn decode(tokens: &[Token]) -> Vec<GridNote> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drum_hits_go_to_the_nearest_line_of_the_drum_grid() {
+        let step = |beats: f64| (on_the_drum_grid(beats) * STEPS_PER_BEAT as f64).round() as u64;
+        // A drum library's decimals: 1.2 is a triplet sixteenth (4 steps, not 5), 1.7 and 1.8
+        // the triplet lines at 16 and 20 steps, 1.9 the 32nd before the beat.
+        assert_eq!([step(0.2), step(0.7), step(0.8), step(0.9)], [4, 16, 20, 21]);
+        // A hit humanised a step either side of the beat is on it.
+        assert_eq!([step(2.0 + 1.0 / 24.0), step(3.0 - 1.0 / 24.0)], [48, 72]);
+        // Sixteenths, 32nds and triplets stay where they are.
+        for line in DRUM_LINES {
+            assert_eq!(step(5.0 + line as f64 / 24.0), 120 + line);
+        }
+    }
+
+    #[test]
+    fn drum_hits_round_trip_without_their_ends() {
+        let hit = |start, pitch, velocity| GridNote { start, end: start + 40, pitch, velocity };
+        // A kick and a hat together, the hat again a 32nd later, a snare at its own velocity.
+        let grid = vec![hit(0, 36, 102), hit(0, 42, 102), hit(3, 42, 102), hit(2, 38, 62)];
+        let tokens = encode_hits(&grid);
+        assert!(tokens.iter().all(|t| !matches!(t, Token::NoteOff(_))));
+        assert_eq!(tokens.iter().filter(|t| matches!(t, Token::NoteOn(_))).count(), 4);
+        let decoded = decode_hits(&tokens);
+        let expected = vec![
+            GridNote { start: 0, end: 3, pitch: 36, velocity: 102 },
+            GridNote { start: 0, end: 3, pitch: 42, velocity: 102 },
+            GridNote { start: 2, end: 5, pitch: 38, velocity: 62 },
+            GridNote { start: 3, end: 6, pitch: 42, velocity: 102 },
+        ];
+        assert_eq!(decoded, expected);
+        // Struck again before its time is up, a hit ends where the next begins.
+        let roll = decode_hits(&encode_hits(&[hit(0, 38, 102), hit(2, 38, 102)]));
+        assert_eq!((roll[0].end, roll[1].start, roll[1].end), (2, 2, 5));
+        // Hits end in time order however far time jumps, and a written NOTE_OFF means nothing.
+        let mut decoder = Decoder::for_hits();
+        let mut events = Vec::new();
+        for t in [
+            Token::NoteOn(36),
+            Token::TimeShift(1),
+            Token::NoteOn(42),
+            Token::NoteOff(42),
+            Token::TimeShift(50),
+        ] {
+            decoder.push(t, |e| events.push((e.step, e.kind)));
+        }
+        let offs: Vec<(u64, NoteEventKind)> =
+            events.into_iter().filter(|e| matches!(e.1, NoteEventKind::Off { .. })).collect();
+        assert_eq!(offs, vec![(3, NoteEventKind::Off { pitch: 36 }), (4, NoteEventKind::Off { pitch: 42 })]);
+        assert_eq!(decoder.sounding_count(), 0);
+        decoder.reset();
+        assert!(decoder.plays_hits(), "a reset drum decoder still reads hits");
+    }
 
     #[test]
     fn ids_cover_the_vocabulary_once() {

@@ -229,7 +229,7 @@ impl Plugin for Continuo {
             }
             let Some(player) = &mut self.playing.player else { return };
             // A new channel: the old one's notes end there, first.
-            let channel = self.params.channel_index();
+            let channel = self.params.channel_index(player.model().info().role);
             if channel != self.channel {
                 player.all_notes_off(0, &mut capped(events));
             }

@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use continuo_engine::generator::GeneratorSettings;
+use continuo_engine::midi::{Role, DRUM_CHANNEL};
 use continuo_engine::music::{parse_key, Scale, ScaleLock, KEY_NAMES};
 use continuo_engine::sampler::{SamplerSettings, AS_TRAINED, MAX_VOICES};
 use nice_plug::prelude::*;
@@ -42,6 +43,7 @@ pub struct ContinuoParams {
     pub velocity: FloatParam,
     #[id = "polyphony"]
     pub polyphony: IntParam,
+    /// 1-16, or 0: the model's own ([`ContinuoParams::channel_index`]: 10 for drums).
     #[id = "channel"]
     pub channel: IntParam,
     #[id = "seed"]
@@ -134,7 +136,19 @@ impl Default for ContinuoParams {
                 }
                 s.split_whitespace().next()?.parse().ok()
             })),
-            channel: IntParam::new("MIDI channel", 1, IntRange::Linear { min: 1, max: 16 }),
+            channel: IntParam::new(
+                "MIDI channel",
+                AUTO_CHANNEL,
+                IntRange::Linear { min: AUTO_CHANNEL, max: 16 },
+            )
+            .with_value_to_string(Arc::new(|v| match v {
+                AUTO_CHANNEL => "auto".to_string(),
+                v => v.to_string(),
+            }))
+            .with_string_to_value(Arc::new(|s| match s.trim() {
+                s if s.starts_with("auto") => Some(AUTO_CHANNEL),
+                s => s.parse().ok(),
+            })),
             seed: IntParam::new("Seed", defaults.seed as i32, IntRange::Linear { min: 0, max: 9999 }),
             restart: BoolParam::new("Restart", false),
             mode: EnumParam::new("Mode", Mode::Free),
@@ -218,6 +232,9 @@ fn temperature_from_text(text: &str) -> Option<f32> {
     text.trim_start_matches(['x', 'X', '×']).trim().parse().ok()
 }
 
+/// The MIDI channel's "auto": the channel General MIDI gives the model's role.
+pub const AUTO_CHANNEL: i32 = 0;
+
 /// The top of the Answer length range: the answer lasts until the musician plays again.
 pub const UNTIL_I_PLAY: i32 = 9;
 
@@ -275,8 +292,15 @@ impl ContinuoParams {
         }
     }
 
-    /// The MIDI channel events go out on, 0..16.
-    pub fn channel_index(&self) -> u8 {
-        (self.channel.value() - 1).clamp(0, 15) as u8
+    /// The MIDI channel events go out on, 0..16, for a model of `role`: the one chosen, or on
+    /// "auto" General MIDI's for the role (drums on channel 10, anything else on 1).
+    pub fn channel_index(&self, role: Role) -> u8 {
+        match self.channel.value() {
+            AUTO_CHANNEL => match role {
+                Role::Drums => DRUM_CHANNEL,
+                Role::Melodic => 0,
+            },
+            channel => (channel - 1).clamp(0, 15) as u8,
+        }
     }
 }

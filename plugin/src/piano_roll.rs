@@ -37,6 +37,8 @@ pub struct RollView {
     pub highest: u8,
     /// Shading for scale lock; `None` when it is off (chromatic).
     pub scale_lock: Option<ScaleLock>,
+    /// Rows are drum kit pieces: they are named, not shaded as keys.
+    pub kit: bool,
     /// The phrase loop's repetition being played: start on the performance clock, length in
     /// beats.
     pub loop_region: Option<(f64, f64)>,
@@ -53,6 +55,27 @@ impl RollView {
 pub struct Drawn {
     pub generated: usize,
     pub input: usize,
+}
+
+/// The short names of the kit pieces a groove mostly plays, for the rows' labels (the others
+/// are too many to name in the rows' height; the General MIDI map names them all, see
+/// `continuo_engine::midi::kit_piece`).
+fn kit_label(pitch: u8) -> Option<&'static str> {
+    Some(match pitch {
+        36 => "kick",
+        38 => "snare",
+        39 => "clap",
+        42 => "hat",
+        44 => "pedal",
+        46 => "open",
+        45 => "tom",
+        48 => "tom hi",
+        49 => "crash",
+        51 => "ride",
+        54 => "tamb",
+        56 => "bell",
+        _ => return None,
+    })
 }
 
 pub fn show(ui: &mut egui::Ui, size: Vec2, played: &PlayedNotes, view: &RollView) -> (egui::Response, Drawn) {
@@ -73,6 +96,17 @@ pub fn show(ui: &mut egui::Ui, size: Vec2, played: &PlayedNotes, view: &RollView
     for pitch in view.lowest..=view.highest {
         let row =
             Rect::from_min_size(Pos2::new(roll.left(), y_of(pitch)), Vec2::new(roll.width(), row_height));
+        if view.kit {
+            // Every other row shaded, so a hit reads across to its piece's name.
+            if pitch % 2 == 1 {
+                painter.rect_filled(row, 0.0, BLACK_KEY_ROW);
+            }
+            if let Some(name) = kit_label(pitch) {
+                let at = Pos2::new(rect.left() + 2.0, row.center().y);
+                painter.text(at, Align2::LEFT_CENTER, name, FontId::monospace(9.0), Color32::GRAY);
+            }
+            continue;
+        }
         let in_scale = view.scale_lock.is_some_and(|lock| lock.allows(pitch));
         if in_scale {
             painter.rect_filled(row, 0.0, SCALE_ROW);

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use continuo_engine::generator::{voices_with, Generator, GeneratorSettings};
+use continuo_engine::midi::Role;
 use continuo_engine::model::Model;
 use continuo_engine::vocab::{NoteEventKind, STEPS_PER_BEAT};
 
@@ -333,6 +334,14 @@ impl Player {
                     self.start_loop(host, cap);
                 } else if self.starts_by_itself() {
                     self.origin_beats = self.first_beat_in_time(origin, host, cap);
+                    if self.generator.model().info().role == Role::Drums {
+                        // A groove's first step is its downbeat (its songs were learned from
+                        // their first bar line): it starts on the host's bar line.
+                        let position = self.transport.clock().map_or(origin, |c| c.beats());
+                        let signature = host.time_signature();
+                        self.origin_beats =
+                            bar_line_from(self.origin_beats, position, signature, host.bar_start);
+                    }
                 }
             }
             Decision::Rewind => self.restart(emit),

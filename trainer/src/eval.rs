@@ -2,14 +2,15 @@
 //! compares with the music it learned from.
 //!
 //! Owns the unigram and bigram baselines, the per-token-type NLL breakdown, and the procedure of
-//! Yang and Lerch (2018, "On the evaluation of generative models in music"): the ten features of
-//! [`features`] are measured on whole pieces, generated and from the dataset, and for each
+//! Yang and Lerch (2018, "On the evaluation of generative models in music"): the features of
+//! [`features`] (ten for melodic models, nine for drums) are measured on whole pieces, generated and from the dataset, and for each
 //! feature [`overlap`] compares the distances between generated and reference pieces with the
 //! distances among the reference pieces themselves, and the distances among the generated pieces
 //! with those too: music like the data's, and as varied as the data. A ceiling (half the
 //! reference scored against the other half) and a floor (random notes) are scored by the same
 //! code beside the model. The model is run through the engine, exactly as the plugin runs it.
 
+mod copying;
 mod features;
 mod overlap;
 
@@ -18,6 +19,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use continuo_engine::generator;
+use continuo_engine::midi::{Role, GM_KIT};
 use continuo_engine::model::Model;
 use continuo_engine::music::Scale;
 use continuo_engine::sampler::{Rng, Tuning};
@@ -29,6 +31,7 @@ use crate::dataset::{Index, Split, TokenStream};
 use crate::generate::{self, SamplerArgs, BEATS_PER_BAR};
 use crate::plot::{self, DensityPanel};
 use crate::progress;
+use copying::Copying;
 use features::{Feature, PieceFeatures};
 use overlap::Comparison;
 
@@ -42,7 +45,11 @@ use overlap::Comparison;
 /// --seed, --seed + 1, ...) and scored against the dataset's songs (--reference) on ten features
 /// of whole pieces: duration-weighted pitch-class histogram, distinct pitches, pitch range,
 /// top-voice interval, notes per bar, inter-onset interval, polyphony, in-scale rate, pitch-class
-/// entropy and the share of empty beats. Per feature, the overlapping area (OA, 1 = alike) and
+/// entropy and the share of empty beats. A drum model is scored on nine that suit drums instead:
+/// the share of hits on each group of the kit (kick, snare, toms, closed and open hi-hat, crash,
+/// ride, percussion), kit pieces used, hits per bar, inter-onset interval, hits at once, onsets on
+/// sixteenths, onsets on triplets (not on a sixteenth), how alike each bar is to the next as a
+/// groove, and empty beats; its random floor strikes random kit pieces. Per feature, the overlapping area (OA, 1 = alike) and
 /// the KL divergence between the distribution of reference-to-reference distances and that of
 /// generated-to-reference distances, each smoothed by a Gaussian KDE. Then whether the pieces
 /// differ from one another as much as the songs do: OA_g, the overlapping area of the
@@ -155,6 +162,8 @@ pub struct MusicReport {
     pub model: SetScore,
     /// Random notes: as unlike as it gets.
     pub floor: SetScore,
+    /// The longest runs the pieces share with the training songs, and the songs with one another.
+    pub copying: Copying,
 }
 
 /// How the music was made and scored, so a number can be reproduced.
@@ -170,6 +179,8 @@ pub struct MusicSettings {
     pub voices_played: usize,
     /// The temperatures and nucleus played: the model's tuning with the flags' in place.
     pub tuning_played: Tuning,
+    /// Melodic, or drums (whose notes are the General MIDI kit, and features their own).
+    pub role: Role,
     /// Whether that is the model's own tuning, as the plugin plays it by default.
     pub as_tuned: bool,
     pub kernel: &'static str,
@@ -188,7 +199,7 @@ pub struct SetScore {
     pub features: Vec<FeatureScore>,
 }
 
-/// The mean of the ten features' [`Variety`].
+/// The mean of the features' [`Variety`].
 #[derive(Debug, Serialize)]
 pub struct MeanVariety {
     /// OA_g over the features.
@@ -314,7 +325,7 @@ pub fn evaluate(args: &Args) -> Result<Report> {
     };
     let songs: Vec<&[u16]> = splits.iter().flat_map(|s| s.document_slices()).collect();
     let songs = evenly_spread(songs, args.max_reference);
-    let decoded: Vec<Vec<GridNote>> = songs.par_iter().map(|song| decode(song)).collect();
+    let decoded: Vec<Vec<GridNote>> = songs.par_iter().map(|song| decode(song, index.role)).collect();
     let (reference, reference_skipped) = features_of(&decoded);
     if reference.len() < 4 {
         bail!(
@@ -343,7 +354,10 @@ pub fn evaluate(args: &Args) -> Result<Report> {
     if generated.is_empty() {
         bail!("{}: no generated piece has two notes or more; nothing to score", args.model.display());
     }
-    let (random, _) = features_of(&random_pieces(&generated_notes, args.bars, args.seed));
+    let role = index.role;
+    let (random, _) = features_of(&random_pieces(&generated_notes, args.bars, args.seed, role));
+    let features = Feature::of_role(role);
+    let copying = copying_of(&generated_notes, &train, role, args.samples as usize);
 
     let music = MusicReport {
         settings: MusicSettings {
@@ -356,15 +370,17 @@ pub fn evaluate(args: &Args) -> Result<Report> {
             voices_played: generator::voices_with(model.info(), args.sampler.voices),
             tuning_played: args.sampler.tuning(model.info()),
             as_tuned: args.sampler.tuning(model.info()) == model.info().played_tuning(),
+            role,
             kernel: "Gaussian, Silverman's bandwidth",
             grid_points: overlap::GRID_POINTS,
         },
         reference_pieces: reference.len(),
         reference_skipped,
         generated_skipped,
-        ceiling: ceiling(&reference),
-        model: score_set(&reference, &generated),
-        floor: score_set(&reference, &random),
+        ceiling: ceiling(&reference, features),
+        model: score_set(&reference, &generated, features),
+        floor: score_set(&reference, &random, features),
+        copying,
     };
     Ok(Report {
         model: args.model.display().to_string(),
@@ -435,11 +451,34 @@ fn held_out_likelihood(
     Ok((songs.len(), likelihood))
 }
 
-/// A dataset song's notes.
-fn decode(song: &[u16]) -> Vec<GridNote> {
+/// A dataset song's notes (drum hits for a drum dataset).
+fn decode(song: &[u16], role: Role) -> Vec<GridNote> {
     let tokens: Vec<Token> =
         song.iter().map(|&t| Token::from_id(t as u32).expect("dataset tokens are checked on load")).collect();
-    vocab::decode(&tokens)
+    match role {
+        Role::Melodic => vocab::decode(&tokens),
+        Role::Drums => vocab::decode_hits(&tokens),
+    }
+}
+
+/// The generated pieces' longest runs shared with the training songs, beside `left_out` songs'
+/// (evenly spread, each cut to the longest piece's length) shared with the other songs.
+fn copying_of(pieces: &[Vec<GridNote>], train: &TokenStream, role: Role, left_out: usize) -> Copying {
+    let encode = |notes: &[GridNote]| match role {
+        Role::Melodic => vocab::encode_grid(notes),
+        Role::Drums => vocab::encode_hits(notes),
+    };
+    let generated: Vec<Vec<u32>> = pieces.iter().map(|p| copying::events(&encode(p))).collect();
+    let songs: Vec<Vec<u32>> = train
+        .document_slices()
+        .map(|song| {
+            let tokens: Vec<Token> = song.iter().filter_map(|&t| Token::from_id(t as u32)).collect();
+            copying::events(&tokens)
+        })
+        .collect();
+    let chosen = evenly_spread((0..songs.len()).collect(), left_out);
+    let cut = generated.iter().map(Vec::len).max().unwrap_or(0);
+    copying::measure(&generated, &songs, &chosen, cut)
 }
 
 /// At most `most` of `items`, evenly spread over them and in their order.
@@ -461,20 +500,28 @@ fn features_of(pieces: &[Vec<GridNote>]) -> (Vec<PieceFeatures>, usize) {
 const RANDOM_PITCHES: std::ops::RangeInclusive<u8> = 21..=108;
 
 /// Music with nothing learned, one piece beside each of `like`: as many notes, in `bars` bars,
-/// each with a pitch drawn from the piano's keys, an onset drawn from every step of the grid
-/// and a length from one step to a bar. Seeded, so the floor is the same on every run.
-fn random_pieces(like: &[Vec<GridNote>], bars: u64, seed: u64) -> Vec<Vec<GridNote>> {
+/// each with a pitch drawn from the piano's keys (drums: a piece of the General MIDI kit), an
+/// onset drawn from every step of the grid and a length from one step to a bar (drums: a hit's).
+/// Seeded, so the floor is the same on every run.
+fn random_pieces(like: &[Vec<GridNote>], bars: u64, seed: u64, role: Role) -> Vec<Vec<GridNote>> {
     let mut rng = Rng::new(seed);
     let bar_steps = BEATS_PER_BAR * STEPS_PER_BEAT as u64;
     let piece_steps = bars * bar_steps;
-    let (low, high) = (*RANDOM_PITCHES.start() as u64, *RANDOM_PITCHES.end() as u64);
+    let pitches = match role {
+        Role::Melodic => RANDOM_PITCHES,
+        Role::Drums => GM_KIT,
+    };
+    let (low, high) = (*pitches.start() as u64, *pitches.end() as u64);
     like.iter()
         .map(|piece| {
             let mut notes: Vec<GridNote> = (0..piece.len())
                 .map(|_| {
                     let pitch = (low + rng.next_u64() % (high - low + 1)) as u8;
                     let start = rng.next_u64() % piece_steps;
-                    let length = 1 + rng.next_u64() % bar_steps;
+                    let length = match role {
+                        Role::Melodic => 1 + rng.next_u64() % bar_steps,
+                        Role::Drums => vocab::HIT_STEPS,
+                    };
                     GridNote { start, end: (start + length).min(piece_steps), pitch, velocity: 80 }
                 })
                 .collect();
@@ -488,8 +535,8 @@ fn random_pieces(like: &[Vec<GridNote>], bars: u64, seed: u64) -> Vec<Vec<GridNo
 /// against the distances from each scored piece to each reference piece, and against the scored
 /// pieces' own. Both sets are non-empty and the reference holds two pieces or more (checked where
 /// they are made).
-fn score_set(reference: &[PieceFeatures], scored: &[PieceFeatures]) -> SetScore {
-    let features: Vec<FeatureScore> = Feature::ALL
+fn score_set(reference: &[PieceFeatures], scored: &[PieceFeatures], features: &[Feature]) -> SetScore {
+    let features: Vec<FeatureScore> = features
         .par_iter()
         .map(|&feature| {
             let reference_values: Vec<&[f64]> = reference.iter().map(|p| p.get(feature)).collect();
@@ -530,9 +577,9 @@ fn score_set(reference: &[PieceFeatures], scored: &[PieceFeatures]) -> SetScore 
 /// The reference scored against itself, as a model that had learned it perfectly would be: the
 /// songs at odd places in the dataset's order against those at even places. Halves rather than the whole set
 /// against itself, so that no song meets its own copy.
-fn ceiling(reference: &[PieceFeatures]) -> SetScore {
+fn ceiling(reference: &[PieceFeatures], features: &[Feature]) -> SetScore {
     let half = |first: usize| reference.iter().skip(first).step_by(2).cloned().collect::<Vec<_>>();
-    score_set(&half(0), &half(1))
+    score_set(&half(0), &half(1), features)
 }
 
 fn mean_vector(values: &[&[f64]]) -> Vec<f64> {
@@ -629,8 +676,8 @@ fn print_report(r: &Report) {
         _ => format!("{} {}", p.key, p.scale),
     };
     println!(
-        "\nmusic: {} pieces of {} bars (seeds {}..{}; temperature {}, rhythm {}, top-p {}{}, {} voices, notes \
-         {}..{}, {lock}) against {} {} songs{}",
+        "\nmusic: {} pieces of {} bars (seeds {}..{}; temperature {}, rhythm {}, top-p {}{}, {} voices, {}) \
+         against {} {} songs{}",
         m.model.scored_pieces,
         s.bars,
         s.first_seed,
@@ -643,8 +690,10 @@ fn print_report(r: &Report) {
             0 => format!("{} (as trained)", s.voices_played),
             _ => s.voices_played.to_string(),
         },
-        p.lowest,
-        p.highest,
+        match s.role {
+            Role::Melodic => format!("notes {}..{}, {lock}", p.lowest, p.highest),
+            Role::Drums => format!("the General MIDI kit, {}..{}", GM_KIT.start(), GM_KIT.end()),
+        },
         m.reference_pieces,
         s.reference.describe(),
         match (m.reference_skipped, m.generated_skipped) {
@@ -658,7 +707,8 @@ fn print_report(r: &Report) {
          mean over the songs' (1 = as varied, 0 = every piece alike)\n"
     );
     let header = |title: &str, last: &str| {
-        let columns: String = Feature::ALL.iter().map(|f| format!("{:>COLUMN$}", f.column())).collect();
+        let columns: String =
+            m.model.features.iter().map(|f| format!("{:>COLUMN$}", f.feature.column())).collect();
         println!("{}", format!("{title:<18}{columns}{last:>COLUMN$}").trim_end());
     };
     let rows = [("ceiling", &m.ceiling), ("model", &m.model), ("floor", &m.floor)];
@@ -705,6 +755,23 @@ fn print_report(r: &Report) {
             .collect();
         println!("  {name:<16}{cells}");
     }
+    let c = &m.copying;
+    println!(
+        "\ncopying: the longest run of events (notes' starts and ends and the time between, velocities \
+         aside) a piece shares with one of the {} training songs: {} (median {}); a training song left \
+         out, against the others: {} (median {}, {} songs); {}",
+        c.training_songs,
+        c.generated.longest,
+        c.generated.median,
+        c.left_out.longest,
+        c.left_out.median,
+        c.left_out.pieces,
+        if c.copies_no_more_than_the_data() {
+            "no longer than the data repeats itself"
+        } else {
+            "LONGER than the data repeats itself: the model copies"
+        }
+    );
 }
 
 #[cfg(test)]
@@ -718,7 +785,7 @@ mod tests {
         let excerpt = 4 * BEATS_PER_BAR * STEPS_PER_BEAT as u64;
         let mut excerpts = Vec::new();
         for name in ["bwv1.6.mid", "bwv248.64-6.mid", "bwv323.mid", "42dHighlandRegimentStrathspey.mid"] {
-            let notes = generate::primer_notes(&dir.join(name)).unwrap();
+            let notes = generate::primer_notes(&dir.join(name), Role::Melodic).unwrap();
             let end = notes.iter().map(|n| n.end).max().unwrap();
             for from in (0..end).step_by(excerpt as usize) {
                 let piece: Vec<GridNote> = notes
@@ -736,7 +803,7 @@ mod tests {
     fn a_set_scored_against_itself_overlaps_almost_fully() {
         let (real, _) = features_of(&real_excerpts());
         assert!(real.len() >= 20, "only {} excerpts", real.len());
-        let score = score_set(&real, &real);
+        let score = score_set(&real, &real, &Feature::MELODIC);
         assert!(score.mean_overlapping_area > 0.9, "{score:#?}");
         assert!(score.features.iter().all(|f| f.reference_mean == f.scored_mean));
         // Among themselves they are the reference among itself.
@@ -744,7 +811,7 @@ mod tests {
         assert!((variety.mean_overlapping_area - 1.0).abs() < 1e-9, "{variety:#?}");
         assert_eq!(variety.mean_spread, Some(1.0));
         // Half of them against the other half vary alike too.
-        let ceiling = ceiling(&real).variety.unwrap();
+        let ceiling = ceiling(&real, &Feature::MELODIC).variety.unwrap();
         assert!(ceiling.mean_overlapping_area > 0.6, "{ceiling:#?}");
         assert!((ceiling.mean_spread.unwrap() - 1.0).abs() < 0.2, "{ceiling:#?}");
     }
@@ -754,24 +821,29 @@ mod tests {
         let excerpts = real_excerpts();
         let (real, _) = features_of(&excerpts);
         let copies = vec![real[3].clone(); 12];
-        let score = score_set(&real, &copies);
+        let score = score_set(&real, &copies, &Feature::MELODIC);
         assert!(score.features.iter().all(|f| f.variety.as_ref().unwrap().spread == Some(0.0)));
         let variety = score.variety.unwrap();
         assert_eq!(variety.mean_spread, Some(0.0));
         assert!(variety.mean_overlapping_area < 0.2, "{variety:#?}");
         // Four bars of random notes differ from one another more than four bars of music do.
-        let random = score_set(&real, &features_of(&random_pieces(&excerpts, 4, 1)).0);
+        let random = score_set(
+            &real,
+            &features_of(&random_pieces(&excerpts, 4, 1, Role::Melodic)).0,
+            &Feature::MELODIC,
+        );
         assert!(random.variety.unwrap().mean_spread.unwrap() > 1.5);
         // One piece has no other to differ from.
-        assert!(score_set(&real, &copies[..1]).variety.is_none());
+        assert!(score_set(&real, &copies[..1], &Feature::MELODIC).variety.is_none());
     }
 
     #[test]
     fn random_notes_score_far_below_real_music() {
         let excerpts = real_excerpts();
         let (real, _) = features_of(&excerpts);
-        let (random, _) = features_of(&random_pieces(&excerpts, 4, 1));
-        let (ceiling, floor) = (ceiling(&real), score_set(&real, &random));
+        let (random, _) = features_of(&random_pieces(&excerpts, 4, 1, Role::Melodic));
+        let (ceiling, floor) =
+            (ceiling(&real, &Feature::MELODIC), score_set(&real, &random, &Feature::MELODIC));
         assert!(floor.mean_overlapping_area < 0.6, "{floor:#?}");
         assert!(ceiling.mean_overlapping_area > floor.mean_overlapping_area + 0.2);
         assert!(floor.mean_kl_divergence > ceiling.mean_kl_divergence);
@@ -780,15 +852,15 @@ mod tests {
     #[test]
     fn random_pieces_match_their_counterparts_and_repeat_with_the_seed() {
         let excerpts = real_excerpts();
-        let random = random_pieces(&excerpts, 4, 9);
+        let random = random_pieces(&excerpts, 4, 9, Role::Melodic);
         let bar_steps = BEATS_PER_BAR * STEPS_PER_BEAT as u64;
         for (r, e) in random.iter().zip(&excerpts) {
             assert_eq!(r.len(), e.len());
             assert!(r.iter().all(|n| RANDOM_PITCHES.contains(&n.pitch) && n.end <= 4 * bar_steps));
             assert!(r.iter().all(|n| n.end > n.start && n.end - n.start <= bar_steps));
         }
-        assert_eq!(random, random_pieces(&excerpts, 4, 9));
-        assert_ne!(random, random_pieces(&excerpts, 4, 10));
+        assert_eq!(random, random_pieces(&excerpts, 4, 9, Role::Melodic));
+        assert_ne!(random, random_pieces(&excerpts, 4, 10, Role::Melodic));
     }
 
     #[test]

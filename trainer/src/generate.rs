@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use continuo_engine::generator::{Generator, GeneratorSettings};
-use continuo_engine::midi::{self, Note};
+use continuo_engine::midi::{self, Note, Role};
 use continuo_engine::model::{Model, ModelInfo};
 use continuo_engine::music::{parse_key, Scale, ScaleLock, KEY_NAMES};
 use continuo_engine::sampler::{SamplerSettings, Tuning, MAX_VOICES};
@@ -176,13 +176,16 @@ pub fn run(args: Args) -> Result<()> {
     }
     let model = Model::load_file(&args.model)?;
     let settings = args.sampler.settings(args.seed, model.info())?;
+    let role = model.info().role;
     let primer = match &args.primer {
-        Some(path) => primer_notes(path)?,
+        Some(path) => primer_notes(path, role)?,
         None => Vec::new(),
     };
     let generated = generate(model, settings, &primer, args.bars)?;
+    // A drum model's notes are General MIDI drums: channel 10, whatever the program.
+    let channel = if role == Role::Drums { midi::DRUM_CHANNEL } else { 0 };
     let notes: Vec<Note> =
-        primer.iter().chain(&generated).map(|g| Note::from_grid(g, 0, args.program)).collect();
+        primer.iter().chain(&generated).map(|g| Note::from_grid(g, channel, args.program)).collect();
     midi::write_file(&args.out, &notes, args.tempo, None)?;
     let (low, high) = generated.iter().fold((127, 0), |(l, h), n| (n.pitch.min(l), n.pitch.max(h)));
     println!(
@@ -198,12 +201,13 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// The melodic notes of a primer file, on the grid.
-pub fn primer_notes(path: &Path) -> Result<Vec<GridNote>> {
+/// The notes of a primer file a model of `role` hears (its drums for a drum model), on the grid.
+pub fn primer_notes(path: &Path, role: Role) -> Result<Vec<GridNote>> {
     let song = midi::read_file(path)?;
-    let grid = vocab::quantise(song.notes_for(midi::Role::Melodic).map(Note::as_tuple));
+    let grid = vocab::quantise(song.notes_for(role).map(Note::as_tuple));
     if grid.is_empty() {
-        bail!("{}: the primer has no melodic notes", path.display());
+        let kind = if role == Role::Drums { "drum" } else { "melodic" };
+        bail!("{}: the primer has no {kind} notes", path.display());
     }
     Ok(grid)
 }
@@ -216,8 +220,10 @@ pub fn generate(
     primer: &[GridNote],
     bars: u64,
 ) -> Result<Vec<GridNote>> {
+    let hits = model.info().role == Role::Drums;
     let mut generator = Generator::new(model, settings)?;
-    for token in vocab::encode_grid(primer) {
+    let primer = if hits { vocab::encode_hits(primer) } else { vocab::encode_grid(primer) };
+    for token in primer {
         generator.feed(token)?;
     }
     let end = generator.now() + bars * BEATS_PER_BAR * STEPS_PER_BEAT as u64;

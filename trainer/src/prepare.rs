@@ -19,7 +19,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use continuo_engine::midi::{self, Family, Role};
 use continuo_engine::music::{Scale, ScaleLock};
-use continuo_engine::vocab::{self, Token, VocabSpec};
+use continuo_engine::vocab::{self, VocabSpec};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -616,10 +616,29 @@ fn encode_file(path: &Path, relative: &str, learn: NotesToLearn) -> Result<Encod
     // place in the bar.
     let first = notes.iter().map(|n| n.start).fold(f64::INFINITY, f64::min);
     let offset = (first / 4.0).floor() * 4.0;
-    let tokens: Vec<Token> = vocab::encode(
-        notes.iter().map(|n| ((n.pitch as i32 + shift) as u8, n.velocity, n.start - offset, n.end - offset)),
+    // A drum hit goes to the nearest line of the drum grid; every other note to its step.
+    let start = |beats: f64| match learn.role {
+        Role::Melodic => beats,
+        Role::Drums => vocab::on_the_drum_grid(beats),
+    };
+    let grid = vocab::quantise(
+        notes
+            .iter()
+            .map(|n| ((n.pitch as i32 + shift) as u8, n.velocity, start(n.start - offset), n.end - offset)),
     );
-    let polyphony = polyphony_at_onsets(&vocab::decode(&tokens));
+    let (tokens, decoded) = match learn.role {
+        Role::Melodic => {
+            let tokens = vocab::encode_grid(&grid);
+            let decoded = vocab::decode(&tokens);
+            (tokens, decoded)
+        }
+        Role::Drums => {
+            let tokens = vocab::encode_hits(&grid);
+            let decoded = vocab::decode_hits(&tokens);
+            (tokens, decoded)
+        }
+    };
+    let polyphony = polyphony_at_onsets(&decoded);
     let tokens: Vec<u16> = tokens.iter().map(|t| t.id() as u16).collect();
     Ok(Encoded {
         path: path.to_path_buf(),

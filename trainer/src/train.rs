@@ -96,7 +96,8 @@ pub struct TrainConfig {
     #[arg(long, default_value_t = 0.0)]
     #[serde(default)]
     pub dropout: f64,
-    /// Transpose each window by up to this many semitones either way (with --keys all).
+    /// Transpose each window by up to this many semitones either way (with --keys all; never
+    /// a drum dataset's, whose pitches are kit pieces).
     #[arg(long, default_value_t = 5)]
     pub transpose: i32,
     /// Which keys training windows are transposed into: `all`, a random shift within
@@ -593,8 +594,13 @@ impl Data {
         let mut rng = Rng::new(config.seed ^ (step + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let mut ids = Vec::with_capacity(config.batch * (config.seq + 1));
         let mut window = Vec::with_capacity(config.seq + 1);
+        // A drum's pitch is its kit piece: moved, a kick would become a snare.
+        let transposition = match self.role {
+            Role::Melodic => config.transposition(),
+            Role::Drums => Transposition::Within(0),
+        };
         for _ in 0..config.batch {
-            self.train.random_window(config.seq, config.transposition(), &mut rng, &mut window);
+            self.train.random_window(config.seq, transposition, &mut rng, &mut window);
             ids.extend_from_slice(&window);
         }
         Ok(Tensor::from_slice(&ids, (config.batch, config.seq + 1), device)?)

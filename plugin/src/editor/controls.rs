@@ -2,12 +2,13 @@
 //! `ParamSetter`, so the host's automation and the window never disagree), the presets, the
 //! seed and the buttons that restart the music; standalone, the program's own transport.
 
+use continuo_engine::midi::Role;
 use continuo_engine::music::{Scale, KEY_NAMES};
 use egui::{self, Vec2};
 use nice_plug::prelude::*;
 use nice_plug_egui::widgets::ParamSlider;
 
-use super::widgets::{choice, set, slider};
+use super::widgets::{choice, set, slider, slider_where};
 use crate::listening::Mode;
 use crate::params::ContinuoParams;
 use crate::presets::{Preset, PRESETS};
@@ -41,17 +42,20 @@ impl EditorApp {
         trace: &mut trace::Frame,
     ) {
         let p = &self.params;
+        // A kit has no key, scale or range: a drum model strikes the General MIDI kit's pieces.
+        let pitched = self.switch.playing_card().is_none_or(|card| card.info.role == Role::Melodic);
+        let for_drums = "A drum model plays the General MIDI kit: no key, scale or range";
         egui::Grid::new("parameters").num_columns(6).spacing(Vec2::new(10.0, 6.0)).show(ui, |ui| {
             slider(ui, setter, &p.temperature);
-            ui.label(p.key.name());
-            choice(ui, setter, &p.key, "key", &KEY_NAMES);
-            ui.label(p.scale.name());
+            ui.add_enabled(pitched, egui::Label::new(p.key.name())).on_disabled_hover_text(for_drums);
+            ui.add_enabled_ui(pitched, |ui| choice(ui, setter, &p.key, "key", &KEY_NAMES));
+            ui.add_enabled(pitched, egui::Label::new(p.scale.name())).on_disabled_hover_text(for_drums);
             let scales: Vec<&str> = Scale::ALL.iter().map(|s| s.name()).collect();
-            choice(ui, setter, &p.scale, "scale", &scales);
+            ui.add_enabled_ui(pitched, |ui| choice(ui, setter, &p.scale, "scale", &scales));
             ui.end_row();
 
-            slider(ui, setter, &p.lowest);
-            slider(ui, setter, &p.highest);
+            slider_where(ui, setter, &p.lowest, pitched, for_drums);
+            slider_where(ui, setter, &p.highest, pitched, for_drums);
             slider(ui, setter, &p.polyphony);
             ui.end_row();
 

@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use continuo_engine::midi::{Role, GM_KIT};
 use egui::{self, RichText};
 use nice_plug::context::gui::GuiContext;
 use nice_plug::editor::dpi::LogicalSize;
@@ -178,15 +179,24 @@ impl NiceEguiApp for EditorApp {
 
         egui::CentralPanel::default().show(ui, |ui| {
             let signature = meters.time_signature();
+            let kit = self.switch.playing_card().is_some_and(|card| card.info.role == Role::Drums);
+            let (lowest, highest) = if kit {
+                (*GM_KIT.start(), *GM_KIT.end())
+            } else {
+                let (low, high) = (self.params.lowest.value(), self.params.highest.value());
+                ((low.min(high) as u8).saturating_sub(2), (low.max(high) as u8 + 2).min(127))
+            };
             let view = RollView {
+                kit,
                 now,
                 bar_clock: meters.bar_clock(),
                 beats_per_bar: transport::beats_per_bar(signature),
                 beat: 4.0 / signature.1.max(1) as f64,
                 bars_shown: BARS_SHOWN,
-                lowest: (self.params.lowest.value().min(self.params.highest.value()) as u8).saturating_sub(2),
-                highest: (self.params.lowest.value().max(self.params.highest.value()) as u8 + 2).min(127),
-                scale_lock: RollView::shaded(self.params.generator_settings().sampler.scale_lock),
+                lowest,
+                highest,
+                scale_lock: RollView::shaded(self.params.generator_settings().sampler.scale_lock)
+                    .filter(|_| !kit),
                 loop_region: meters.loop_region(),
             };
             ui.horizontal(|ui| {

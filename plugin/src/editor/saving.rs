@@ -1,6 +1,7 @@
 //! "Keep what you like": which bars to save, where, and what the last save said. The writing
 //! is [`crate::save_midi`]'s, on the background task.
 
+use continuo_engine::midi::Role;
 use egui::{self, Color32};
 
 use super::widgets::field_and_button;
@@ -25,7 +26,8 @@ impl EditorApp {
             });
             let field = ("save path", "file (empty: a new file in your midi folder)", 300.0);
             if field_and_button(ui, &mut self.save_path, field, "Save MIDI...", trace) {
-                let (meters, channel) = (&self.monitor.meters, self.params.channel_index());
+                let role = self.switch.playing_card().map_or(Role::Melodic, |card| card.info.role);
+                let (meters, channel) = (&self.monitor.meters, self.params.channel_index(role));
                 let request =
                     SaveRequest::new(meters, &self.played, self.save_bars, &self.save_path, channel);
                 self.executor.execute_background(Task::SaveMidi(request));

@@ -20,6 +20,19 @@ pub(super) fn slider<P: Param>(ui: &mut egui::Ui, setter: &ParamSetter, param: &
     ui.add(ParamSlider::for_param(param, setter).with_width(120.0));
 }
 
+/// [`slider`], greyed out with `why` on hover when the parameter does not apply.
+pub(super) fn slider_where<P: Param>(
+    ui: &mut egui::Ui,
+    setter: &ParamSetter,
+    param: &P,
+    applies: bool,
+    why: &str,
+) {
+    ui.add_enabled(applies, egui::Label::new(param.name())).on_disabled_hover_text(why);
+    ui.add_enabled(applies, ParamSlider::for_param(param, setter).with_width(120.0))
+        .on_disabled_hover_text(why);
+}
+
 /// A drop-down for an integer parameter whose values have names.
 pub(super) fn choice(ui: &mut egui::Ui, setter: &ParamSetter, param: &IntParam, id: &str, names: &[&str]) {
     let current = param.value();

@@ -1,12 +1,16 @@
-//! The ten features of a whole piece that `eval` compares between sets of pieces, after Yang and
-//! Lerch (2018), "On the evaluation of generative models in music".
+//! The features of a whole piece that `eval` compares between sets of pieces, after Yang and
+//! Lerch (2018), "On the evaluation of generative models in music": ten for melodic music, and
+//! nine that suit drums (a kit has no pitch classes, scale or melody; it has pieces, a grid and
+//! a groove).
 //!
-//! Owns what each feature means and how it is read off a piece's grid notes. Nothing here knows
+//! Owns what each feature means, which ones a role is scored on, and how they are read off a
+//! piece's grid notes. Nothing here knows
 //! about distances, densities or models: a piece is its notes, and a feature is one number or,
 //! for the pitch-class histogram, twelve.
 
 use std::collections::BTreeSet;
 
+use continuo_engine::midi::Role;
 use continuo_engine::music::{Scale, ScaleLock};
 use continuo_engine::vocab::{GridNote, STEPS_PER_BEAT};
 use serde::Serialize;
@@ -38,10 +42,71 @@ pub enum Feature {
     PitchClassEntropy,
     /// Share of the piece's beats in which nothing sounds.
     EmptyBeats,
+    /// Drums: how the hits share out over the kit's groups ([`KIT_GROUPS`]).
+    KitHistogram,
+    /// Drums: how many different kit pieces the piece strikes.
+    KitPieces,
+    /// Drums: hits per 4/4 bar.
+    HitsPerBar,
+    /// Drums: share of the onsets on a sixteenth.
+    OnSixteenths,
+    /// Drums: share of the onsets on a triplet line (eighth or sixteenth triplets) and not on a
+    /// sixteenth: the swing and shuffle of a groove.
+    OnTriplets,
+    /// Drums: how alike each bar is to the next, as hit patterns (the hits at the same place in
+    /// the bar on the same kit group, over the hits of either): 1 for a groove repeated
+    /// exactly, lower for fills and variations.
+    BarToBar,
+}
+
+/// A sixteenth and a sixteenth-note triplet, in grid steps (every eighth-note triplet is on the
+/// sixteenth-triplet lines).
+const SIXTEENTH: u64 = STEPS_PER_BEAT as u64 / 4;
+const TRIPLET_SIXTEENTH: u64 = STEPS_PER_BEAT as u64 / 6;
+
+/// The kit's groups for the kit histogram, by General MIDI key: kick (35-36), snare and claps
+/// (37-40), toms (41, 43, 45, 47, 48, 50), closed and pedal hi-hat (42, 44), open hi-hat (46),
+/// crash, china and splash (49, 52, 55, 57), ride (51, 53, 59), and the Latin and hand
+/// percussion above (54, 56, 58, 60-81).
+pub const KIT_GROUPS: [&str; 8] =
+    ["kick", "snare", "toms", "closed hat", "open hat", "crash", "ride", "percussion"];
+
+/// The group of a General MIDI drum key (anything outside the kit counts as percussion).
+pub fn kit_group(pitch: u8) -> usize {
+    match pitch {
+        35 | 36 => 0,
+        37..=40 => 1,
+        41 | 43 | 45 | 47 | 48 | 50 => 2,
+        42 | 44 => 3,
+        46 => 4,
+        49 | 52 | 55 | 57 => 5,
+        51 | 53 | 59 => 6,
+        _ => 7,
+    }
 }
 
 impl Feature {
-    pub const ALL: [Feature; 10] = [
+    /// The features a role's music is scored on.
+    pub fn of_role(role: Role) -> &'static [Feature] {
+        match role {
+            Role::Melodic => &Feature::MELODIC,
+            Role::Drums => &Feature::DRUMS,
+        }
+    }
+
+    pub const DRUMS: [Feature; 9] = [
+        Feature::KitHistogram,
+        Feature::KitPieces,
+        Feature::HitsPerBar,
+        Feature::InterOnset,
+        Feature::Polyphony,
+        Feature::OnSixteenths,
+        Feature::OnTriplets,
+        Feature::BarToBar,
+        Feature::EmptyBeats,
+    ];
+
+    pub const MELODIC: [Feature; 10] = [
         Feature::PitchClassHistogram,
         Feature::DistinctPitches,
         Feature::PitchRange,
@@ -67,6 +132,12 @@ impl Feature {
             Feature::InScaleRate => "in-scale rate",
             Feature::PitchClassEntropy => "pitch-class entropy",
             Feature::EmptyBeats => "empty beats",
+            Feature::KitHistogram => "kit histogram",
+            Feature::KitPieces => "kit pieces",
+            Feature::HitsPerBar => "hits per bar",
+            Feature::OnSixteenths => "onsets on sixteenths",
+            Feature::OnTriplets => "onsets on triplets",
+            Feature::BarToBar => "bar to bar",
         }
     }
 
@@ -83,6 +154,12 @@ impl Feature {
             Feature::InScaleRate => "in-scale",
             Feature::PitchClassEntropy => "pc-ent",
             Feature::EmptyBeats => "empty",
+            Feature::KitHistogram => "kit-hist",
+            Feature::KitPieces => "pieces",
+            Feature::HitsPerBar => "hits/bar",
+            Feature::OnSixteenths => "on-16th",
+            Feature::OnTriplets => "on-trip",
+            Feature::BarToBar => "bar-bar",
         }
     }
 }
@@ -102,6 +179,10 @@ pub struct PieceFeatures {
     pub in_scale_rate: f64,
     pub pitch_class_entropy: f64,
     pub empty_beats: f64,
+    pub kit_histogram: [f64; KIT_GROUPS.len()],
+    pub on_sixteenths: f64,
+    pub on_triplets: f64,
+    pub bar_to_bar: f64,
 }
 
 /// The scales whose keys the in-scale rate tries: the twelve major scales and the twelve
@@ -159,7 +240,21 @@ impl PieceFeatures {
             heard[first as usize..=last as usize].iter_mut().for_each(|b| *b = true);
         }
 
+        let mut kit_histogram = [0.0; KIT_GROUPS.len()];
+        for n in &notes {
+            kit_histogram[kit_group(n.pitch)] += 1.0 / notes.len() as f64;
+        }
+        let share_of_onsets = |on: fn(u64) -> bool| {
+            onsets.times.iter().filter(|&&t| on(t)).count() as f64 / onsets.times.len() as f64
+        };
+        let on_sixteenths = share_of_onsets(|t| t % SIXTEENTH == 0);
+        let on_triplets = share_of_onsets(|t| t % TRIPLET_SIXTEENTH == 0 && t % SIXTEENTH != 0);
+
         Some(PieceFeatures {
+            kit_histogram,
+            on_sixteenths,
+            on_triplets,
+            bar_to_bar: bar_to_bar(&notes, beats),
             pitch_class_histogram,
             distinct_pitches: pitches.len() as f64,
             pitch_range,
@@ -186,8 +281,30 @@ impl PieceFeatures {
             Feature::InScaleRate => std::slice::from_ref(&self.in_scale_rate),
             Feature::PitchClassEntropy => std::slice::from_ref(&self.pitch_class_entropy),
             Feature::EmptyBeats => std::slice::from_ref(&self.empty_beats),
+            Feature::KitHistogram => &self.kit_histogram,
+            Feature::KitPieces => std::slice::from_ref(&self.distinct_pitches),
+            Feature::HitsPerBar => std::slice::from_ref(&self.notes_per_bar),
+            Feature::OnSixteenths => std::slice::from_ref(&self.on_sixteenths),
+            Feature::OnTriplets => std::slice::from_ref(&self.on_triplets),
+            Feature::BarToBar => std::slice::from_ref(&self.bar_to_bar),
         }
     }
+}
+
+/// The mean likeness of each bar to the next (see [`Feature::BarToBar`]); 1 for a piece of one
+/// bar or of silent bars.
+fn bar_to_bar(notes: &[GridNote], beats: u64) -> f64 {
+    let bar_steps = BEATS_PER_BAR * STEPS_PER_BEAT as u64;
+    let bars = beats.div_ceil(BEATS_PER_BAR).max(1) as usize;
+    let mut patterns: Vec<BTreeSet<(u64, usize)>> = vec![BTreeSet::new(); bars];
+    for n in notes {
+        patterns[(n.start / bar_steps) as usize].insert((n.start % bar_steps, kit_group(n.pitch)));
+    }
+    let likeness = patterns
+        .windows(2)
+        .filter(|w| !(w[0].is_empty() && w[1].is_empty()))
+        .map(|w| w[0].intersection(&w[1]).count() as f64 / w[0].union(&w[1]).count() as f64);
+    mean(likeness).unwrap_or(1.0)
 }
 
 /// What a sweep over a piece's onsets finds.
@@ -310,6 +427,41 @@ mod tests {
         let f = PieceFeatures::of(&piece).unwrap();
         assert_eq!(f.empty_beats, 0.5);
         assert_eq!(f.in_scale_rate, 0.75);
+    }
+
+    #[test]
+    fn a_rock_beat_with_a_shuffled_fill() {
+        // Three bars of kick on 1 and 3, snare on 2 and 4, closed hats on the eighths; then a
+        // fourth bar whose last beat is a tom fill in eighth-note triplets.
+        let hit = |pitch: u8, step: u64| GridNote { start: step, end: step + 3, pitch, velocity: 80 };
+        let mut piece = Vec::new();
+        for bar in 0..4u64 {
+            let b = bar * 4 * BEAT;
+            piece.extend([hit(36, b), hit(38, b + BEAT), hit(36, b + 2 * BEAT)]);
+            let hats = if bar == 3 { 6 } else { 8 };
+            piece.extend((0..hats).map(|i| hit(42, b + i * BEAT / 2)));
+            if bar == 3 {
+                let fill = b + 3 * BEAT;
+                piece.extend([hit(45, fill), hit(43, fill + BEAT / 3), hit(41, fill + 2 * BEAT / 3)]);
+            } else {
+                piece.push(hit(38, b + 3 * BEAT));
+            }
+        }
+        let f = PieceFeatures::of(&piece).unwrap();
+        assert_eq!(f.get(Feature::KitPieces), &[6.0]);
+        // Twelve hits in every bar.
+        assert_eq!(f.get(Feature::HitsPerBar), &[12.0]);
+        // 8 onsets in each groove bar, 9 in the last: all on sixteenths but the fill's two
+        // triplet strokes.
+        let onsets = 33.0;
+        assert!((f.on_triplets - 2.0 / onsets).abs() < 1e-12, "{}", f.on_triplets);
+        assert!((f.on_sixteenths - 31.0 / onsets).abs() < 1e-12, "{}", f.on_sixteenths);
+        // Bars one to three are one groove (12 places each); the fourth shares 9 places with the
+        // third, of the 15 that either has.
+        assert!((f.bar_to_bar - (1.0 + 1.0 + 9.0 / 15.0) / 3.0).abs() < 1e-12, "{}", f.bar_to_bar);
+        assert!((f.kit_histogram[0] - 8.0 / 48.0).abs() < 1e-12);
+        assert!((f.kit_histogram.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        assert_eq!(Feature::of_role(Role::Drums).len(), 9);
     }
 
     #[test]
