@@ -5,7 +5,7 @@
 # sets of 48 seeds for the best variety at a mean OA of 0.85 or more; see its card), or fails on
 # a name it does not know. `shipped_models` names them all;
 # `read_arguments "$@"` reads both scripts' arguments.
-shipped_models=(bach-chorales folk-melody bass-line)
+shipped_models=(bach-chorales folk-melody bass-line drums)
 
 # A script's arguments, WORK [NAME...]: sets `work` (as given) and `models` (the names given, or
 # every shipped model), or fails with the calling script's usage line.
@@ -30,6 +30,11 @@ model_recipe() {
       display="Bass line"; source="$2/midi/bach"; part=(--part lowest)
       recipe=(--layers 1 --hidden 128 --seq 256 --batch 16 --steps 3000 --dropout 0.2 --keys all --transpose 6)
       tuning=(--temperature 0.8 --rhythm-temperature 1.0 --top-p 0.9) ;;
+    drums)
+      # The MMA grooves' drum kits: scripts/build-groove-collection.sh WORK/grooves makes them.
+      display="Drums"; source="$2/grooves"; part=(--family drums)
+      recipe=(--layers 2 --hidden 128 --seq 256 --batch 16 --steps 4000 --dropout 0.1)
+      tuning=(--temperature 0.6 --rhythm-temperature 0.8 --top-p 0.8) ;;
     *) echo "unknown model $1 (${shipped_models[*]})" >&2; return 2 ;;
   esac
 }

@@ -2,11 +2,13 @@
 # Trains the models that ship with the plugin, exactly as their model cards say, and scores
 # them the way the cards quote:
 #
-#   scripts/train-models.sh WORK [bach-chorales] [folk-melody] [bass-line]
+#   scripts/train-models.sh WORK [bach-chorales] [folk-melody] [bass-line] [drums]
 #
-# (all three when none is named). In WORK:
+# (all four when none is named). In WORK:
 #   midi/             the training MIDI: scripts/rebuild-training-data.sh WORK/midi, run first
 #                     when missing (needs PyPI and abc2midi; the files are byte-identical)
+#   grooves/          the drums' multi-instrument collection: scripts/build-groove-collection.sh
+#                     WORK/grooves, run first when missing (needs mma)
 #   NAME-data/        what the model learns from: `prepare --same-key` (every file moved into
 #                     the key signature of C, remembering its own key)
 #   NAME-as-written/  the same music in its own keys: the reference `eval` scores the model's
@@ -28,6 +30,9 @@ work="$(cd "$work" && pwd)"
 cargo build --release -p continuo-train --manifest-path "$root/Cargo.toml"
 train="$root/target/release/continuo-train"
 [ -d "$work/midi/bach" ] && [ -d "$work/midi/folk" ] || "$root/scripts/rebuild-training-data.sh" "$work/midi"
+if [[ " ${models[*]} " == *" drums "* ]] && [ ! -d "$work/grooves" ]; then
+  "$root/scripts/build-groove-collection.sh" "$work/grooves"
+fi
 
 # The network every model shares: an embedding of 64, a dense layer of 128, and the run's
 # schedule; each model adds its own below.

@@ -22,6 +22,9 @@ pub enum ModelChoice {
     #[id = "bass-line"]
     #[name = "Bass line"]
     BassLine,
+    #[id = "drums"]
+    #[name = "Drums"]
+    Drums,
     #[id = "file"]
     #[name = "Your model file"]
     File,
@@ -38,7 +41,7 @@ pub struct BuiltIn {
 }
 
 /// The built-in models, each with a model card in models/.
-pub const BUILT_IN: [BuiltIn; 3] = [
+pub const BUILT_IN: [BuiltIn; 4] = [
     BuiltIn {
         choice: ModelChoice::BachChorales,
         name: "Bach chorales",
@@ -56,6 +59,12 @@ pub const BUILT_IN: [BuiltIn; 3] = [
         name: "Bass line",
         description: "the bass of the chorales, one voice",
         bytes: include_bytes!("../../models/bass-line.onnx"),
+    },
+    BuiltIn {
+        choice: ModelChoice::Drums,
+        name: "Drums",
+        description: "a General MIDI kit in many popular grooves, on channel 10",
+        bytes: include_bytes!("../../models/drums.onnx"),
     },
 ];
 
@@ -122,13 +131,14 @@ mod tests {
     use continuo_engine::model::Model;
 
     #[test]
-    fn every_built_in_model_loads_and_is_a_melodic_model_with_a_name_and_losses() {
+    fn every_built_in_model_loads_with_its_role_a_name_and_losses() {
         let mut names = Vec::new();
         for built_in in &BUILT_IN {
             let model = Model::load(built_in.bytes, built_in.name).unwrap();
             let info = model.info();
             assert_eq!(info.name, built_in.name, "the model's own name is the one the window lists");
-            assert_eq!(info.role, Role::Melodic);
+            let role = if built_in.choice == ModelChoice::Drums { Role::Drums } else { Role::Melodic };
+            assert_eq!(info.role, role, "{}", info.name);
             assert!(
                 info.training.validation_loss.is_some_and(|l| l < 1.5),
                 "{}: {:?}",

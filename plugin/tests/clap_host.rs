@@ -160,6 +160,30 @@ fn scale_lock_range_and_channel_hold_for_every_note() {
 }
 
 #[test]
+fn the_drum_model_plays_the_kit_on_channel_10_unless_another_channel_is_chosen() {
+    let mut host = Host::with_model(48_000.0, "drums");
+    let channel = host.param_id("MIDI channel");
+    assert_eq!(host.value_to_text(channel, 0.0), "auto");
+    host.stopped(512, 0.0);
+    let start = host.samples;
+    let end = host.play(0.0, 32.0, 120.0, &mut fixed(512));
+    let ons: Vec<Heard> = host.heard.iter().filter(|h| h.on).copied().collect();
+    assert!(ons.len() > 32, "a groove plays: only {} hits in 8 bars", ons.len());
+    assert_eq!(ons[0].sample, start, "the groove starts on the host's first bar line");
+    assert!(host.heard.iter().all(|h| h.channel == 9), "on auto, a drum model plays on channel 10");
+    assert!(ons.iter().all(|h| continuo_engine::midi::GM_KIT.contains(&h.key)));
+    // Chosen, another channel: the hits sounding end on 10, the next ones come on 3.
+    host.set("MIDI channel", "3");
+    let before = host.heard.len();
+    let end = host.play(end, 8.0, 120.0, &mut fixed(512));
+    let channels: std::collections::BTreeSet<u8> =
+        host.heard[before..].iter().filter(|h| h.on).map(|h| h.channel).collect();
+    assert_eq!(channels.into_iter().collect::<Vec<_>>(), vec![2]);
+    host.stopped(512, end);
+    assert!(sounding_after(&host.heard).is_empty(), "hits left sounding");
+}
+
+#[test]
 fn same_seed_same_notes_and_state_round_trips() {
     let run = |seed: &str| {
         let mut host = Host::new(48_000.0);

@@ -617,8 +617,9 @@ fn an_hour_of_a_careless_user_in_a_quirky_host() {
     let trace = dir.path().join("meters.json");
     // Read by the plugin when it deactivates.
     std::env::set_var("CONTINUO_METERS_TRACE", &trace);
-    let mut models: Vec<(String, String)> =
-        ["bach-chorales", "folk-melody", "bass-line"].map(|id| (id.to_string(), String::new())).to_vec();
+    let mut models: Vec<(String, String)> = ["bach-chorales", "folk-melody", "bass-line", "drums"]
+        .map(|id| (id.to_string(), String::new()))
+        .to_vec();
     for (name, shape) in [
         ("small", ModelShape { layers: 1, hidden: 32, embed: 16, dense: 32, vocab: VOCAB_SIZE as usize }),
         ("two-layer", ModelShape { layers: 2, hidden: 64, embed: 16, dense: 64, vocab: VOCAB_SIZE as usize }),

@@ -215,3 +215,50 @@ fn a_switched_in_player_starts_its_music_on_the_next_beat() {
     let steps = (first - 11.0) * STEPS_PER_BEAT as f64;
     assert!(first >= 11.0 - 1e-9 && (steps - steps.round()).abs() < 0.05, "first note at beat {first}");
 }
+
+#[test]
+fn the_drum_model_strikes_the_kit_from_the_hosts_bar_line_and_every_hit_ends_by_itself() {
+    use continuo::built_in::{ModelChoice, ModelSource};
+    use continuo::model_switch::open_player;
+    use continuo_engine::midi::GM_KIT;
+    use continuo_engine::vocab::HIT_STEPS;
+
+    // Key, scale and range as a musician left them for a melody: a kit ignores them.
+    let mut settings = settings(3);
+    settings.generator.sampler.lowest = 60;
+    settings.generator.sampler.highest = 72;
+    let source = ModelSource::BuiltIn(ModelChoice::Drums);
+    let mut player = open_player(&source, &settings, &std::sync::Arc::default()).unwrap();
+    // The host starts playing in the middle of its first bar (4/4): the groove's downbeat is
+    // the host's next bar line, beat 4, not the next beat.
+    let start = 1.5;
+    let mut hits: Vec<(f64, u8)> = Vec::new();
+    let mut sounding: std::collections::BTreeMap<u8, f64> = Default::default();
+    let mut longest_hit = 0.0f64;
+    for i in 0..(32.0 * SPB / 256.0) as usize {
+        let pos = start + i as f64 * 256.0 / SPB;
+        let host = HostTransport {
+            time_signature: Some((4, 4)),
+            samples: 256,
+            ..block(true, Some(120.0), Some(pos))
+        };
+        player.process(host, &[], &mut |e| {
+            let at = pos + e.offset as f64 / SPB;
+            if e.is_on() {
+                assert!(sounding.insert(e.pitch, at).is_none(), "{} struck again while sounding", e.pitch);
+                hits.push((at, e.pitch));
+            } else if let Some(on) = sounding.remove(&e.pitch) {
+                longest_hit = longest_hit.max(at - on);
+            }
+        });
+    }
+    assert!(hits.len() > 32, "a groove plays: only {} hits in 8 bars", hits.len());
+    let first = hits[0].0;
+    assert!((first - 4.0).abs() < 1e-9, "the first hit at beat {first}, not on the bar line");
+    assert!(hits.iter().all(|(_, pitch)| GM_KIT.contains(pitch)), "every hit is a piece of the GM kit");
+    assert!(hits.iter().any(|&(_, pitch)| !(60..=72).contains(&pitch)), "the melodic range does not apply");
+    // A hit sounds its 32nd (a little less when the same piece comes again sooner).
+    let hit = HIT_STEPS as f64 / STEPS_PER_BEAT as f64;
+    assert!(longest_hit <= hit + 1e-9, "a hit held {longest_hit} beats");
+    assert!(sounding.values().all(|&on| on > start + 31.0), "hits left sounding: {sounding:?}");
+}
