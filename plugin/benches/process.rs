@@ -12,6 +12,12 @@
 //! second of music, system allocator calls per block, and note-ons skipped for being late.
 //! `CONTINUO_BENCH_WORST=1` also prints each row's five worst blocks, the mean time per step, and
 //! the blocks where a note was late.
+//!
+//! Then a band: three instances, as three tracks of a host would run them, the Drums, the Bass
+//! line and the Bach chorales, each processed in turn in every block of 64 and of 512 samples.
+//! Per row: the three together, the block time median, p99.9 and worst, the worst as a share of
+//! the block's duration, the sum of the three instances' own worst blocks (which need not fall
+//! in the same block) as a share too, and system allocator calls and late note-ons, all three.
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -98,6 +104,7 @@ fn main() {
             }
         }
     }
+    band(&params);
     println!(
         "memory: where the model step allocates (system: the system allocator, as before; pool: the model's"
     );
@@ -108,6 +115,92 @@ fn main() {
     );
     println!("calls to the system allocator per block on the audio thread; late: note-ons skipped because");
     println!("generation had not reached them; play: free, or duet with a note on every beat");
+}
+
+/// The host's transport for block `i` of `samples` at 120 BPM in 4/4, playing or not.
+fn transport(i: usize, samples: usize, playing: bool) -> HostTransport {
+    let beats = (i * samples) as f64 / (SAMPLE_RATE as f64 * 60.0 / TEMPO);
+    HostTransport {
+        playing,
+        tempo: Some(TEMPO),
+        pos_beats: Some(beats),
+        pos_seconds: Some(beats / 2.0),
+        sample_rate: SAMPLE_RATE,
+        samples,
+        time_signature: Some((4, 4)),
+        bar_start: None,
+    }
+}
+
+/// Three instances in one host: see the manual.
+fn band(params: &ContinuoParams) {
+    use continuo::built_in::{ModelChoice, BUILT_IN};
+    let parts = [ModelChoice::Drums, ModelChoice::BassLine, ModelChoice::BachChorales];
+    println!(
+        "\nband: {} in turn in every block",
+        parts.map(|c| BUILT_IN.iter().find(|b| b.choice == c).unwrap().name).join(", ")
+    );
+    println!(
+        "{:>6} {:>7} {:>10} {:>9} {:>9} {:>8} {:>14} {:>11} {:>5}",
+        "block",
+        "blocks",
+        "median us",
+        "p99.9 us",
+        "worst us",
+        "worst %",
+        "sum of worst %",
+        "sys allocs",
+        "late"
+    );
+    for samples in [64, 512] {
+        let mut players: Vec<Player> = parts
+            .iter()
+            .map(|choice| {
+                let bytes = BUILT_IN.iter().find(|b| b.choice == *choice).unwrap().bytes;
+                let model = Model::load(bytes, "built in").expect("the model loads");
+                Player::new(model, params.player_settings(), Default::default()).expect("player")
+            })
+            .collect();
+        let blocks = (BARS * 4.0 * SAMPLE_RATE as f64 * 60.0 / TEMPO / samples as f64) as usize;
+        let (mut together, mut alone) = (Vec::with_capacity(blocks), vec![0.0f64; players.len()]);
+        let late_before: u64 =
+            players.iter().map(|p| p.monitor().meters.late_events.load(Ordering::Relaxed)).sum();
+        let system_before = realtime_memory::system_calls_on_audio_thread();
+        for player in &mut players {
+            player.process(transport(0, samples, false), &[], &mut |_| {});
+        }
+        for i in 0..blocks {
+            let started = Instant::now();
+            for (k, player) in players.iter_mut().enumerate() {
+                let own = Instant::now();
+                realtime_memory::audio_thread(|| {
+                    player.process(transport(i, samples, true), &[], &mut |_| {})
+                });
+                alone[k] = alone[k].max(own.elapsed().as_secs_f64() * 1e6);
+            }
+            together.push(started.elapsed().as_secs_f64() * 1e6);
+        }
+        let system_calls = realtime_memory::system_calls_on_audio_thread() - system_before;
+        let late: u64 =
+            players.iter().map(|p| p.monitor().meters.late_events.load(Ordering::Relaxed)).sum::<u64>()
+                - late_before;
+        let budget_us = samples as f64 / SAMPLE_RATE as f64 * 1e6;
+        together.sort_by(f64::total_cmp);
+        let (median, tail, worst) =
+            (together[blocks / 2], together[blocks * 999 / 1000], together[blocks - 1]);
+        println!(
+            "{:>6} {:>7} {:>10.2} {:>9.1} {:>9.1} {:>7.1}% {:>13.1}% {:>11.2} {:>5}",
+            samples,
+            blocks,
+            median,
+            tail,
+            worst,
+            100.0 * worst / budget_us,
+            100.0 * alone.iter().sum::<f64>() / budget_us,
+            system_calls as f64 / blocks as f64,
+            late
+        );
+    }
 }
 
 fn run(name: &str, memory: StepMemory, player: &mut Player, samples: usize) {

@@ -370,6 +370,17 @@ fn the_window_shows_the_music_switches_models_while_playing_and_saves_midi() {
     assert_eq!(got, expected);
     assert_eq!(song.initial_bpm(), TEMPO, "saved at the host's tempo");
 
+    // The drums, from the Model list: the kit on channel 10 ("auto"), the roll's rows the kit's
+    // pieces, key, scale and range greyed out.
+    choose(&mut host, &mut pos, &trace, "model list", "model: Drums", || model_name(&trace) == "Drums");
+    let hits_from = host.heard.len();
+    play_until(&mut host, &mut pos, Duration::from_secs(60), "the drums", |host, _| {
+        host.heard[hits_from..].iter().filter(|h| h.on && h.channel == 9).count() > 16
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(shown(&trace)["drawn"]["generated"].as_u64().unwrap_or(0) > 0, "the roll draws the hits");
+    host.editor.as_ref().unwrap().screenshot(&screenshots.join("continuo-editor-drums.png"));
+
     // Back to the built-in models, from the Model list: the bass line, then the chorales.
     for (name, id) in [("Bass line", "bass-line"), ("Bach chorales", "bach-chorales")] {
         choose(&mut host, &mut pos, &trace, "model list", &format!("model: {name}"), || {
