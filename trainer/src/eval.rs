@@ -63,6 +63,11 @@ use overlap::Comparison;
 /// --temperature, --rhythm-temperature and --top-p to try another tuning before writing it into
 /// the model with `tune`.
 ///
+/// Copying: the longest run of events (which notes start and end, and the time between;
+/// velocities aside) a generated piece shares with any song of the training split, beside the
+/// longest that --samples training songs, left out in turn, share with the others: a model copies
+/// no more than its data repeats itself when its run is no longer.
+///
 /// Writes NAME.eval.json (every number and the settings) and NAME.eval.svg (each feature's three
 /// densities: within the reference, generated to reference, among the generated pieces) next to
 /// the model, or next to --json.

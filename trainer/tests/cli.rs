@@ -336,6 +336,7 @@ fn train_learns_a_pattern_and_export_generate_eval_use_it() {
         "floor",
         "pc-hist",
         "notes/bar",
+        "copying: the longest run of events",
     ] {
         assert!(table.contains(row), "{row} missing:\n{table}");
     }
