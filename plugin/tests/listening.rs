@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use continuo::built_in::{ModelChoice, ModelSource, DEFAULT};
 use continuo::listening::{InputNote, ListenSettings, Mode, DRUM_CHANNEL};
+use continuo::model_switch::open_player;
 use continuo::player::{OutputEvent, Player, PlayerSettings};
 use continuo::step_budget::{step_cap, STEP_BUDGET, WORST_CASE_FACTOR};
 use continuo_engine::midi;
@@ -310,25 +312,40 @@ fn input_that_does_not_fit_neither_hangs_nor_stalls() {
 
 #[test]
 fn density_moves_the_notes_per_bar_monotonically() {
-    let densities = [-1.0f32, -0.5, 0.0, 0.5, 1.0];
-    let mut per_bar = Vec::new();
-    for density in densities {
-        let mut notes = 0;
-        for seed in 1..=12 {
-            let mut settings = settings(seed);
-            settings.generator.sampler.density = density;
-            let mut player = player_with(settings);
-            let (events, _) = perform(&mut player, 32.0, &[]);
-            notes += events.iter().filter(|(_, e)| e.is_on()).count();
-        }
-        per_bar.push(notes as f64 / (12.0 * 8.0));
-    }
-    println!("notes per bar at densities {densities:?}: {per_bar:.2?}");
+    let per_bar = notes_per_bar(&ModelSource::BuiltIn(DEFAULT.choice), 12);
+    println!("notes per bar at densities {DENSITIES:?}: {per_bar:.2?}");
     // Every step busier, and the range a clear one: with four voices full, the busy half of the
     // range adds less than the sparse half (notes wait for a voice).
     assert!(per_bar.windows(2).all(|w| w[1] > w[0]), "not monotone: {per_bar:?}");
     assert!(per_bar[4] > per_bar[0] * 1.25, "density spans too little: {per_bar:?}");
     assert!(per_bar[2] > per_bar[0] * 1.15, "the sparse half moves too little: {per_bar:?}");
+}
+
+#[test]
+fn density_moves_the_drums_hits_per_bar_monotonically() {
+    let per_bar = notes_per_bar(&ModelSource::BuiltIn(ModelChoice::Drums), 24);
+    println!("drum hits per bar at densities {DENSITIES:?}: {per_bar:.2?}");
+    assert!(per_bar.windows(2).all(|w| w[1] > w[0]), "not monotone: {per_bar:?}");
+    assert!(per_bar[4] > per_bar[0] * 1.25, "density spans too little: {per_bar:?}");
+}
+
+const DENSITIES: [f32; 5] = [-1.0, -0.5, 0.0, 0.5, 1.0];
+
+/// Notes a bar at each of [`DENSITIES`], over eight bars at each of `seeds` seeds of `source`.
+fn notes_per_bar(source: &ModelSource, seeds: u64) -> Vec<f64> {
+    let mut per_bar = Vec::new();
+    for density in DENSITIES {
+        let mut notes = 0;
+        for seed in 1..=seeds {
+            let mut settings = settings(seed);
+            settings.generator.sampler.density = density;
+            let mut player = open_player(source, &settings, &std::sync::Arc::default()).unwrap();
+            let (events, _) = perform(&mut player, 32.0, &[]);
+            notes += events.iter().filter(|(_, e)| e.is_on()).count();
+        }
+        per_bar.push(notes as f64 / (seeds as f64 * 8.0));
+    }
+    per_bar
 }
 
 #[test]
