@@ -350,7 +350,19 @@ fn notes_per_bar(source: &ModelSource, seeds: u64) -> Vec<f64> {
 
 #[test]
 fn a_two_bar_loop_repeats_to_the_sample_and_changes_on_new_phrase() {
-    let mut player = player_with(PlayerSettings { loop_bars: 2, ..settings(11) });
+    a_two_bar_loop(&ModelSource::BuiltIn(DEFAULT.choice));
+}
+
+#[test]
+fn the_drums_loop_and_take_a_new_phrase_as_the_other_models_do() {
+    a_two_bar_loop(&ModelSource::BuiltIn(ModelChoice::Drums));
+}
+
+/// A two-bar loop of `source` repeats to the sample, four times over, and New phrase records
+/// another take that loops too.
+fn a_two_bar_loop(source: &ModelSource) {
+    let settings = PlayerSettings { loop_bars: 2, ..settings(11) };
+    let mut player = open_player(source, &settings, &std::sync::Arc::default()).unwrap();
     let (events, _) = perform(&mut player, 40.0, &[]);
     assert_balanced(&events);
     let bar = 4 * SPB as u64;
