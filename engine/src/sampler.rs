@@ -1,8 +1,9 @@
 //! The sampler: from next-token logits to one token.
 //!
-//! Owns a model's tuning (its temperatures and nucleus), temperature, nucleus (top-p) truncation, the masks that make every note obey the
-//! musician's settings (pitch range, key + scale lock, polyphony, and never a NOTE_OFF for a
-//! silent pitch), and the seeded random generator. The same seed, logits and settings always
+//! Owns a model's tuning (its temperatures and nucleus) and the musician's scale of it, nucleus
+//! (top-p) truncation, the masks that make every note obey the musician's settings (pitch range,
+//! key + scale lock, polyphony, and never a NOTE_OFF for a silent pitch or a drum hit), and the
+//! seeded random generator. The same seed, logits and settings always
 //! give the same token, on every platform. All buffers are allocated in [`Sampler::new`]:
 //! [`Sampler::sample`] allocates nothing, so it may run on the audio thread.
 
@@ -36,8 +37,9 @@ pub struct Tuning {
 }
 
 impl Tuning {
-    /// How models play whose file names no tuning: every choice at 0.6, the nucleus at 0.8, as
-    /// all models played before they carried their own.
+    /// How models play whose file names no tuning: every choice at 0.6 and the nucleus at 0.8,
+    /// the settings all models played at before they carried their own (the time shifts, then
+    /// cut by the nucleus too, are not now).
     pub const UNTUNED: Tuning =
         Tuning { temperature: 0.6, rhythm_temperature: 0.6, top_p: 0.8, voices: None };
 
