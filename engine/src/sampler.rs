@@ -43,6 +43,21 @@ impl Tuning {
     pub const UNTUNED: Tuning =
         Tuning { temperature: 0.6, rhythm_temperature: 0.6, top_p: 0.8, voices: None };
 
+    /// This tuning with the values given in place of its own: a command's flags over a model's.
+    pub fn with(
+        self,
+        temperature: Option<f32>,
+        rhythm_temperature: Option<f32>,
+        top_p: Option<f32>,
+    ) -> Tuning {
+        Tuning {
+            temperature: temperature.unwrap_or(self.temperature),
+            rhythm_temperature: rhythm_temperature.unwrap_or(self.rhythm_temperature),
+            top_p: top_p.unwrap_or(self.top_p),
+            voices: self.voices,
+        }
+    }
+
     /// Refuses values the sampler cannot play by, naming the one at fault.
     pub fn check(&self) -> Result<(), String> {
         if !(self.temperature.is_finite() && self.temperature > 0.0) {

@@ -134,12 +134,10 @@ fn transport(i: usize, samples: usize, playing: bool) -> HostTransport {
 
 /// Three instances in one host: see the manual.
 fn band(params: &ContinuoParams) {
-    use continuo::built_in::{ModelChoice, BUILT_IN};
-    let parts = [ModelChoice::Drums, ModelChoice::BassLine, ModelChoice::BachChorales];
-    println!(
-        "\nband: {} in turn in every block",
-        parts.map(|c| BUILT_IN.iter().find(|b| b.choice == c).unwrap().name).join(", ")
-    );
+    use continuo::built_in::ModelChoice;
+    let parts = [ModelChoice::Drums, ModelChoice::BassLine, ModelChoice::BachChorales]
+        .map(|choice| choice.built_in().expect("a built-in model"));
+    println!("\nband: {} in turn in every block", parts.map(|part| part.name).join(", "));
     println!(
         "{:>6} {:>7} {:>10} {:>9} {:>9} {:>8} {:>14} {:>11} {:>5}",
         "block",
@@ -155,9 +153,8 @@ fn band(params: &ContinuoParams) {
     for samples in [64, 512] {
         let mut players: Vec<Player> = parts
             .iter()
-            .map(|choice| {
-                let bytes = BUILT_IN.iter().find(|b| b.choice == *choice).unwrap().bytes;
-                let model = Model::load(bytes, "built in").expect("the model loads");
+            .map(|part| {
+                let model = Model::load(part.bytes, part.name).expect("the model loads");
                 Player::new(model, params.player_settings(), Default::default()).expect("player")
             })
             .collect();
@@ -213,18 +210,8 @@ fn run(name: &str, memory: StepMemory, player: &mut Player, samples: usize) {
     let (late_before, system_before) =
         (meters.late_events.load(Ordering::Relaxed), realtime_memory::system_calls_on_audio_thread());
     // A rewind first: every run plays the music from its start.
-    let stop = HostTransport {
-        playing: false,
-        tempo: Some(TEMPO),
-        pos_beats: Some(0.0),
-        pos_seconds: Some(0.0),
-        sample_rate: SAMPLE_RATE,
-        samples,
-        time_signature: Some((4, 4)),
-        bar_start: None,
-    };
     player.restart_from_the_top(&mut |_| {});
-    player.process(stop, &[], &mut |_| {});
+    player.process(transport(0, samples, false), &[], &mut |_| {});
     let duet = player.listen_settings().mode == Mode::Duet;
     // The musician's notes: on every beat, 0.013 beats late, held two thirds of a beat.
     let musician = |at: usize| -> Option<InputNote> {
@@ -245,9 +232,7 @@ fn run(name: &str, memory: StepMemory, player: &mut Player, samples: usize) {
     let mut late_blocks = Vec::with_capacity(blocks);
     for i in 0..blocks {
         let steps_before = meters.model_steps.load(Ordering::Relaxed);
-        let beats = (i * samples) as f64 / samples_per_beat;
-        let host =
-            HostTransport { playing: true, pos_beats: Some(beats), pos_seconds: Some(beats / 2.0), ..stop };
+        let host = transport(i, samples, true);
         input.clear();
         if duet {
             input.extend(

@@ -100,18 +100,10 @@ impl SamplerArgs {
     /// place. --temperature 0 (the likeliest token) is a scale, not a tuning: see
     /// [`SamplerArgs::settings`].
     pub fn tuning(&self, info: &ModelInfo) -> Tuning {
-        let own = info.played_tuning();
         let positive = |t: Option<f32>| t.filter(|&t| t > 0.0);
-        Tuning {
-            temperature: positive(self.temperature).unwrap_or(own.temperature),
-            rhythm_temperature: positive(self.rhythm_temperature).unwrap_or(own.rhythm_temperature),
-            top_p: match self.top_p {
-                Some(p) if p > 0.0 => p,
-                Some(_) => 1.0,
-                None => own.top_p,
-            },
-            voices: own.voices,
-        }
+        // --top-p 0 keeps every choice, as 1 does.
+        let top_p = self.top_p.map(|p| if p > 0.0 { p } else { 1.0 });
+        info.played_tuning().with(positive(self.temperature), positive(self.rhythm_temperature), top_p)
     }
 
     /// The generator's settings these flags describe for `info`'s model, with `seed`; refuses

@@ -58,14 +58,12 @@ pub fn run(args: Args) -> Result<()> {
         return Ok(());
     }
     let tuning = Tuning {
-        temperature: args.temperature.unwrap_or(before.temperature),
-        rhythm_temperature: args.rhythm_temperature.unwrap_or(before.rhythm_temperature),
-        top_p: args.top_p.unwrap_or(before.top_p),
         voices: match args.voices {
             Some(0) => None,
             Some(v) => Some(v),
             None => before.voices,
         },
+        ..before.with(args.temperature, args.rhythm_temperature, args.top_p)
     };
     if let Err(problem) = tuning.check() {
         bail!("{origin}: cannot tune it so: {problem}");

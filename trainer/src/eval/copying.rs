@@ -91,11 +91,12 @@ fn longest_shared<'a>(
 ) -> Vec<usize> {
     let queries: Vec<(&[u32], Option<usize>)> = queries.collect();
     let mut longest = vec![0usize; queries.len()];
+    let mut last_rung = 0;
     for &length in rungs {
         // Only the queries that shared the last rung can share this one.
-        let open: Vec<usize> = (0..queries.len())
-            .filter(|&q| longest[q] == rungs_below(rungs, length) && queries[q].0.len() >= length)
-            .collect();
+        let open: Vec<usize> =
+            (0..queries.len()).filter(|&q| longest[q] == last_rung && queries[q].0.len() >= length).collect();
+        last_rung = length;
         if open.is_empty() {
             break;
         }
@@ -130,11 +131,6 @@ fn longest_shared<'a>(
 
 /// A holder of runs found in more than one song.
 const SEVERAL: u32 = u32::MAX;
-
-/// The rung before `length` (0 before the first): a query that shared it is still open.
-fn rungs_below(rungs: &[usize], length: usize) -> usize {
-    rungs.iter().copied().take_while(|&r| r < length).last().unwrap_or(0)
-}
 
 /// The polynomial hash of every run of `length` events, rolling.
 fn run_hashes(events: &[u32], length: usize) -> impl Iterator<Item = u64> + '_ {
