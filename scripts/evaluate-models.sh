@@ -2,8 +2,12 @@
 # Scores the shipped models the way their model cards quote, without training them again:
 #
 #   scripts/evaluate-models.sh WORK [bach-chorales] [folk-melody] [bass-line] [drums]
+#                                   [continuo-bass] [chorale-melody] [chorale-harmony]
 #
-# (all four when none is named). Writes models/NAME.eval/: defaults (the plugin's defaults,
+# (all of them when none is named). A model that follows the harmony plays each piece against a
+# validation chorale's other parts (as long as the chorale), and its evaluations add the fit to
+# the harmony; it is also scored against four progressions in styles the chorales lack, written
+# as chord symbols: pop (I-V-vi-IV), jazz (ii-V-I), a 12-bar blues and minor rock (i-bVI-bIII-bVII). Writes models/NAME.eval/: defaults (the plugin's defaults,
 # no scale lock), seeds-49-96 and seeds-97-144 (the same with the next 48 seeds and the 48
 # after: how much the mean moves with the pieces drawn), c-major-lock (not for drums) and validation (against
 # the validation songs alone), each as
@@ -31,7 +35,9 @@ for name in "${models[@]}"; do
   [ -d "$reference" ] || "$train" prepare "$source" --out "$reference" "${part[@]}"
   evals="$root/models/$name.eval"
   mkdir -p "$evals"
-  for run in defaults seeds-49-96 seeds-97-144 c-major-lock validation; do
+  runs=(defaults seeds-49-96 seeds-97-144 c-major-lock validation)
+  [[ " ${part[*]} " == *" --against "* ]] && runs+=(pop-I-V-vi-IV jazz-ii-V-I blues-12-bar minor-i-bVI-bIII-bVII)
+  for run in "${runs[@]}"; do
     # A kit has no key: a scale lock does not apply to drums.
     [ "$name" = drums ] && [ "$run" = c-major-lock ] && continue
     case "$run" in
@@ -40,6 +46,10 @@ for name in "${models[@]}"; do
       seeds-97-144) flags=(--seed 97) ;;
       c-major-lock) flags=(--key C --scale major) ;;
       validation) flags=(--reference validation) ;;
+      pop-I-V-vi-IV) flags=(--harmony "C G Am F") ;;
+      jazz-ii-V-I) flags=(--harmony "Dm7 G7 Cmaj7 Cmaj7") ;;
+      blues-12-bar) flags=(--harmony "F7 Bb7 F7 F7 Bb7 Bb7 F7 F7 C7 Bb7 F7 C7") ;;
+      minor-i-bVI-bIII-bVII) flags=(--harmony "Am F C G") ;;
     esac
     "$train" eval "$root/models/$name.onnx" "$reference" "${flags[@]}" --json "$evals/$run.json" \
       > "$evals/$run.txt"

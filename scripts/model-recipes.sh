@@ -1,11 +1,11 @@
 # The shipped models' recipes, for scripts/train-models.sh and scripts/evaluate-models.sh to
 # source: `model_recipe NAME WORK` sets `display` (the model's name in the plugin), `source` (its
-# MIDI, in WORK/midi), `part` (prepare's flags), `recipe` (train's flags beyond the ones every
+# MIDI, in WORK/midi), `part` (prepare's flags), `same_key` (prepare's key handling), `recipe` (train's flags beyond the ones every
 # model shares) and `tuning` (tune's flags: the defaults it plays by, chosen with eval on three
 # sets of 48 seeds for the best variety at a mean OA of 0.85 or more; see its card), or fails on
 # a name it does not know. `shipped_models` names them all;
 # `read_arguments "$@"` reads both scripts' arguments.
-shipped_models=(bach-chorales folk-melody bass-line drums)
+shipped_models=(bach-chorales folk-melody bass-line drums continuo-bass chorale-melody chorale-harmony)
 
 # A script's arguments, WORK [NAME...]: sets `work` (as given) and `models` (the names given, or
 # every shipped model), or fails with the calling script's usage line.
@@ -17,6 +17,10 @@ read_arguments() {
 }
 
 model_recipe() {
+  # prepare's key handling: every file moved into C, remembering its own key (train then uses
+  # --keys as-written); the models that follow the harmony learn each song as written and are
+  # transposed at random, the harmony with them.
+  same_key=(--same-key)
   case "$1" in
     bach-chorales)
       display="Bach chorales"; source="$2/midi/bach"; part=()
@@ -35,6 +39,20 @@ model_recipe() {
       display="Drums"; source="$2/grooves"; part=(--family drums)
       recipe=(--layers 2 --hidden 128 --seq 256 --batch 16 --steps 4000 --dropout 0.1)
       tuning=(--temperature 0.6 --rhythm-temperature 0.8 --top-p 0.8) ;;
+    # The three that follow the harmony: a part of each chorale learned against the others
+    # (prepare --against others; train hears their pitch classes, see continuo-bass.md).
+    continuo-bass)
+      display="Continuo bass"; source="$2/midi/bach"; part=(--part lowest --against others); same_key=()
+      recipe=(--layers 1 --hidden 128 --seq 256 --batch 16 --steps 3000 --dropout 0.2 --keys all --transpose 6)
+      tuning=(--temperature 0.6 --rhythm-temperature 0.8 --top-p 0.8) ;;
+    chorale-melody)
+      display="Melody over chords"; source="$2/midi/bach"; part=(--part highest --against others); same_key=()
+      recipe=(--layers 1 --hidden 128 --seq 256 --batch 16 --steps 3000 --dropout 0.2 --keys all --transpose 6)
+      tuning=(--temperature 0.6 --rhythm-temperature 0.8 --top-p 0.8) ;;
+    chorale-harmony)
+      display="Harmony under a melody"; source="$2/midi/bach"; part=(--part lower --against others); same_key=()
+      recipe=(--layers 2 --hidden 128 --seq 128 --batch 32 --steps 4000 --dropout 0.1 --keys all --transpose 6)
+      tuning=(--temperature 0.6 --rhythm-temperature 0.8 --top-p 0.8 --voices 3) ;;
     *) echo "unknown model $1 (${shipped_models[*]})" >&2; return 2 ;;
   esac
 }

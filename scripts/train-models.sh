@@ -3,14 +3,16 @@
 # them the way the cards quote:
 #
 #   scripts/train-models.sh WORK [bach-chorales] [folk-melody] [bass-line] [drums]
+#                                [continuo-bass] [chorale-melody] [chorale-harmony]
 #
-# (all four when none is named). In WORK:
+# (all of them when none is named). In WORK:
 #   midi/             the training MIDI: scripts/rebuild-training-data.sh WORK/midi, run first
 #                     when missing (needs PyPI and abc2midi; the files are byte-identical)
 #   grooves/          the drums' multi-instrument collection: scripts/build-groove-collection.sh
 #                     WORK/grooves, run first when missing (needs mma)
 #   NAME-data/        what the model learns from: `prepare --same-key` (every file moved into
-#                     the key signature of C, remembering its own key)
+#                     the key signature of C, remembering its own key), or for the models that
+#                     follow the harmony `prepare --against others`, as written
 #   NAME-as-written/  the same music in its own keys: the reference `eval` scores the model's
 #                     music against, and whose validation songs give the held-out NLL
 #   NAME-run/         the training run
@@ -18,8 +20,8 @@
 # by scripts/evaluate-models.sh: at the plugin's defaults and with two more sets of seeds, with a
 # C major scale lock, against the validation songs alone).
 #
-# Builds continuo-train (release) first. Each model trains on both cores; the three take about
-# 40 minutes on a 2-core machine.
+# Builds continuo-train (release) first. Each model trains on both cores; the first three take
+# about 40 minutes on a 2-core machine, the drums 21, the three that follow the harmony about 20.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 source "$root/scripts/model-recipes.sh"
@@ -42,7 +44,7 @@ for name in "${models[@]}"; do
   model_recipe "$name" "$work"
   echo "== $display"
   rm -rf "$work/$name-data" "$work/$name-as-written" "$work/$name-run"
-  "$train" prepare "$source" --out "$work/$name-data" "${part[@]}" --same-key
+  "$train" prepare "$source" --out "$work/$name-data" "${part[@]}" "${same_key[@]}"
   "$train" prepare "$source" --out "$work/$name-as-written" "${part[@]}"
   "$train" train "$work/$name-data" --out "$work/$name-run" "${common[@]}" "${recipe[@]}"
   "$train" export "$work/$name-run" --out "$root/models/$name.onnx" --name "$display"

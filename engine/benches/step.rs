@@ -35,9 +35,9 @@ const STEPS: usize = 5_000;
 
 fn main() {
     let shapes = [
-        ("small", ModelShape { layers: 1, hidden: 128, embed: 64, dense: 128, vocab: 384 }),
-        ("default", ModelShape { layers: 2, hidden: 256, embed: 128, dense: 256, vocab: 384 }),
-        ("large", ModelShape { layers: 3, hidden: 512, embed: 128, dense: 256, vocab: 384 }),
+        ("small", ModelShape { layers: 1, hidden: 128, embed: 64, dense: 128, vocab: 384, harmony: None }),
+        ("default", ModelShape { layers: 2, hidden: 256, embed: 128, dense: 256, vocab: 384, harmony: None }),
+        ("large", ModelShape { layers: 3, hidden: 512, embed: 128, dense: 256, vocab: 384, harmony: None }),
     ];
     println!(
         "{:<8} {:>6} {:>9} {:>11} {:>9} {:>9} {:>9} {:>12} {:>12} {:>9}",

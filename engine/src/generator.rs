@@ -1,13 +1,15 @@
 //! The generator: model + sampler + decoder, one token at a time, as timed note events.
 //!
 //! Owns the running music: the LSTM state, the next-token logits, the clock in grid steps, the
-//! set of sounding notes (through the [`Decoder`]), and the rule that no note is held longer than
-//! a limit. The trainer's `generate` command and the plugin both drive this type, so what the CLI
+//! set of sounding notes (through the [`Decoder`]), the rule that no note is held longer than
+//! a limit, and, for a model that follows the harmony, the harmony it hears and the next change
+//! of it, where time stops for the model to hear it (as it did in training). The trainer's `generate` command and the plugin both drive this type, so what the CLI
 //! writes is what the plugin plays with the same model, settings and seed.
 //!
 //! After [`Generator::new`], nothing here allocates: only the model step inside tract does, from
 //! the model's real-time memory (see [`crate::realtime_memory`]), never from the system allocator.
 
+use crate::harmony::{next_beat, Harmony};
 use crate::midi::{Role, GM_KIT};
 use crate::model::{LstmState, Model, ModelError, ModelInfo};
 use crate::music::ScaleLock;
@@ -66,6 +68,10 @@ pub struct Generator {
     steps_run: u64,
     /// No note starts before this grid step (see [`Generator::rest_until`]).
     rest_until: u64,
+    /// The harmony the model hears now, and a change of it to come (step, harmony): see
+    /// [`Generator::change_harmony_at`]. Always silent for a model that follows none.
+    harmony: Harmony,
+    harmony_change: Option<(u64, Harmony)>,
 }
 
 /// Where a generator stood, to go back there without running the model again: the LSTM state,
@@ -77,6 +83,8 @@ pub struct GeneratorSnapshot {
     logits: Vec<f32>,
     rng: Rng,
     decoder: Decoder,
+    harmony: Harmony,
+    harmony_change: Option<(u64, Harmony)>,
 }
 
 impl GeneratorSnapshot {
@@ -112,6 +120,8 @@ impl Generator {
             max_note_steps: 1,
             steps_run: 0,
             rest_until: 0,
+            harmony: Harmony::SILENT,
+            harmony_change: None,
         };
         generator.set_settings(settings);
         generator.reset()?;
@@ -147,6 +157,8 @@ impl Generator {
             logits: self.logits.clone(),
             rng: self.sampler.rng().clone(),
             decoder: self.decoder.clone(),
+            harmony: self.harmony,
+            harmony_change: self.harmony_change,
         }
     }
 
@@ -156,6 +168,8 @@ impl Generator {
         snapshot.logits.copy_from_slice(&self.logits);
         snapshot.rng = self.sampler.rng().clone();
         snapshot.decoder = self.decoder.clone();
+        snapshot.harmony = self.harmony;
+        snapshot.harmony_change = self.harmony_change;
     }
 
     /// Goes back to where `snapshot` was taken: what follows is what followed then, under the
@@ -165,6 +179,38 @@ impl Generator {
         self.logits.copy_from_slice(&snapshot.logits);
         self.sampler.set_rng(&snapshot.rng);
         self.decoder = snapshot.decoder.clone();
+        self.harmony = snapshot.harmony;
+        self.harmony_change = snapshot.harmony_change;
+    }
+
+    /// Whether the model follows the harmony (see [`crate::harmony`]).
+    pub fn follows_harmony(&self) -> bool {
+        self.model.follows_harmony()
+    }
+
+    /// The harmony the model hears now.
+    pub fn harmony(&self) -> Harmony {
+        self.harmony
+    }
+
+    /// The harmony from grid step `step` on is `harmony`: from the next token read when `step`
+    /// has come (or passed), else at `step`, where the time the model lets pass stops first, so
+    /// it hears the change on the step it happens, as in training. Replaces any change to come.
+    /// Nothing changes for a model that follows no harmony.
+    pub fn change_harmony_at(&mut self, step: u64, harmony: Harmony) {
+        if !self.follows_harmony() {
+            return;
+        }
+        if step <= self.decoder.now() {
+            (self.harmony, self.harmony_change) = (harmony, None);
+        } else if harmony != self.harmony || self.harmony_change.is_some() {
+            self.harmony_change = Some((step, harmony));
+        }
+    }
+
+    /// The change of harmony to come, if one is known: (step, harmony).
+    pub fn next_harmony_change(&self) -> Option<(u64, Harmony)> {
+        self.harmony_change
     }
 
     /// The notes sounding now and what is known of them.
@@ -207,6 +253,8 @@ impl Generator {
         self.decoder.reset();
         self.sampler.reseed();
         self.rest_until = 0;
+        // The harmony held stays (it is the song's); a change planned on the old clock does not.
+        self.harmony_change = None;
         self.read(START_TOKEN, |_| {})
     }
 
@@ -240,7 +288,10 @@ impl Generator {
         let heard_until = step.min(self.decoder.now() + heard);
         let mut steps = 0;
         while self.decoder.now() < heard_until {
-            let shift = (heard_until - self.decoder.now()).min(MAX_SHIFT_STEPS as u64) as u8;
+            let now = self.decoder.now();
+            let until =
+                if self.follows_harmony() { self.harmony_stop(now).min(heard_until) } else { heard_until };
+            let shift = (until - self.decoder.now()).min(MAX_SHIFT_STEPS as u64) as u8;
             self.feed(Token::TimeShift(shift))?;
             steps += 1;
         }
@@ -248,6 +299,7 @@ impl Generator {
             let shift = (step - self.decoder.now()).min(MAX_SHIFT_STEPS as u64) as u8;
             self.decoder.push(Token::TimeShift(shift), |_| {});
         }
+        self.take_harmony_change();
         Ok(steps)
     }
 
@@ -285,10 +337,18 @@ impl Generator {
                 if self.rest_until > now && !rests_past {
                     token = Token::TimeShift((self.rest_until - now).min(MAX_SHIFT_STEPS as u64) as u8);
                 }
-                match (token, deadline) {
+                let token = match (token, deadline) {
                     // Stop the clock at the deadline; the NOTE_OFF comes next.
                     (Token::TimeShift(k), Some((_, due))) if due < now + k as u64 => {
                         Token::TimeShift((due - now) as u8)
+                    }
+                    _ => token,
+                };
+                // A model that follows the harmony reads time passing at every beat and at a
+                // change of harmony, as it learned to (see `harmony::encode_against`).
+                match token {
+                    Token::TimeShift(k) if self.follows_harmony() => {
+                        Token::TimeShift((self.harmony_stop(now).min(now + k as u64) - now) as u8)
                     }
                     _ => token,
                 }
@@ -337,10 +397,31 @@ impl Generator {
         self.run_model(token)
     }
 
+    /// Where time passing from `now` stops for a model that follows the harmony: the next beat,
+    /// or a change of harmony before it.
+    fn harmony_stop(&self, now: u64) -> u64 {
+        let beat = next_beat(now);
+        match self.harmony_change {
+            Some((at, _)) if at > now => at.min(beat),
+            _ => beat,
+        }
+    }
+
+    /// A change of harmony whose step the clock has reached is the harmony now.
+    fn take_harmony_change(&mut self) {
+        if let Some((at, harmony)) = self.harmony_change {
+            if at <= self.decoder.now() {
+                (self.harmony, self.harmony_change) = (harmony, None);
+            }
+        }
+    }
+
+    /// The model reads `token` in the harmony where the clock stands once it is read.
     fn run_model(&mut self, token: Token) -> Result<(), ModelError> {
-        let Generator { model, state, logits, .. } = self;
+        self.take_harmony_change();
+        let Generator { model, state, logits, harmony, .. } = self;
         self.steps_run += 1;
-        model.step(token.id(), state, logits)?;
+        model.step_in(token.id(), *harmony, state, logits)?;
         Ok(())
     }
 }

@@ -11,7 +11,9 @@
 //!
 //! It depends on neither the plugin framework nor the training library.
 
+pub mod chords;
 pub mod generator;
+pub mod harmony;
 pub mod midi;
 pub mod model;
 pub mod music;

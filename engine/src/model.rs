@@ -10,6 +10,7 @@
 //!
 //! ```text
 //! token i64[1] -> Gather(embedding[V,E]) -> Reshape[1,1,E]
+//!   (v2, a model that follows the harmony: Concat with harmony f32[1,K] -> Reshape[1,1,E+K])
 //!   -> LSTM_0 .. LSTM_{L-1}  (seq_len 1; initial_h/c sliced from h,c [L,1,H]; ONNX gates i,o,f,c)
 //!   -> Reshape[1,H] -> Gemm(W1[D,H]) -> Relu -> Gemm(W2[V,D]) -> logits f32[1,V]
 //! h_out, c_out f32[L,1,H] = Concat of every layer's Y_h, Y_c
@@ -23,14 +24,19 @@ use serde::{Deserialize, Serialize};
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
 
+use crate::harmony::{Harmony, HarmonyInput};
 use crate::midi::Role;
 use crate::realtime_memory::{self, StepPool};
 use crate::sampler::Tuning;
 use crate::vocab::VocabSpec;
 
-/// Version of this contract. A model with another version is refused, with a message saying
+/// Version of this contract: 2 added the harmony input. A model that hears no harmony is still
+/// written as version 1 (its graph is the one version 1 describes), so every build since
+/// version 1 plays it; a version this build does not know is refused, with a message saying
 /// whether it is older or newer than this build.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+/// The first version with a `harmony` input.
+pub const FIRST_HARMONY_VERSION: u32 = 2;
 /// ONNX opset the graph is written for (tract is tested on 9..=18).
 pub const OPSET: i64 = 17;
 
@@ -43,11 +49,14 @@ const KEY_HIDDEN: &str = "continuo.hidden_size";
 const KEY_EMBED: &str = "continuo.embedding_size";
 const KEY_DENSE: &str = "continuo.dense_size";
 const KEY_TRAINING: &str = "continuo.training";
+/// Version 2: how the model reads the harmony ([`HarmonyInput::id`]).
+const KEY_HARMONY: &str = "continuo.harmony";
 /// Optional: how the model plays best ([`Tuning`], JSON). Written by `continuo-train tune`; a
 /// model without it plays [`Tuning::UNTUNED`], so it needs no new contract version.
 const KEY_TUNING: &str = "continuo.tuning";
 
-/// Sizes of the network: embedding E -> L LSTM layers of H -> dense D + ReLU -> V logits.
+/// Sizes of the network: embedding E (beside the harmony's K numbers, when the model hears
+/// one) -> L LSTM layers of H -> dense D + ReLU -> V logits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelShape {
     pub layers: usize,
@@ -55,22 +64,39 @@ pub struct ModelShape {
     pub embed: usize,
     pub dense: usize,
     pub vocab: usize,
+    /// How the model hears the harmony of the other parts; None: it hears none (version 1).
+    #[serde(default)]
+    pub harmony: Option<HarmonyInput>,
 }
 
 impl ModelShape {
     /// Weights in the network.
     pub fn parameter_count(&self) -> usize {
-        let ModelShape { layers, hidden: h, embed: e, dense: d, vocab: v } = *self;
-        let lstm: usize = (0..layers).map(|l| 4 * h * (if l == 0 { e } else { h }) + 4 * h * h + 8 * h).sum();
+        let ModelShape { layers, hidden: h, embed: e, dense: d, vocab: v, .. } = *self;
+        let lstm: usize = (0..layers).map(|l| 4 * h * self.lstm_input(l) + 4 * h * h + 8 * h).sum();
         v * e + lstm + d * h + d + v * d + v
     }
 
-    /// Input width of LSTM layer `layer`.
+    /// Input width of LSTM layer `layer`: the first reads the token's embedding and the harmony.
     pub fn lstm_input(&self, layer: usize) -> usize {
         if layer == 0 {
-            self.embed
+            self.embed + self.harmony_width()
         } else {
             self.hidden
+        }
+    }
+
+    /// How many numbers the harmony input holds (0 for a model that hears none).
+    pub fn harmony_width(&self) -> usize {
+        self.harmony.map_or(0, HarmonyInput::width)
+    }
+
+    /// The contract version a model of this shape is written as.
+    pub fn format_version(&self) -> u32 {
+        if self.harmony.is_some() {
+            FIRST_HARMONY_VERSION
+        } else {
+            1
         }
     }
 }
@@ -255,7 +281,14 @@ pub fn write(weights: &ModelWeights, info: &ModelInfo) -> Result<Vec<u8>, ModelE
     g.ints("shape_1_h", &[2], &[1, h]);
     g.ints("axis_0", &[1], &[0]);
     g.node("Gather", &["embedding", "token"], &["embedded"], vec![attr_int("axis", 0)]);
-    g.node("Reshape", &["embedded", "shape_1_1_e"], &["x_0"], vec![]);
+    if let Some(input) = s.harmony {
+        // The harmony joins the token's embedding as the first layer's input [1, E + K].
+        g.ints("shape_1_1_ek", &[3], &[1, 1, e + input.width() as i64]);
+        g.node("Concat", &["embedded", "harmony"], &["embedded_in_harmony"], vec![attr_int("axis", 1)]);
+        g.node("Reshape", &["embedded_in_harmony", "shape_1_1_ek"], &["x_0"], vec![]);
+    } else {
+        g.node("Reshape", &["embedded", "shape_1_1_e"], &["x_0"], vec![]);
+    }
     let mut last_h = String::new();
     for (i, layer) in weights.lstm.iter().enumerate() {
         let input = s.lstm_input(i) as i64;
@@ -308,11 +341,10 @@ pub fn write(weights: &ModelWeights, info: &ModelInfo) -> Result<Vec<u8>, ModelE
         name: "continuo_step".into(),
         node: g.nodes,
         initializer: g.initializers,
-        input: vec![
-            value_info("token", pb::tensor_proto::DataType::Int64, &[1]),
-            value_info("h", pb::tensor_proto::DataType::Float, &[l, 1, h]),
-            value_info("c", pb::tensor_proto::DataType::Float, &[l, 1, h]),
-        ],
+        input: graph_inputs(&s)
+            .into_iter()
+            .map(|(name, dtype, dims)| value_info(name, dtype, &dims))
+            .collect(),
         output: vec![
             value_info("logits", pb::tensor_proto::DataType::Float, &[1, v]),
             value_info("h_out", pb::tensor_proto::DataType::Float, &[l, 1, h]),
@@ -323,7 +355,7 @@ pub fn write(weights: &ModelWeights, info: &ModelInfo) -> Result<Vec<u8>, ModelE
     let role = serde_json::to_value(info.role).expect("a role serialises");
     let training = serde_json::to_string(&info.training).expect("a training summary serialises");
     let metadata = [
-        (KEY_FORMAT, FORMAT_VERSION.to_string()),
+        (KEY_FORMAT, s.format_version().to_string()),
         (KEY_NAME, info.name.clone()),
         (KEY_ROLE, role.as_str().unwrap_or("melodic").to_string()),
         (KEY_VOCAB, info.vocab.to_json()),
@@ -334,6 +366,7 @@ pub fn write(weights: &ModelWeights, info: &ModelInfo) -> Result<Vec<u8>, ModelE
         (KEY_TRAINING, training),
     ]
     .into_iter()
+    .chain(s.harmony.map(|input| (KEY_HARMONY, input.id().to_string())))
     .chain(info.tuning.as_ref().map(|t| (KEY_TUNING, tuning_json(t))));
     let model = pb::ModelProto {
         ir_version: 8,
@@ -534,6 +567,10 @@ impl Model {
             .and_then(|m| m.with_input_fact(0, i64::fact([1]).into()))
             .and_then(|m| m.with_input_fact(1, f32::fact([l, 1, h]).into()))
             .and_then(|m| m.with_input_fact(2, f32::fact([l, 1, h]).into()))
+            .and_then(|m| match s.harmony {
+                Some(input) => m.with_input_fact(3, f32::fact([1, input.width()]).into()),
+                None => Ok(m),
+            })
             .and_then(|m| m.into_optimized())
             .and_then(|m| m.into_runnable())
             .map_err(|e| fail(format!("the graph does not run: {e:#}")))?;
@@ -549,7 +586,14 @@ impl Model {
                     let mut state = zero_state;
                     let mut logits = vec![0.0; s.vocab];
                     for token in 0..WARM_UP_STEPS {
-                        run_step(&mut runner, token as u32, &mut state, &mut logits)?;
+                        run_step(
+                            &mut runner,
+                            s.harmony,
+                            token as u32,
+                            Harmony::SILENT,
+                            &mut state,
+                            &mut logits,
+                        )?;
                     }
                     Ok(())
                 })
@@ -610,9 +654,26 @@ impl Model {
     }
 
     /// Reads one token, advances `state`, and writes the next token's logits into `logits`
-    /// (length V). tract allocates inside; with a pool, from the pool only. A step without room
-    /// in the pool is refused with an error, and nothing changes.
+    /// (length V). A model that hears the harmony hears none ([`Harmony::SILENT`]).
     pub fn step(&mut self, token: u32, state: &mut LstmState, logits: &mut [f32]) -> Result<(), ModelError> {
+        self.step_in(token, Harmony::SILENT, state, logits)
+    }
+
+    /// Whether the model hears the harmony of the other parts (contract version 2).
+    pub fn follows_harmony(&self) -> bool {
+        self.info.shape.harmony.is_some()
+    }
+
+    /// [`Model::step`] in `harmony`, what the other parts sound once the token is read (a model
+    /// that hears none ignores it). tract allocates inside; with a pool, from the pool only. A
+    /// step without room in the pool is refused with an error, and nothing changes.
+    pub fn step_in(
+        &mut self,
+        token: u32,
+        harmony: Harmony,
+        state: &mut LstmState,
+        logits: &mut [f32],
+    ) -> Result<(), ModelError> {
         let origin = &self.info.name;
         let vocab = self.info.shape.vocab;
         if token as usize >= vocab || logits.len() != vocab {
@@ -632,21 +693,33 @@ impl Model {
             ));
         }
         let before = self.pool.in_use();
+        let input = self.info.shape.harmony;
         let Model { pool, runner, .. } = self;
-        let result = pool.run(|| run_step(runner, token, state, logits));
+        let result = pool.run(|| run_step(runner, input, token, harmony, state, logits));
         self.step_growth = self.step_growth.max(self.pool.peak_of_last_run().saturating_sub(before));
         result.map_err(|e| ModelError::new(&self.info.name, format!("step failed: {e:#}")))
     }
 }
 
+/// The widest harmony input ([`HarmonyInput::width`]).
+const MAX_HARMONY_WIDTH: usize = 24;
+
 /// One step through tract: the graph's state outputs move into `state`, its logits are copied.
 fn run_step(
     runner: &mut TypedSimpleState,
+    input: Option<HarmonyInput>,
     token: u32,
+    harmony: Harmony,
     state: &mut LstmState,
     logits: &mut [f32],
 ) -> TractResult<()> {
-    let inputs = tvec!(tensor1(&[token as i64]).into_tvalue(), state.h.clone(), state.c.clone());
+    let mut inputs = tvec!(tensor1(&[token as i64]).into_tvalue(), state.h.clone(), state.c.clone());
+    if let Some(input) = input {
+        let mut numbers = [0.0f32; MAX_HARMONY_WIDTH];
+        let numbers = &mut numbers[..input.width()];
+        input.write(harmony, numbers);
+        inputs.push(Tensor::from_shape(&[1, numbers.len()], numbers)?.into_tvalue());
+    }
     let mut outputs = runner.run(inputs)?;
     if outputs.len() != 3 {
         return Err(TractError::msg(format!("the graph returned {} outputs, not 3", outputs.len())));
@@ -689,11 +762,11 @@ fn read_info(proto: &pb::ModelProto) -> Result<ModelInfo, String> {
         )
     })?;
     let version: u32 = version.parse().map_err(|_| format!("'{KEY_FORMAT}' is '{version}', not a number"))?;
-    if version != FORMAT_VERSION {
+    if !(1..=FORMAT_VERSION).contains(&version) {
         let which = if version > FORMAT_VERSION { "a newer" } else { "an older" };
         return Err(format!(
             "the model uses contract version {version}, made by {which} Continuo; this build reads \
-             version {FORMAT_VERSION}"
+             versions 1 to {FORMAT_VERSION}"
         ));
     }
     let required = |key: &str| get(key).ok_or_else(|| format!("the model lacks its '{key}' metadata"));
@@ -719,6 +792,17 @@ fn read_info(proto: &pb::ModelProto) -> Result<ModelInfo, String> {
         }
         None => None,
     };
+    let harmony = match (version >= FIRST_HARMONY_VERSION, get(KEY_HARMONY)) {
+        (false, None) => None,
+        (false, Some(_)) => {
+            return Err(format!("a version {version} model has no harmony input, yet it names one"))
+        }
+        (true, None) => return Err(format!("the model lacks its '{KEY_HARMONY}' metadata")),
+        (true, Some(id)) => Some(HarmonyInput::from_id(id).ok_or_else(|| {
+            let known: Vec<&str> = HarmonyInput::ALL.iter().map(|i| i.id()).collect();
+            format!("'{KEY_HARMONY}' is '{id}'; this build knows {known:?}")
+        })?),
+    };
     Ok(ModelInfo {
         name: get(KEY_NAME).unwrap_or("unnamed").to_string(),
         role,
@@ -728,11 +812,27 @@ fn read_info(proto: &pb::ModelProto) -> Result<ModelInfo, String> {
             embed: size(KEY_EMBED)?,
             dense: size(KEY_DENSE)?,
             vocab: vocab.size as usize,
+            harmony,
         },
         vocab,
         training,
         tuning,
     })
+}
+
+/// The graph's inputs, in order: the token, the state, and the harmony when the model hears one.
+fn graph_inputs(s: &ModelShape) -> Vec<(&'static str, pb::tensor_proto::DataType, Vec<i64>)> {
+    use pb::tensor_proto::DataType;
+    let (l, h) = (s.layers as i64, s.hidden as i64);
+    let mut inputs = vec![
+        ("token", DataType::Int64, vec![1]),
+        ("h", DataType::Float, vec![l, 1, h]),
+        ("c", DataType::Float, vec![l, 1, h]),
+    ];
+    if s.harmony.is_some() {
+        inputs.push(("harmony", DataType::Float, vec![1, s.harmony_width() as i64]));
+    }
+    inputs
 }
 
 /// Checks the graph's inputs and outputs against the contract and the sizes the metadata claims.
@@ -771,15 +871,7 @@ fn check_signature(proto: &pb::ModelProto, s: &ModelShape) -> Result<(), String>
         }
         Ok(())
     };
-    expect(
-        "inputs",
-        &graph.input,
-        &[
-            ("token", DataType::Int64, vec![1]),
-            ("h", DataType::Float, vec![l, 1, h]),
-            ("c", DataType::Float, vec![l, 1, h]),
-        ],
-    )?;
+    expect("inputs", &graph.input, &graph_inputs(s))?;
     expect(
         "outputs",
         &graph.output,

@@ -12,7 +12,8 @@ use continuo_engine::vocab::{NoteEvent, NoteEventKind, Token, STEPS_PER_BEAT};
 #[global_allocator]
 static ALLOCATOR: RealtimeAllocator = RealtimeAllocator;
 
-const SHAPE: ModelShape = ModelShape { layers: 2, hidden: 48, embed: 16, dense: 32, vocab: 384 };
+const SHAPE: ModelShape =
+    ModelShape { layers: 2, hidden: 48, embed: 16, dense: 32, vocab: 384, harmony: None };
 
 fn model(seed: u64) -> Model {
     let weights = ModelWeights::random(&SHAPE, seed, 0.5);

@@ -8,7 +8,8 @@ use ndarray::{s, Array1, ArrayView1, ArrayView2};
 use prost::Message;
 use tract_onnx::pb;
 
-const SHAPE: ModelShape = ModelShape { layers: 2, hidden: 32, embed: 16, dense: 24, vocab: 384 };
+const SHAPE: ModelShape =
+    ModelShape { layers: 2, hidden: 32, embed: 16, dense: 24, vocab: 384, harmony: None };
 
 fn info() -> ModelInfo {
     let mut info = ModelInfo::new("parity test", SHAPE);

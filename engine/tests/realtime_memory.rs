@@ -13,7 +13,8 @@ static ALLOCATOR: RealtimeAllocator = RealtimeAllocator;
 /// The counters are the process's: these tests take turns.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-const SHAPE: ModelShape = ModelShape { layers: 2, hidden: 64, embed: 16, dense: 32, vocab: 384 };
+const SHAPE: ModelShape =
+    ModelShape { layers: 2, hidden: 64, embed: 16, dense: 32, vocab: 384, harmony: None };
 
 fn model(memory: StepMemory) -> Model {
     let bytes =

@@ -13,6 +13,11 @@
 //! `CONTINUO_BENCH_WORST=1` also prints each row's five worst blocks, the mean time per step, and
 //! the blocks where a note was late.
 //!
+//! Then the Continuo bass (a model that follows the harmony) in free play while a keyboard
+//! player changes chord on every beat (C, G, Am, F; struck a little after the beat, let go just
+//! before the next), so that every beat it goes back to the change and draws its lookahead
+//! again: rows "chords", at 64 and 512 samples, beside the same model with nothing coming in.
+//!
 //! Then a band: three instances, as three tracks of a host would run them, the Drums, the Bass
 //! line and the Bach chorales, each processed in turn in every block of 64 and of 512 samples.
 //! Per row: the three together, the block time median, p99.9 and worst, the worst as a share of
@@ -22,6 +27,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use continuo::built_in::ModelChoice;
 use continuo::listening::{InputNote, Mode};
 use continuo::params::ContinuoParams;
 use continuo::player::{HostTransport, Player};
@@ -49,7 +55,7 @@ fn main() {
     let mut models: Vec<(String, Vec<u8>)> =
         vec![("default".into(), continuo::built_in::DEFAULT.bytes.to_vec())];
     for (layers, hidden) in [(2, 256), (3, 512)] {
-        let shape = ModelShape { layers, hidden, embed: 64, dense: hidden, vocab: 384 };
+        let shape = ModelShape { layers, hidden, embed: 64, dense: hidden, vocab: 384, harmony: None };
         let name = format!("{layers}x{hidden}");
         let bytes =
             model::write(&ModelWeights::random(&shape, 7, 0.5), &ModelInfo::new(&name, shape)).unwrap();
@@ -92,17 +98,23 @@ fn main() {
                 );
             }
             for samples in BLOCK_SIZES {
-                run(name, memory, &mut player, samples);
+                run(name, memory, &mut player, samples, false);
             }
             if memory == StepMemory::Pool {
                 let mut duet = params.player_settings();
                 duet.listen.mode = Mode::Duet;
                 player.apply(&duet, &mut |_| {});
                 for samples in BLOCK_SIZES {
-                    run(name, memory, &mut player, samples);
+                    run(name, memory, &mut player, samples, false);
                 }
             }
         }
+    }
+    let bass = ModelChoice::ContinuoBass.built_in().expect("the Continuo bass is built in");
+    let model = Model::load(bass.bytes, bass.name).expect("the model loads");
+    let mut player = Player::new(model, params.player_settings(), Default::default()).expect("player");
+    for (samples, chords) in [(64, false), (64, true), (512, false), (512, true)] {
+        run("cont.bass", StepMemory::Pool, &mut player, samples, chords);
     }
     band(&params);
     println!(
@@ -114,7 +126,8 @@ fn main() {
         STEP_BUDGET * 100.0
     );
     println!("calls to the system allocator per block on the audio thread; late: note-ons skipped because");
-    println!("generation had not reached them; play: free, or duet with a note on every beat");
+    println!("generation had not reached them; play: free, duet with a note on every beat, or chords");
+    println!("changing every beat under a model that follows the harmony");
 }
 
 /// The host's transport for block `i` of `samples` at 120 BPM in 4/4, playing or not.
@@ -200,7 +213,9 @@ fn band(params: &ContinuoParams) {
     }
 }
 
-fn run(name: &str, memory: StepMemory, player: &mut Player, samples: usize) {
+/// Plays 64 bars of `player` in blocks of `samples`: free, or in a duet (its mode), or under a
+/// chord changing every beat (`chords`).
+fn run(name: &str, memory: StepMemory, player: &mut Player, samples: usize, chords: bool) {
     let monitor = player.monitor().clone();
     let meters = &monitor.meters;
     let samples_per_beat = SAMPLE_RATE as f64 * 60.0 / TEMPO;
@@ -227,7 +242,19 @@ fn run(name: &str, memory: StepMemory, player: &mut Player, samples: usize) {
             channel: 0,
         })
     };
-    let mut input = Vec::with_capacity(samples);
+    // The keyboard player's chords: a new one every beat, 0.013 beats late, let go at 0.98.
+    let chord = |at: usize| -> &'static [u8] {
+        let beat = at / samples_per_beat as usize;
+        let within = at % samples_per_beat as usize;
+        let (on, off) = ((0.013 * samples_per_beat) as usize, (0.98 * samples_per_beat) as usize);
+        let voicing: &[&'static [u8]] = &[&[48, 64, 67], &[43, 62, 71], &[45, 60, 64], &[41, 60, 69]];
+        if within == on || within == off {
+            voicing[beat % 4]
+        } else {
+            &[]
+        }
+    };
+    let mut input = Vec::with_capacity(samples.max(16));
     // Allocated before the audio thread's blocks: at most a few late blocks are expected.
     let mut late_blocks = Vec::with_capacity(blocks);
     for i in 0..blocks {
@@ -239,6 +266,20 @@ fn run(name: &str, memory: StepMemory, player: &mut Player, samples: usize) {
                 (0..samples)
                     .filter_map(|k| musician(i * samples + k).map(|n| InputNote { offset: k as u32, ..n })),
             );
+        }
+        if chords {
+            for k in 0..samples {
+                let at = i * samples + k;
+                let on = at % samples_per_beat as usize == (0.013 * samples_per_beat) as usize;
+                for &pitch in chord(at) {
+                    input.push(InputNote {
+                        offset: k as u32,
+                        pitch,
+                        velocity: if on { 90 } else { 0 },
+                        channel: 0,
+                    });
+                }
+            }
         }
         let late_so_far = meters.late_events.load(Ordering::Relaxed);
         let started = Instant::now();
@@ -277,7 +318,13 @@ fn run(name: &str, memory: StepMemory, player: &mut Player, samples: usize) {
     println!(
         "{:>9} {:>6} {:>7} {:>6} {:>7} {:>10.2} {:>9.1} {:>9.1} {:>7.1}% {:>4} {:>9} {:>8.1} {:>11.2} {:>5}",
         name,
-        if duet { "duet" } else { "free" },
+        if duet {
+            "duet"
+        } else if chords {
+            "chords"
+        } else {
+            "free"
+        },
         if memory == StepMemory::Pool { "pool" } else { "system" },
         samples,
         blocks,

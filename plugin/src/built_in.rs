@@ -25,6 +25,9 @@ pub enum ModelChoice {
     #[id = "drums"]
     #[name = "Drums"]
     Drums,
+    #[id = "continuo-bass"]
+    #[name = "Continuo bass (follows chords)"]
+    ContinuoBass,
     #[id = "file"]
     #[name = "Your model file"]
     File,
@@ -41,7 +44,7 @@ pub struct BuiltIn {
 }
 
 /// The built-in models, each with a model card in models/.
-pub const BUILT_IN: [BuiltIn; 4] = [
+pub const BUILT_IN: [BuiltIn; 5] = [
     BuiltIn {
         choice: ModelChoice::BachChorales,
         name: "Bach chorales",
@@ -65,6 +68,12 @@ pub const BUILT_IN: [BuiltIn; 4] = [
         name: "Drums",
         description: "a General MIDI kit in many popular grooves, on channel 10",
         bytes: include_bytes!("../../models/drums.onnx"),
+    },
+    BuiltIn {
+        choice: ModelChoice::ContinuoBass,
+        name: "Continuo bass",
+        description: "a chorale bass under the chords held at the MIDI input",
+        bytes: include_bytes!("../../models/continuo-bass.onnx"),
     },
 ];
 

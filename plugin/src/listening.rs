@@ -8,12 +8,18 @@
 //! each TIME_SHIFT it drew, so that when a note arrives for a moment the generator has already
 //! run past, it goes back to that moment, hears the note there and generates the rest again.
 //!
+//! A model that follows the harmony (contract version 2) hears what comes in otherwise, in every
+//! mode: the notes held at the input ([`HeldNotes`]) are the harmony it plays against, and a
+//! change of it takes the generator back to the change's grid step (the same [`Rollback`]), so
+//! the first notes under a new chord are drawn knowing it.
+//!
 //! The player lends the listener its generator, its queue of events ahead and its output for
 //! each block; nothing here knows the host, and nothing allocates after it is made.
 
 use std::sync::atomic::Ordering;
 
 use continuo_engine::generator::{Generator, GeneratorSnapshot};
+use continuo_engine::harmony::Harmony;
 use continuo_engine::midi::Role;
 use continuo_engine::vocab::{Token, STEPS_PER_BEAT};
 use nice_plug::prelude::Enum;
@@ -169,6 +175,42 @@ impl Ear {
     }
 }
 
+/// The notes held at the input, as the harmony a model that follows one hears: each key from
+/// the grid line it was heard to start on (a keyboard player's chord a few milliseconds off the
+/// beat is the beat's), drums left out.
+#[derive(Debug, Clone)]
+pub struct HeldNotes {
+    onsets: [Option<u64>; 128],
+}
+
+impl Default for HeldNotes {
+    fn default() -> Self {
+        HeldNotes { onsets: [None; 128] }
+    }
+}
+
+impl HeldNotes {
+    /// The harmony of the keys held.
+    pub fn harmony(&self) -> Harmony {
+        Harmony::of_pitches((0..128u8).filter(|&p| self.onsets[p as usize].is_some()))
+    }
+
+    /// The key `pitch` went down (`on`) or up, heard at `exact` (fractional grid steps from the
+    /// music's start; None while the music does not play). Returns the grid step where the
+    /// harmony changes, if it does.
+    fn hear(&mut self, pitch: u8, on: bool, exact: Option<f64>) -> Option<u64> {
+        let held = &mut self.onsets[pitch as usize & 127];
+        if held.is_some() == on {
+            return None; // a key struck again, or let go twice: the harmony is the same
+        }
+        // A chord let go a little early holds to the grid line after it started, where the
+        // next one is heard to begin: one change, not a gap.
+        let step = exact.map_or(0, |exact| heard_on_the_grid(exact, if on { None } else { *held }));
+        *held = on.then_some(step);
+        Some(step)
+    }
+}
+
 /// Where the call and response stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -276,6 +318,10 @@ pub struct Listener {
     /// (step, token), oldest first from `heard_next`; allocated once.
     heard_queue: Vec<(u64, Token)>,
     heard_next: usize,
+    /// The model follows the harmony coming in (contract version 2): what comes in is heard as
+    /// harmony, in every mode.
+    follows_harmony: bool,
+    held: HeldNotes,
 }
 
 impl Listener {
@@ -288,7 +334,35 @@ impl Listener {
             rollback: Rollback::new(generator),
             heard_queue: Vec::with_capacity(HEARD_QUEUE),
             heard_next: 0,
+            follows_harmony: generator.follows_harmony(),
+            held: HeldNotes::default(),
         }
+    }
+
+    /// Whether the model follows the harmony held at the input (then every mode plays along).
+    pub fn follows_harmony(&self) -> bool {
+        self.follows_harmony
+    }
+
+    /// The harmony held at the input.
+    pub fn harmony_held(&self) -> Harmony {
+        self.held.harmony()
+    }
+
+    /// Keys going down and up while the music does not play: a model that follows the harmony
+    /// hears it from where the generator stands. Returns whether the harmony changed.
+    pub fn hold(&mut self, input: &[InputNote], generator: &mut Generator) -> bool {
+        if !self.follows_harmony {
+            return false;
+        }
+        let mut changed = false;
+        for note in input.iter().filter(|n| n.channel != DRUM_CHANNEL) {
+            changed |= self.held.hear(note.pitch, note.velocity > 0, None).is_some();
+        }
+        if changed {
+            generator.change_harmony_at(generator.now(), self.held.harmony());
+        }
+        changed
     }
 
     pub fn settings(&self) -> ListenSettings {
@@ -322,7 +396,7 @@ impl Listener {
 
     /// Call and response, waiting for or hearing a call: the model is silent.
     pub fn listens_for_a_call(&self) -> bool {
-        self.settings.mode == Mode::CallAndResponse && self.phase == Phase::Listening
+        !self.follows_harmony && self.settings.mode == Mode::CallAndResponse && self.phase == Phase::Listening
     }
 
     /// The model may generate now: always, except while it listens for a call, and while notes
@@ -333,6 +407,9 @@ impl Listener {
 
     /// The generator's past is kept while a musician's note may have to go back into it.
     pub fn keeps_past(&self) -> bool {
+        if self.follows_harmony {
+            return true; // the next chord may come in for a step it generated past
+        }
         match self.settings.mode {
             Mode::Free => false,
             Mode::CallAndResponse => matches!(self.phase, Phase::Answering { .. }),
@@ -376,6 +453,9 @@ impl Listener {
         output: &mut NoteOutput,
         emit: &mut impl FnMut(OutputEvent),
     ) -> Heard {
+        if self.follows_harmony {
+            return self.follow_harmony(input, block, generator, queue, output);
+        }
         let mode = self.settings.mode;
         let mut heard = 0;
         let deaf_to_drums = generator.model().info().role == Role::Melodic;
@@ -465,6 +545,60 @@ impl Listener {
             }
         }
         Heard { steps: spent, notes: heard }
+    }
+
+    /// What comes in is the harmony the model plays against: the keys held change it, on the
+    /// grid line where they are heard (see [`HeldNotes`]). A change takes the generator back to
+    /// the newest moment before the change's step (no model step: the music drawn from there
+    /// is dropped, none of it has sounded) and the generator stops its time at the change, so
+    /// the model hears it there and draws what it plays on it anew, within the block's cap. A
+    /// change on a step whose events this block no longer places is heard on the first it does.
+    fn follow_harmony(
+        &mut self,
+        input: &[InputNote],
+        block: &BlockOnGrid,
+        generator: &mut Generator,
+        queue: &mut EventQueue,
+        output: &mut NoteOutput,
+    ) -> Heard {
+        let mut earliest: Option<u64> = None;
+        let mut notes = 0;
+        for note in input {
+            output.log(note.offset, note.pitch, note.velocity, NoteSource::Input);
+            if note.channel == DRUM_CHANNEL {
+                continue; // a kit has no pitch classes
+            }
+            let on = note.velocity > 0;
+            if let Some(step) = self.held.hear(note.pitch, on, Some(block.exact_step_at(note.offset))) {
+                earliest = Some(earliest.map_or(step, |e| e.min(step)));
+                notes += 1;
+            }
+        }
+        let harmony = self.held.harmony();
+        let Some(step) =
+            earliest.filter(|_| harmony != generator.harmony() || generator.next_harmony_change().is_some())
+        else {
+            return Heard { steps: 0, notes };
+        };
+        let mut steps = 0;
+        let step = step.max(first_unplaced_step(block));
+        if generator.now() >= step {
+            let back = step.checked_sub(1).and_then(|before| self.rollback.go_back(generator, before));
+            match back {
+                Some(_) => queue.drop_after(step - 1),
+                None if step == 0 => {
+                    // Nothing has sounded: the music begins again, in this harmony.
+                    generator.change_harmony_at(0, harmony);
+                    steps += generator.reset().is_ok() as usize; // it reads the start token
+                    queue.clear();
+                    self.rollback.clear();
+                }
+                // The past does not reach back: the model hears it from where it stands.
+                None => {}
+            }
+        }
+        generator.change_harmony_at(step, harmony);
+        Heard { steps, notes }
     }
 
     /// An answer of a set length ends in this block: its notes end on its last step.
@@ -565,6 +699,16 @@ impl Listener {
         self.rollback.clear();
         self.phase = Phase::Listening;
     }
+}
+
+/// The first grid step whose events this block still places (an event belongs to the block
+/// holding its nearest sample).
+fn first_unplaced_step(block: &BlockOnGrid) -> u64 {
+    let mut step = block.exact_step_at(0).floor().max(0.0) as u64;
+    while block.samples_until_step(step) < -0.5 {
+        step += 1;
+    }
+    step
 }
 
 /// Where the model hears a musician's note start or end: on the nearest sixteenth or

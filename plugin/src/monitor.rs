@@ -2,6 +2,7 @@
 //! ([`Meters`]) and every note played or received ([`NoteLog`]). The audio thread only writes
 //! here, with atomics and a lock-free queue, never waiting on a reader; the editor reads.
 
+use continuo_engine::harmony::Harmony;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam::queue::ArrayQueue;
@@ -40,6 +41,9 @@ pub struct Meters {
     pub loop_beats_bits: AtomicU64,
     /// 1 while the model listens for a call (Call and response, not answering).
     pub listening: AtomicU64,
+    /// For a model that follows the harmony: `FOLLOWS_HARMONY` with the harmony held at the
+    /// input packed in the low 16 bits ([`Harmony::pack`]); 0 for a model that follows none.
+    pub harmony: AtomicU64,
     /// Nanoseconds spent in blocks that ran the model, in total, and the worst single block. A
     /// reader that wants the worst of a recent window swaps the latter with 0.
     pub step_nanos: AtomicU64,
@@ -116,6 +120,8 @@ impl Meters {
         self.loop_start_bits.store(loop_start.to_bits(), relaxed);
         self.loop_beats_bits.store(loop_beats.to_bits(), relaxed);
         self.listening.store(block.listening as u64, relaxed);
+        let harmony = block.harmony.map_or(0, |h| FOLLOWS_HARMONY | h.pack() as u64);
+        self.harmony.store(harmony, relaxed);
         if let Some(bar_clock) = block.bar_clock {
             self.bar_clock_bits.store(bar_clock.to_bits(), relaxed);
         }
@@ -143,6 +149,20 @@ pub struct BlockReport {
     pub loop_region: Option<(f64, f64)>,
     /// The model listens for a call.
     pub listening: bool,
+    /// The harmony held at the input, for a model that follows one.
+    pub harmony: Option<Harmony>,
+}
+
+/// [`Meters::harmony`]'s flag: the model follows the harmony.
+pub const FOLLOWS_HARMONY: u64 = 1 << 32;
+
+impl Meters {
+    /// The harmony held at the input, for a model that follows one; None for one that follows
+    /// none.
+    pub fn harmony_followed(&self) -> Option<Harmony> {
+        let bits = self.harmony.load(Ordering::Relaxed);
+        (bits & FOLLOWS_HARMONY != 0).then(|| Harmony::unpack(bits as u16).unwrap_or(Harmony::SILENT))
+    }
 }
 
 /// Where a logged note came from.

@@ -212,21 +212,22 @@ impl Player {
         self.restart_from_the_top(emit);
     }
 
-    /// A phrase loops (in Free mode only: a loop that listens would not repeat).
+    /// A phrase loops (in Free mode only: a loop that listens would not repeat; nor would one
+    /// that follows the harmony, which plays on under the chords as they come).
     fn looping(&self) -> bool {
-        self.listener.mode() == Mode::Free && self.phrase.bars() > 0
+        self.listener.mode() == Mode::Free && self.phrase.bars() > 0 && !self.listener.follows_harmony()
     }
 
     /// The remembered opening serves only free play: a loop replays its take anyway, and what
-    /// the model hears changes what it plays.
+    /// the model hears (the musician, or the harmony) changes what it plays.
     fn uses_opening(&self) -> bool {
-        self.listener.mode() == Mode::Free && self.phrase.bars() == 0
+        self.listener.mode() == Mode::Free && self.phrase.bars() == 0 && !self.listener.follows_harmony()
     }
 
     /// The music begins by itself when play starts, so its first beat can be generated before:
-    /// free play without a loop, and a duet.
+    /// free play without a loop, a duet, and a model that follows the harmony in any mode.
     fn starts_by_itself(&self) -> bool {
-        self.uses_opening() || self.listener.mode() == Mode::Duet
+        self.uses_opening() || self.listener.mode() == Mode::Duet || self.listener.follows_harmony()
     }
 
     /// Ends every sounding note at `offset`, lowest first.
@@ -303,6 +304,12 @@ impl Player {
         if !playing {
             for note in input {
                 self.output.log(note.offset, note.pitch, note.velocity, NoteSource::Input);
+            }
+            if self.listener.hold(input, &mut self.generator) && self.fresh {
+                // The music has not begun: it begins in the harmony held, from its start.
+                let _ = self.generator.reset();
+                self.queue.clear();
+                self.listener.forget_past();
             }
         }
         self.transport.end_block(host.samples);
@@ -460,6 +467,7 @@ impl Player {
             bar_clock,
             loop_region,
             listening: self.listener.listens_for_a_call(),
+            harmony: self.listener.follows_harmony().then(|| self.listener.harmony_held()),
         });
     }
 

@@ -214,7 +214,7 @@ fn a_project_names_its_model_and_a_missing_one_falls_back_to_the_default() {
     // Another model, written by the engine from random weights.
     let dir = tempfile::tempdir().unwrap();
     let other_model = dir.path().join("other.onnx");
-    let shape = ModelShape { layers: 1, hidden: 32, embed: 16, dense: 32, vocab: 384 };
+    let shape = ModelShape { layers: 1, hidden: 32, embed: 16, dense: 32, vocab: 384, harmony: None };
     let weights = ModelWeights::random(&shape, 9, 0.8);
     std::fs::write(&other_model, model::write(&weights, &ModelInfo::new("other", shape)).unwrap()).unwrap();
 
@@ -381,6 +381,13 @@ fn call_and_response(seed: &str, input: &[(u64, u16, bool)], beats: f64) -> Vec<
     host.set("Answer after", "1");
     host.set("Answer length", "until I play");
     host.set("Seed", seed);
+    play_along(&mut host, input, beats)
+}
+
+/// Plays `beats` beats at 120 BPM from a stopped block, in blocks of 512, with `input` sent on
+/// channel 2 (passed through; Continuo plays on channel 1), samples counted from where play
+/// begins. Returns Continuo's own notes.
+fn play_along(host: &mut Host, input: &[(u64, u16, bool)], beats: f64) -> Vec<Heard> {
     host.stopped(512, 0.0);
     let mut next = 0;
     let mut sample = 0u64;
@@ -401,6 +408,67 @@ fn call_and_response(seed: &str, input: &[(u64, u16, bool)], beats: f64) -> Vec<
     let passed_through = host.heard.iter().filter(|h| h.channel == 1).count();
     assert_eq!(passed_through, input.len(), "the musician's notes pass through");
     std::mem::take(&mut host.heard).into_iter().filter(|h| h.channel == 0).collect()
+}
+
+/// I-V-vi-IV in C, two bars a chord, played twice as a keyboard player does it: the root below
+/// middle C and the triad above it, struck 2-9 ms early or 1-4 ms late, let go 10-40 ms before
+/// the next chord. Returns the input and the chords.
+fn four_chords() -> (Vec<(u64, u16, bool)>, Vec<continuo_engine::harmony::Harmony>) {
+    let chords: Vec<_> = ["C", "G", "Am", "F"]
+        .iter()
+        .map(|c| continuo_engine::chords::parse_chord(c).unwrap())
+        .cycle()
+        .take(8)
+        .collect();
+    let mut input = Vec::new();
+    for (i, chord) in chords.iter().enumerate() {
+        let line = i as i64 * 8 * 24_000;
+        let off = if i % 3 == 2 { (1 + i as i64 % 4) * 48 } else { -(2 + (i as i64 * 5) % 8) * 48 };
+        let (start, end) =
+            ((line + off).max(0) as u64, (line + 8 * 24_000 - (10 + (i as i64 * 7) % 30) * 48) as u64);
+        let bass = 48 + chord.bass().unwrap() as u16;
+        for key in std::iter::once(bass).chain(chord.classes().map(|pc| 60 + pc as u16)) {
+            input.extend([(start, key, true), (end, key, false)]);
+        }
+    }
+    input.sort();
+    (input, chords)
+}
+
+#[test]
+fn the_continuo_bass_follows_four_chords_played_into_it() {
+    let (input, chords) = four_chords();
+    let play = || {
+        let mut host = Host::with_model(48_000.0, "continuo-bass");
+        host.set("Seed", "11");
+        play_along(&mut host, &input, 64.0)
+    };
+    let bass = play();
+    assert!(sounding_after(&bass).is_empty(), "notes left hanging");
+    let ons: Vec<&Heard> = bass.iter().filter(|h| h.on).collect();
+    assert!(ons.len() >= 16, "the bass hardly plays: {} notes", ons.len());
+    let chord_at = |sample: u64| chords[(sample / (8 * 24_000)) as usize];
+    let on_beats: Vec<&&Heard> = ons.iter().filter(|h| h.sample % 24_000 == 0).collect();
+    let tones = on_beats.iter().filter(|h| chord_at(h.sample).holds((h.key % 12) as u8)).count();
+    let on_the_line = (1..chords.len() as u64)
+        .filter(|i| {
+            ons.iter().find(|h| h.sample >= i * 8 * 24_000).is_some_and(|h| h.sample == i * 8 * 24_000)
+        })
+        .count();
+    println!(
+        "{tones} of {} bass notes on beats are chord tones; the first note after a change is on its \
+         line at {on_the_line} of {} changes",
+        on_beats.len(),
+        chords.len() - 1
+    );
+    assert!(
+        tones as f64 >= 0.75 * on_beats.len() as f64,
+        "{tones} of {} on beats are chord tones",
+        on_beats.len()
+    );
+    assert!(on_the_line + 1 >= chords.len() - 1, "first notes on the change's line at {on_the_line} changes");
+    // Same chords, same seed, same bass.
+    assert_eq!(play(), bass);
 }
 
 #[test]

@@ -537,7 +537,8 @@ impl Soak {
     }
 
     /// The musician, in this block: now and then a note starts or ends, at a random sample of
-    /// it; now and then the phrase ends, every key let go, and a rest of 1 to 10 s follows.
+    /// it, or a chord is struck; now and then the phrase ends, every key let go, and a rest of 1
+    /// to 10 s follows.
     fn musician(&mut self, frames: usize) {
         let seconds = frames as f64 / self.host.sample_rate;
         if self.tally.seconds < self.musician_rests_until {
@@ -550,6 +551,15 @@ impl Soak {
             if held > 0 && (held >= 4 || self.random.chance(0.5)) {
                 let key = self.musician_held.swap_remove(self.random.below(held));
                 self.host.note_in(offset, channel, key as u16, false);
+            } else if held == 0 && self.random.chance(0.3) {
+                // A chord, struck at once (what a model that follows the harmony hears).
+                let root = 48 + self.random.below(12) as u8;
+                let third = if self.random.chance(0.5) { 3 } else { 4 };
+                for key in [root, root + third, root + 7, root + 12] {
+                    self.musician_held.push(key);
+                    self.host.note_in(offset, channel, key as u16, true);
+                    self.tally.musician_notes += 1;
+                }
             } else {
                 let key = 48 + self.random.below(36) as u8;
                 if !self.musician_held.contains(&key) {
@@ -617,12 +627,33 @@ fn an_hour_of_a_careless_user_in_a_quirky_host() {
     let trace = dir.path().join("meters.json");
     // Read by the plugin when it deactivates.
     std::env::set_var("CONTINUO_METERS_TRACE", &trace);
-    let mut models: Vec<(String, String)> = ["bach-chorales", "folk-melody", "bass-line", "drums"]
-        .map(|id| (id.to_string(), String::new()))
-        .to_vec();
+    let mut models: Vec<(String, String)> =
+        ["bach-chorales", "folk-melody", "bass-line", "drums", "continuo-bass"]
+            .map(|id| (id.to_string(), String::new()))
+            .to_vec();
     for (name, shape) in [
-        ("small", ModelShape { layers: 1, hidden: 32, embed: 16, dense: 32, vocab: VOCAB_SIZE as usize }),
-        ("two-layer", ModelShape { layers: 2, hidden: 64, embed: 16, dense: 64, vocab: VOCAB_SIZE as usize }),
+        (
+            "small",
+            ModelShape {
+                layers: 1,
+                hidden: 32,
+                embed: 16,
+                dense: 32,
+                vocab: VOCAB_SIZE as usize,
+                harmony: None,
+            },
+        ),
+        (
+            "two-layer",
+            ModelShape {
+                layers: 2,
+                hidden: 64,
+                embed: 16,
+                dense: 64,
+                vocab: VOCAB_SIZE as usize,
+                harmony: None,
+            },
+        ),
     ] {
         let path = dir.path().join(format!("{name}.onnx"));
         let bytes =

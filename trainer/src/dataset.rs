@@ -2,12 +2,15 @@
 //!
 //! Owns the format `prepare` writes and `train`/`eval` read: `index.json` (vocabulary, role,
 //! shards, documents) and shards of 16-bit little-endian token ids, split into train and
-//! validation by a hash of each file's path. Owns too the random training windows (with
-//! transposition augmentation) and the fixed validation windows.
+//! validation by a hash of each file's path; for a part prepared against the others, beside each
+//! shard its harmony stream (`.harmony`: each token's [`Harmony`], packed in 16 bits). Owns too
+//! the random training windows (with transposition augmentation) and the fixed validation
+//! windows.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use continuo_engine::harmony::Harmony;
 use continuo_engine::midi::Role;
 use continuo_engine::sampler::Rng;
 use continuo_engine::vocab::{Token, VocabSpec};
@@ -83,6 +86,10 @@ pub struct Index {
     /// datasets prepared before it was measured.
     #[serde(default)]
     pub voices: Option<u8>,
+    /// What the part is played against, in words ("the other voices"), when every token has
+    /// the harmony it is read in (`prepare --against`); None: tokens only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub against: Option<String>,
     pub shards: Vec<ShardEntry>,
     pub documents: Vec<DocumentEntry>,
 }
@@ -116,8 +123,9 @@ impl Index {
 pub struct ShardWriter {
     dir: PathBuf,
     split: Split,
-    /// The shard being written: its entry (tokens so far) and its file.
-    current: Option<(ShardEntry, std::io::BufWriter<std::fs::File>)>,
+    /// The shard being written: its entry (tokens so far), its file and its harmony's.
+    current:
+        Option<(ShardEntry, std::io::BufWriter<std::fs::File>, Option<std::io::BufWriter<std::fs::File>>)>,
     written: Vec<ShardEntry>,
 }
 
@@ -126,10 +134,14 @@ impl ShardWriter {
         ShardWriter { dir: dir.to_path_buf(), split, current: None, written: Vec::new() }
     }
 
-    /// Adds a document; returns its shard index and offset.
-    pub fn push(&mut self, tokens: &[u16]) -> Result<(usize, u64)> {
+    /// Adds a document, and with `harmony` (one per token) its harmony stream; returns its shard
+    /// index and offset.
+    pub fn push(&mut self, tokens: &[u16], harmony: Option<&[u16]>) -> Result<(usize, u64)> {
         use std::io::Write;
-        if self.current.as_ref().is_some_and(|(entry, _)| entry.tokens as usize + tokens.len() > SHARD_TOKENS)
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|(entry, _, _)| entry.tokens as usize + tokens.len() > SHARD_TOKENS)
         {
             self.close()?;
         }
@@ -138,26 +150,50 @@ impl ShardWriter {
             let path = self.dir.join(&file);
             let out =
                 std::fs::File::create(&path).with_context(|| format!("{}: cannot write", path.display()))?;
+            let harmony_out = match harmony {
+                Some(_) => {
+                    let path = self.dir.join(harmony_file(&file));
+                    let out = std::fs::File::create(&path)
+                        .with_context(|| format!("{}: cannot write", path.display()))?;
+                    Some(std::io::BufWriter::new(out))
+                }
+                None => None,
+            };
             let entry = ShardEntry { file, split: self.split, tokens: 0 };
-            self.current = Some((entry, std::io::BufWriter::new(out)));
+            self.current = Some((entry, std::io::BufWriter::new(out), harmony_out));
         }
-        let (entry, out) = self.current.as_mut().expect("a shard is open");
+        let (entry, out, harmony_out) = self.current.as_mut().expect("a shard is open");
         let at = (self.written.len(), entry.tokens);
-        let write = |out: &mut std::io::BufWriter<std::fs::File>| -> std::io::Result<()> {
-            for token in tokens {
-                out.write_all(&token.to_le_bytes())?;
+        let write = |out: &mut std::io::BufWriter<std::fs::File>, values: &[u16]| -> std::io::Result<()> {
+            for value in values {
+                out.write_all(&value.to_le_bytes())?;
             }
             Ok(())
         };
-        write(out).with_context(|| format!("{}: cannot write", self.dir.join(&entry.file).display()))?;
+        write(out, tokens)
+            .with_context(|| format!("{}: cannot write", self.dir.join(&entry.file).display()))?;
+        match (harmony, harmony_out) {
+            (Some(harmony), Some(harmony_out)) if harmony.len() == tokens.len() => {
+                write(harmony_out, harmony).with_context(|| {
+                    format!("{}: cannot write", self.dir.join(harmony_file(&entry.file)).display())
+                })?
+            }
+            (None, None) => {}
+            _ => bail!("a shard holds a harmony for every token of every document, or none"),
+        }
         entry.tokens += tokens.len() as u64;
         Ok(at)
     }
 
     fn close(&mut self) -> Result<()> {
         use std::io::Write;
-        if let Some((entry, mut out)) = self.current.take() {
+        if let Some((entry, mut out, harmony_out)) = self.current.take() {
             out.flush().with_context(|| format!("{}: cannot write", self.dir.join(&entry.file).display()))?;
+            if let Some(mut harmony_out) = harmony_out {
+                harmony_out.flush().with_context(|| {
+                    format!("{}: cannot write", self.dir.join(harmony_file(&entry.file)).display())
+                })?;
+            }
             self.written.push(entry);
         }
         Ok(())
@@ -169,11 +205,19 @@ impl ShardWriter {
     }
 }
 
+/// The harmony stream beside the shard `file` (`train-0000.tokens` -> `train-0000.harmony`).
+pub fn harmony_file(file: &str) -> String {
+    format!("{}.harmony", file.strip_suffix(".tokens").unwrap_or(file))
+}
+
 /// All tokens of one split, documents back to back. A window may cross from one song into the
 /// next: every encoded song ends with all its notes released, so the model sees silence, then
 /// a new start.
 pub struct TokenStream {
     pub tokens: Vec<u16>,
+    /// Each token's harmony ([`Harmony::pack`]), for a part prepared against the others; empty
+    /// otherwise.
+    pub harmony: Vec<u16>,
     pub documents: usize,
     /// Where each document starts in `tokens`, in index order.
     pub document_starts: Vec<usize>,
@@ -195,24 +239,35 @@ pub enum Transposition {
 impl TokenStream {
     pub fn load(dir: &Path, index: &Index, split: Split) -> Result<TokenStream> {
         let mut tokens = Vec::new();
+        let mut harmony = Vec::new();
         let mut shard_starts = Vec::new();
-        for shard in index.shards.iter().filter(|s| s.split == split) {
-            shard_starts.push(tokens.len());
-            let path = dir.join(&shard.file);
+        let read = |file: &str, tokens: u64, into: &mut Vec<u16>| -> Result<()> {
+            let path = dir.join(file);
             let bytes =
                 std::fs::read(&path).with_context(|| format!("{}: cannot read the shard", path.display()))?;
-            if bytes.len() as u64 != shard.tokens * 2 {
+            if bytes.len() as u64 != tokens * 2 {
                 bail!(
                     "{}: {} bytes, but the index says {} tokens; prepare the dataset again",
                     path.display(),
                     bytes.len(),
-                    shard.tokens
+                    tokens
                 );
             }
-            tokens.extend(bytes.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])));
+            into.extend(bytes.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])));
+            Ok(())
+        };
+        for shard in index.shards.iter().filter(|s| s.split == split) {
+            shard_starts.push(tokens.len());
+            read(&shard.file, shard.tokens, &mut tokens)?;
+            if index.against.is_some() {
+                read(&harmony_file(&shard.file), shard.tokens, &mut harmony)?;
+            }
         }
         if let Some(bad) = tokens.iter().find(|&&t| t as u32 >= index.vocab.size) {
             bail!("{}: token {bad} is outside the vocabulary; prepare the dataset again", dir.display());
+        }
+        if let Some(bad) = harmony.iter().find(|&&h| Harmony::unpack(h).is_none()) {
+            bail!("{}: harmony {bad:#06x} cannot be read; prepare the dataset again", dir.display());
         }
         let document_starts: Vec<usize> = index
             .documents
@@ -228,7 +283,7 @@ impl TokenStream {
             );
         }
         let document_moves = index.documents.iter().filter(|d| d.split == split).map(|d| d.moved).collect();
-        Ok(TokenStream { tokens, documents: document_starts.len(), document_starts, document_moves })
+        Ok(TokenStream { tokens, harmony, documents: document_starts.len(), document_starts, document_moves })
     }
 
     pub fn len(&self) -> usize {
@@ -241,14 +296,36 @@ impl TokenStream {
         self.document_starts.iter().zip(ends).map(|(&start, end)| &self.tokens[start..end])
     }
 
+    /// Each document's tokens and their harmony (empty without a harmony stream).
+    pub fn documents_with_harmony(&self) -> impl Iterator<Item = (&[u16], &[u16])> {
+        let ends = self.document_starts.iter().skip(1).copied().chain(std::iter::once(self.tokens.len()));
+        self.document_starts.iter().zip(ends).map(|(&start, end)| {
+            let harmony = if self.has_harmony() { &self.harmony[start..end] } else { &[][..] };
+            (&self.tokens[start..end], harmony)
+        })
+    }
+
     /// Whether the documents remember being moved into one key (`prepare --same-key`).
     pub fn is_in_one_key(&self) -> bool {
         self.document_moves.iter().any(|&m| m != 0)
     }
 
+    /// Whether every token has its harmony (a part prepared against the others).
+    pub fn has_harmony(&self) -> bool {
+        !self.harmony.is_empty()
+    }
+
     /// A random window of `len` + 1 tokens (inputs and the targets shifted by one), transposed
-    /// as `transposition` says, as far as every pitch in it stays in 0..=127.
-    pub fn random_window(&self, len: usize, transposition: Transposition, rng: &mut Rng, out: &mut Vec<u32>) {
+    /// as `transposition` says, as far as every pitch in it stays in 0..=127; with a harmony
+    /// stream, the harmony each of the `len` inputs is read in, transposed alike, into `harmony`.
+    pub fn random_window(
+        &self,
+        len: usize,
+        transposition: Transposition,
+        rng: &mut Rng,
+        out: &mut Vec<u32>,
+        harmony: &mut Vec<u16>,
+    ) {
         let span = len + 1;
         let start = if self.tokens.len() > span {
             (rng.next_u64() % (self.tokens.len() - span) as u64) as usize
@@ -274,15 +351,27 @@ impl TokenStream {
         if shift != 0 {
             transpose_tokens(out, shift);
         }
+        harmony.clear();
+        if self.has_harmony() {
+            let inputs = &self.harmony[start..(start + len).min(self.harmony.len())];
+            harmony.extend(inputs.iter().map(|&h| transpose_packed(h, shift)));
+        }
     }
 
-    /// Consecutive windows of `len` + 1 tokens from the start, at most `max_tokens` in all: the
-    /// same every time, so validation losses compare across steps and runs.
-    pub fn fixed_windows(&self, len: usize, max_tokens: usize) -> Vec<Vec<u32>> {
+    /// Consecutive windows of `len` + 1 tokens from the start, at most `max_tokens` in all, with
+    /// the harmony of their `len` inputs (empty without a harmony stream): the same every time,
+    /// so validation losses compare across steps and runs.
+    pub fn fixed_windows(&self, len: usize, max_tokens: usize) -> Vec<(Vec<u32>, Vec<u16>)> {
         self.tokens
             .chunks_exact(len + 1)
             .take((max_tokens / (len + 1)).max(1))
-            .map(|w| w.iter().map(|&t| t as u32).collect())
+            .enumerate()
+            .map(|(i, w)| {
+                let start = i * (len + 1);
+                let harmony =
+                    if self.has_harmony() { self.harmony[start..start + len].to_vec() } else { vec![] };
+                (w.iter().map(|&t| t as u32).collect(), harmony)
+            })
             .collect()
     }
 }
@@ -293,6 +382,14 @@ fn pitch_span(tokens: &[u32]) -> (u8, u8) {
         Some(Token::NoteOn(p)) | Some(Token::NoteOff(p)) => (low.min(p), high.max(p)),
         _ => (low, high),
     })
+}
+
+/// A packed harmony moved by `shift` semitones.
+fn transpose_packed(packed: u16, shift: i32) -> u16 {
+    match Harmony::unpack(packed) {
+        Some(harmony) if shift != 0 => harmony.transposed(shift).pack(),
+        _ => packed,
+    }
 }
 
 /// Moves every NOTE_ON and NOTE_OFF by `shift` semitones; the caller keeps pitches in range.
@@ -330,12 +427,13 @@ mod tests {
             documents: 1,
             document_starts: vec![0],
             document_moves: vec![0],
+            harmony: vec![],
         };
         let mut rng = Rng::new(3);
         let mut window = Vec::new();
         let mut shifts = std::collections::BTreeSet::new();
         for _ in 0..200 {
-            stream.random_window(3, Transposition::Within(5), &mut rng, &mut window);
+            stream.random_window(3, Transposition::Within(5), &mut rng, &mut window, &mut vec![]);
             let (low, high) = pitch_span(&window);
             shifts.insert(low as i32 - 2);
             assert!(high <= 127 && low as i32 - 2 >= -2 && high as i32 - 125 <= 2);
@@ -355,13 +453,14 @@ mod tests {
             documents: 3,
             document_starts: vec![0, 1, 2],
             document_moves: vec![-2, -2, 5],
+            harmony: vec![],
         };
         assert!(stream.is_in_one_key());
         let mut rng = Rng::new(8);
         let mut window = Vec::new();
         let mut shifts = std::collections::BTreeMap::new();
         for _ in 0..3000 {
-            stream.random_window(2, Transposition::IntoTheDatasKeys, &mut rng, &mut window);
+            stream.random_window(2, Transposition::IntoTheDatasKeys, &mut rng, &mut window, &mut vec![]);
             *shifts.entry(pitch_span(&window).0 as i32 - 60).or_insert(0) += 1;
         }
         assert_eq!(shifts.keys().copied().collect::<Vec<_>>(), vec![-5, 2]);

@@ -12,6 +12,7 @@
 
 mod copying;
 mod features;
+mod fit;
 mod overlap;
 
 use std::collections::BTreeMap;
@@ -28,11 +29,13 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::dataset::{Index, Split, TokenStream};
-use crate::generate::{self, SamplerArgs, BEATS_PER_BAR};
+use crate::generate::{self, HarmonyToFollow, SamplerArgs, BEATS_PER_BAR};
 use crate::plot::{self, DensityPanel};
 use crate::progress;
+use continuo_engine::harmony::{Harmony, HarmonyTrack};
 use copying::Copying;
 use features::{Feature, PieceFeatures};
+use fit::{Fit, FitTally};
 use overlap::Comparison;
 
 /// Measure a model on a dataset: likelihood against baselines, and its music against the data's.
@@ -104,6 +107,11 @@ pub struct Args {
     /// goes beside it, as .svg.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// For a model that follows the harmony: the harmony every piece plays against, as
+    /// `generate --harmony` takes it (a MIDI file, or chord symbols such as "C G Am F"). By
+    /// default each piece plays against a validation song's other parts, in turn.
+    #[arg(long)]
+    pub harmony: Option<String>,
 }
 
 /// Which songs of the dataset are the reference.
@@ -150,6 +158,27 @@ pub struct Report {
     pub validation_songs: usize,
     pub likelihood: Vec<LikelihoodRow>,
     pub music: MusicReport,
+    /// For a model that follows the harmony: how well its part fits the harmony.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub harmony: Option<HarmonyReport>,
+}
+
+/// Fit to the harmony of a model that follows one, beside the data's own and its own with the
+/// harmony withheld.
+#[derive(Debug, Serialize)]
+pub struct HarmonyReport {
+    /// What the pieces played against: "the validation songs' other parts", or the --harmony.
+    pub against: String,
+    /// Held-out NLL per token (all tokens) with the harmony the songs were played against, and
+    /// with it withheld (silent): how much the model listens.
+    pub nll_with_harmony: f64,
+    pub nll_harmony_withheld: f64,
+    /// The reference songs against the parts they were played with: the ceiling.
+    pub data: Fit,
+    /// The model's pieces, given the harmony.
+    pub model: Fit,
+    /// The same model and seeds with the harmony withheld, measured against the same harmony.
+    pub withheld: Fit,
 }
 
 /// The music half of the report: three sets scored against a reference the same way.
@@ -320,7 +349,37 @@ pub fn evaluate(args: &Args) -> Result<Report> {
             args.dataset.display()
         );
     }
-    let (validation_songs, likelihood) = held_out_likelihood(&mut model, &train, &val, args.tokens)?;
+    let follows = model.follows_harmony();
+    if args.harmony.is_some() && !follows {
+        bail!(
+            "{}: --harmony needs a model that follows the harmony; this one follows none",
+            args.model.display()
+        );
+    }
+    if follows && !val.has_harmony() {
+        bail!(
+            "{}: this model follows the harmony; score it on a dataset prepared --against the other parts",
+            args.dataset.display()
+        );
+    }
+    let (validation_songs, likelihood) = held_out_likelihood(&mut model, &train, &val, args.tokens, true)?;
+    let withheld_likelihood = if follows {
+        Some(held_out_likelihood(&mut model, &train, &val, args.tokens, false)?.1[0].model.nats_per_token)
+    } else {
+        None
+    };
+    // What each piece plays against, in turn: the --harmony, or the validation songs' parts.
+    let (against, tracks): (String, Vec<HarmonyTrack>) = match (&args.harmony, follows) {
+        (Some(source), _) => (source.clone(), vec![HarmonyToFollow::read(source)?.track]),
+        (None, true) => (
+            "the validation songs' other parts".into(),
+            val.documents_with_harmony()
+                .filter(|(tokens, _)| tokens.len() >= 2)
+                .map(|(tokens, harmony)| fit::harmony_of_song(tokens, harmony))
+                .collect(),
+        ),
+        (None, false) => (String::new(), Vec::new()),
+    };
 
     // The reference: whole songs of the chosen splits, in the index's order.
     let splits: &[&TokenStream] = match args.reference {
@@ -344,16 +403,60 @@ pub fn evaluate(args: &Args) -> Result<Report> {
     // The model's pieces, each from its own seed, and as many random ones.
     let bar = progress::bar(args.samples, "pieces");
     bar.set_message("generating");
-    let generated_notes: Vec<Vec<GridNote>> = (0..args.samples)
-        .into_par_iter()
-        .map_with(model.clone(), |model, i| {
-            let mut settings = settings;
-            settings.sampler.seed = args.seed + i;
-            let piece = generate::generate(model.clone(), settings, &[], args.bars);
-            bar.inc(1);
-            piece
-        })
-        .collect::<Result<_>>()?;
+    let track_of = |i: u64| (!tracks.is_empty()).then(|| &tracks[i as usize % tracks.len()]);
+    // A piece played against a validation song is as long as the song: that song's other part,
+    // anew, compared with whole songs.
+    let bar_steps = BEATS_PER_BAR * STEPS_PER_BEAT as u64;
+    let bars_of = |i: u64| match track_of(i) {
+        Some(track) if args.harmony.is_none() => track.length().div_ceil(bar_steps),
+        _ => args.bars,
+    };
+    let pieces = |heard: bool| -> Result<Vec<Vec<GridNote>>> {
+        (0..args.samples)
+            .into_par_iter()
+            .map_with(model.clone(), |model, i| {
+                let mut settings = settings;
+                settings.sampler.seed = args.seed + i;
+                let piece = generate::generate(
+                    model.clone(),
+                    settings,
+                    &[],
+                    bars_of(i),
+                    track_of(i).filter(|_| heard),
+                );
+                bar.inc(1);
+                piece
+            })
+            .collect()
+    };
+    let generated_notes = pieces(true)?;
+    let harmony = match withheld_likelihood {
+        Some(nll_harmony_withheld) => {
+            bar.set_message("generating with the harmony withheld");
+            bar.set_position(0);
+            let withheld_notes = pieces(false)?;
+            let tally = |pieces: &[Vec<GridNote>]| {
+                pieces.iter().enumerate().fold(FitTally::default(), |sum, (i, piece)| {
+                    let track = track_of(i as u64).expect("a model that follows has tracks");
+                    sum.add(FitTally::of(piece, &track.changes_until(bars_of(i as u64) * bar_steps)))
+                })
+            };
+            let data = songs_with_harmony(splits, args.max_reference)
+                .iter()
+                .fold(FitTally::default(), |sum, (notes, track)| {
+                    sum.add(FitTally::of(notes, &track.changes_until(track.length())))
+                });
+            Some(HarmonyReport {
+                against,
+                nll_with_harmony: likelihood[0].model.nats_per_token,
+                nll_harmony_withheld,
+                data: data.fit(),
+                model: tally(&generated_notes).fit(),
+                withheld: tally(&withheld_notes).fit(),
+            })
+        }
+        None => None,
+    };
     bar.finish_and_clear();
     let (generated, generated_skipped) = features_of(&generated_notes);
     if generated.is_empty() {
@@ -393,23 +496,36 @@ pub fn evaluate(args: &Args) -> Result<Report> {
         validation_songs,
         likelihood,
         music,
+        harmony,
     })
+}
+
+/// The reference songs (at most `most`, evenly spread) with the harmony each was played against.
+fn songs_with_harmony(splits: &[&TokenStream], most: usize) -> Vec<(Vec<GridNote>, HarmonyTrack)> {
+    let songs: Vec<(&[u16], &[u16])> = splits.iter().flat_map(|s| s.documents_with_harmony()).collect();
+    evenly_spread(songs, most)
+        .par_iter()
+        .map(|(tokens, harmony)| (decode(tokens, Role::Melodic), fit::harmony_of_song(tokens, harmony)))
+        .collect()
 }
 
 /// The model's NLL on whole validation songs (state reset per song, at most `max_tokens`), per
 /// target token type, beside the baselines fitted on the training split. Returns the songs read
 /// and the rows, "all" first.
+/// A model that follows the harmony reads each token in its harmony when `with_harmony`, else
+/// in silence.
 fn held_out_likelihood(
     model: &mut Model,
     train: &TokenStream,
     val: &TokenStream,
     max_tokens: usize,
+    with_harmony: bool,
 ) -> Result<(usize, Vec<LikelihoodRow>)> {
-    let songs: Vec<&[u16]> = {
+    let songs: Vec<(&[u16], &[u16])> = {
         let mut total = 0;
-        val.document_slices()
-            .filter(|d| d.len() >= 2)
-            .take_while(|d| {
+        val.documents_with_harmony()
+            .filter(|(d, _)| d.len() >= 2)
+            .take_while(|(d, _)| {
                 let take = total < max_tokens;
                 total += d.len();
                 take
@@ -419,13 +535,17 @@ fn held_out_likelihood(
     let baselines = Baselines::fit(&train.tokens);
     let mut sums: BTreeMap<TokenKind, [(f64, u64); 3]> = BTreeMap::new();
     let mut logits = vec![0.0f32; VOCAB_SIZE as usize];
-    let bar = progress::bar(songs.iter().map(|s| s.len() as u64).sum(), "tokens");
+    let bar = progress::bar(songs.iter().map(|s| s.0.len() as u64).sum(), "tokens");
     bar.set_message("held-out likelihood");
-    for song in &songs {
+    for (song, harmony) in &songs {
         let mut state = model.initial_state();
-        for pair in song.windows(2) {
+        for (i, pair) in song.windows(2).enumerate() {
             let (prev, next) = (pair[0] as u32, pair[1] as u32);
-            model.step(prev, &mut state, &mut logits)?;
+            let heard = match harmony.get(i) {
+                Some(&packed) if with_harmony => Harmony::unpack(packed).unwrap_or(Harmony::SILENT),
+                _ => Harmony::SILENT,
+            };
+            model.step_in(prev, heard, &mut state, &mut logits)?;
             let kind = Token::from_id(next).expect("dataset tokens are checked on load").kind();
             let nll = [
                 log_softmax_nll(&logits, next),
@@ -777,6 +897,21 @@ fn print_report(r: &Report) {
             "LONGER than the data repeats itself: the model copies"
         }
     );
+    if let Some(h) = &r.harmony {
+        println!(
+            "\nfit to the harmony, against {}: held-out NLL {:.3} with the harmony, {:.3} withheld",
+            h.against, h.nll_with_harmony, h.nll_harmony_withheld
+        );
+        println!("  {:<34}{:>16}{:>18}", "", "sounding time", "onsets on beats");
+        let share = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.3}"));
+        for (name, fit) in [
+            ("data (its own parts; ceiling)", &h.data),
+            ("model, given the harmony", &h.model),
+            ("model, harmony withheld", &h.withheld),
+        ] {
+            println!("  {name:<34}{:>16}{:>18}", share(fit.sounding), share(fit.onsets_on_beats));
+        }
+    }
 }
 
 #[cfg(test)]

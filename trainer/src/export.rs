@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
+use continuo_engine::harmony::Harmony;
 use continuo_engine::model::{self, Model, ModelInfo, TrainingSummary};
 use continuo_engine::vocab::VocabSpec;
 
 use crate::dataset::{Index, Split, TokenStream};
-use crate::net::LstmNet;
+use crate::net::{harmony_numbers, LstmNet};
 use crate::train::{write_atomic, DatasetSummary, RunFiles, RunState, TrainConfig};
 
 /// Write a run's best checkpoint as an ONNX model for the Continuo plugin.
@@ -118,7 +119,7 @@ pub fn export(run: &Path, out: &Path, name: Option<&str>, last: bool) -> Result<
         bail!(
             "{}: not written: tract's logits differ from candle's by {diff:.2e} (limit {PARITY_TOLERANCE:.0e}) over {} steps",
             out.display(),
-            sequence.len()
+            sequence.0.len()
         );
     }
     write_atomic(out, |tmp| {
@@ -127,31 +128,52 @@ pub fn export(run: &Path, out: &Path, name: Option<&str>, last: bool) -> Result<
     Ok(Exported { bytes: bytes.len(), parity_max_diff: diff, info })
 }
 
-/// 64 tokens of real music: the start of the validation split, or of the training split, or
-/// (when the dataset is gone) a fixed walk over the vocabulary.
-fn parity_sequence(config: &TrainConfig) -> Vec<u32> {
+/// 64 tokens of real music and the harmony each is read in: the start of the validation split,
+/// or of the training split, or (when the dataset is gone) a fixed walk over the vocabulary and
+/// the twelve major triads.
+fn parity_sequence(config: &TrainConfig) -> (Vec<u32>, Vec<Harmony>) {
     let from_dataset = Index::load(&config.dataset).ok().and_then(|index| {
         [Split::Val, Split::Train].into_iter().find_map(|split| {
             let stream = TokenStream::load(&config.dataset, &index, split).ok()?;
-            (stream.len() >= PARITY_STEPS)
-                .then(|| stream.tokens[..PARITY_STEPS].iter().map(|&t| t as u32).collect())
+            (stream.len() >= PARITY_STEPS).then(|| {
+                let tokens = stream.tokens[..PARITY_STEPS].iter().map(|&t| t as u32).collect();
+                let harmony = (0..PARITY_STEPS)
+                    .map(|i| {
+                        stream.harmony.get(i).and_then(|&h| Harmony::unpack(h)).unwrap_or(Harmony::SILENT)
+                    })
+                    .collect();
+                (tokens, harmony)
+            })
         })
     });
     from_dataset.unwrap_or_else(|| {
-        (0..PARITY_STEPS as u32).map(|i| (i * 97 + 13) % config.shape().vocab as u32).collect()
+        (0..PARITY_STEPS as u32)
+            .map(|i| {
+                let triad = Harmony::of_pitches([48 + i as u8 % 12, 52 + i as u8 % 12, 55 + i as u8 % 12]);
+                ((i * 97 + 13) % config.shape().vocab as u32, triad)
+            })
+            .unzip()
     })
 }
 
-/// Largest difference between candle's and tract's logits over `tokens`, state carried.
-pub fn parity(net: &LstmNet, model: &mut Model, tokens: &[u32], device: &Device) -> Result<f32> {
+/// Largest difference between candle's and tract's logits over `tokens` (read in `harmony`,
+/// for a model that hears it), state carried.
+pub fn parity(
+    net: &LstmNet,
+    model: &mut Model,
+    (tokens, harmony): &(Vec<u32>, Vec<Harmony>),
+    device: &Device,
+) -> Result<f32> {
     let input = Tensor::from_slice(tokens, (1, tokens.len()), device)?;
-    let logits = net.forward(&input)?;
+    let packed: Vec<u16> = harmony.iter().map(|h| h.pack()).collect();
+    let numbers = net.shape.harmony.map(|i| harmony_numbers(&packed, 1, i, device)).transpose()?;
+    let logits = net.forward(&input, numbers.as_ref())?;
     let expected: Vec<Vec<f32>> = logits.squeeze(0)?.to_vec2()?;
     let mut state = model.initial_state();
     let mut got = vec![0.0; net.shape.vocab];
     let mut worst = 0.0f32;
-    for (token, want) in tokens.iter().zip(&expected) {
-        model.step(*token, &mut state, &mut got)?;
+    for ((token, want), heard) in tokens.iter().zip(&expected).zip(harmony) {
+        model.step_in(*token, *heard, &mut state, &mut got)?;
         for (a, b) in got.iter().zip(want) {
             let d = (a - b).abs();
             worst = if d.is_nan() { f32::INFINITY } else { worst.max(d) };

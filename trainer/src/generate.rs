@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use continuo_engine::chords;
 use continuo_engine::generator::{Generator, GeneratorSettings};
+use continuo_engine::harmony::{harmony_changes, Harmony, HarmonyTrack};
 use continuo_engine::midi::{self, Note, Role};
 use continuo_engine::model::{Model, ModelInfo};
 use continuo_engine::music::{parse_key, Scale, ScaleLock, KEY_NAMES};
@@ -24,6 +26,10 @@ const DEFAULT: SamplerSettings = SamplerSettings::DEFAULT;
 /// it; the output holds the primer followed by --bars of new music. Without one, it starts from
 /// silence. Scale lock (--key, --scale), range (--lowest, --highest) and --voices are obeyed by
 /// every note, as in the plugin.
+///
+/// A model that follows the harmony plays against --harmony: a MIDI file's notes (a chord clip,
+/// a melody to harmonise) or chord symbols, repeated to the end; the file written holds that
+/// harmony too, on MIDI channel 2, so you hear what the model heard.
 #[derive(clap::Args)]
 pub struct Args {
     /// The model (.onnx, from `export`).
@@ -48,6 +54,68 @@ pub struct Args {
     /// GM program (instrument) written for the notes, 0..=127 (0 is the piano).
     #[arg(long, default_value_t = 0)]
     pub program: u8,
+    /// The harmony a model that follows one plays against: a MIDI file (its melodic notes), or
+    /// chord symbols, one a bar ("C Am F G7") or with a length in beats ("Dm7:2 G7:2 Cmaj7:4").
+    /// Roots A-G with # or b; qualities major, m, 5, 6, m6, 7, maj7, m7, m7b5, dim, dim7, aug,
+    /// sus2, sus4, 7sus4, mmaj7, add9, 9, maj9, m9; "/E" puts E in the bass; "|" bar lines are
+    /// ignored, "%" repeats the chord before, "N.C." is a bar of silence. Repeated to the end.
+    #[arg(long)]
+    pub harmony: Option<String>,
+}
+
+/// A harmony to play against: the track the model hears, and the notes that sound it.
+pub struct HarmonyToFollow {
+    pub track: HarmonyTrack,
+    pub notes: Vec<GridNote>,
+}
+
+impl HarmonyToFollow {
+    /// `--harmony`: a MIDI file when one is there by that name, else chord symbols.
+    pub fn read(source: &str) -> Result<HarmonyToFollow> {
+        let path = Path::new(source);
+        if path.is_file() {
+            let song = midi::read_file(path)?;
+            let notes = vocab::quantise(song.notes_for(Role::Melodic).map(Note::as_tuple));
+            let Some(end) = notes.iter().map(|n| n.end).max() else {
+                bail!("{}: the harmony file has no melodic notes", path.display());
+            };
+            let bar = BEATS_PER_BAR * STEPS_PER_BEAT as u64;
+            let track = HarmonyTrack::new(&harmony_changes(&notes), end.div_ceil(bar) * bar);
+            return Ok(HarmonyToFollow { track, notes });
+        }
+        let progression = chords::parse_progression(source, BEATS_PER_BAR as u32).with_context(|| {
+            format!("--harmony: '{source}' is neither a MIDI file nor a progression of chord symbols")
+        })?;
+        Ok(HarmonyToFollow::of_progression(&progression))
+    }
+
+    /// A progression (as `chords::parse_progression` returns it), voiced as a keyboard player
+    /// would hold it: the bass in the octave below C3, the other notes from C4 up.
+    pub fn of_progression(progression: &[(u64, Harmony)]) -> HarmonyToFollow {
+        let track = HarmonyTrack::of_progression(progression);
+        let mut notes = Vec::new();
+        for pair in progression.windows(2) {
+            let ((start, harmony), (end, _)) = (pair[0], pair[1]);
+            if let Some(bass) = harmony.bass() {
+                notes.push(GridNote { start, end, pitch: 36 + bass, velocity: 70 });
+            }
+            notes.extend(harmony.classes().map(|pc| GridNote { start, end, pitch: 60 + pc, velocity: 62 }));
+        }
+        HarmonyToFollow { track, notes }
+    }
+
+    /// Its notes repeated from step 0 up to `end`.
+    pub fn notes_until(&self, end: u64) -> Vec<GridNote> {
+        let length = self.track.length();
+        (0..end.div_ceil(length))
+            .flat_map(|round| {
+                self.notes.iter().filter_map(move |n| {
+                    let start = n.start + round * length;
+                    (start < end).then_some(GridNote { start, end: (n.end + round * length).min(end), ..*n })
+                })
+            })
+            .collect()
+    }
 }
 
 /// The musician's controls over the sampler, as `generate` and `eval` take them. The defaults
@@ -173,11 +241,29 @@ pub fn run(args: Args) -> Result<()> {
         Some(path) => primer_notes(path, role)?,
         None => Vec::new(),
     };
-    let generated = generate(model, settings, &primer, args.bars)?;
+    let harmony = match &args.harmony {
+        Some(_) if !model.follows_harmony() => bail!(
+            "{}: this model follows no harmony (it was trained without one); --harmony needs a model \
+             trained on a part prepared --against the others",
+            args.model.display()
+        ),
+        Some(source) => Some(HarmonyToFollow::read(source)?),
+        None => None,
+    };
+    let generated = generate(model, settings, &primer, args.bars, harmony.as_ref().map(|h| &h.track))?;
     // A drum model's notes are General MIDI drums: channel 10, whatever the program.
     let channel = if role == Role::Drums { midi::DRUM_CHANNEL } else { 0 };
-    let notes: Vec<Note> =
+    let mut notes: Vec<Note> =
         primer.iter().chain(&generated).map(|g| Note::from_grid(g, channel, args.program)).collect();
+    if let Some(harmony) = &harmony {
+        // What the model heard, on the next channel, from where the new music starts.
+        let start = primer.iter().map(|n| n.end).max().unwrap_or(0);
+        let length = args.bars * BEATS_PER_BAR * STEPS_PER_BEAT as u64;
+        notes.extend(harmony.notes_until(length).iter().map(|n| {
+            let n = GridNote { start: n.start + start, end: n.end + start, ..*n };
+            Note::from_grid(&n, 1, 0)
+        }));
+    }
     midi::write_file(&args.out, &notes, args.tempo, None)?;
     let (low, high) = generated.iter().fold((127, 0), |(l, h), n| (n.pitch.min(l), n.pitch.max(h)));
     println!(
@@ -204,25 +290,46 @@ pub fn primer_notes(path: &Path, role: Role) -> Result<Vec<GridNote>> {
     Ok(grid)
 }
 
-/// Lets the model hear `primer`, then generates `bars` bars after it. Returns the new notes
-/// only, on the same clock as the primer.
+/// Lets the model hear `primer`, then generates `bars` bars after it, against `harmony` (from
+/// the first new step, for a model that follows one). Returns the new notes only, on the same
+/// clock as the primer.
 pub fn generate(
     model: Model,
     settings: GeneratorSettings,
     primer: &[GridNote],
     bars: u64,
+    harmony: Option<&HarmonyTrack>,
 ) -> Result<Vec<GridNote>> {
     let hits = model.info().role == Role::Drums;
     let mut generator = Generator::new(model, settings)?;
+    if let Some(harmony) = harmony.filter(|_| primer.is_empty()) {
+        // The first token is read in the first chord, as a song's first token is in training.
+        generator.change_harmony_at(0, harmony.at(0));
+        generator.reset()?;
+    }
     let primer = if hits { vocab::encode_hits(primer) } else { vocab::encode_grid(primer) };
     for token in primer {
         generator.feed(token)?;
     }
-    let end = generator.now() + bars * BEATS_PER_BAR * STEPS_PER_BEAT as u64;
+    let start = generator.now();
+    let end = start + bars * BEATS_PER_BAR * STEPS_PER_BEAT as u64;
     let mut notes = NoteCollector::new();
     // A generous cap: even a bar of 32nd-note chords stays far below it.
-    let cap = (bars as usize + 1) * 4096;
-    generator.generate_until(end, cap, |e| notes.push(e))?;
+    let mut cap = (bars as usize + 1) * 4096;
+    match harmony {
+        Some(harmony) if generator.follows_harmony() => {
+            // One change at a time: the generator stops the model's time at it.
+            generator.change_harmony_at(generator.now(), harmony.at(generator.now() - start));
+            while generator.now() < end && cap > 0 {
+                let next = start + harmony.next_change_after(generator.now() - start);
+                generator.change_harmony_at(next, harmony.at(next - start));
+                cap -= generator.generate_until(next.min(end), cap, |e| notes.push(e))?;
+            }
+        }
+        _ => {
+            generator.generate_until(end, cap, |e| notes.push(e))?;
+        }
+    }
     generator.release_all(|e| notes.push(e));
     Ok(notes.finish(generator.now()))
 }

@@ -9,6 +9,7 @@ use anyhow::Result;
 use candle_core::Var;
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::VarMap;
+use continuo_engine::harmony::{Harmony, HarmonyInput};
 use continuo_engine::model::{LstmWeights, ModelShape, ModelWeights};
 use continuo_engine::sampler::Rng;
 
@@ -117,24 +118,33 @@ impl LstmNet {
         })
     }
 
-    /// Logits [batch, time, vocab] for token ids [batch, time] (u32), every window from a zero
-    /// state.
-    pub fn forward(&self, tokens: &Tensor) -> Result<Tensor> {
+    /// Logits [batch, time, vocab] for token ids [batch, time] (u32) and, for a network that
+    /// hears the harmony, the harmony each token is read in [batch, time, K] (see
+    /// [`harmony_numbers`]); every window from a zero state.
+    pub fn forward(&self, tokens: &Tensor, harmony: Option<&Tensor>) -> Result<Tensor> {
         let (batch, time) = tokens.dims2()?;
         let layout = RowLayout::new(batch, time, self.groups(batch, tokens.device()));
-        let logits = self.logits(&layout.rows_of(tokens)?, layout, None)?;
+        let harmony = harmony.map(|h| layout.rows_of_vectors(h)).transpose()?;
+        let logits = self.logits(&layout.rows_of(tokens)?, harmony.as_ref(), layout, None)?;
         layout.windows_of(&logits)
     }
 
     /// Mean next-token cross-entropy of windows [batch, time + 1]: inputs are all but the last
-    /// token, targets all but the first. With `dropout` (training), each LSTM layer's output is
+    /// token, targets all but the first; `harmony` [batch, time, K] is what each input is read
+    /// in, for a network that hears it. With `dropout` (training), each LSTM layer's output is
     /// dropped out.
-    pub fn loss(&self, windows: &Tensor, dropout: Option<Dropout>) -> Result<Tensor> {
+    pub fn loss(
+        &self,
+        windows: &Tensor,
+        harmony: Option<&Tensor>,
+        dropout: Option<Dropout>,
+    ) -> Result<Tensor> {
         let (batch, span) = windows.dims2()?;
         let layout = RowLayout::new(batch, span - 1, self.groups(batch, windows.device()));
         let inputs = layout.rows_of(&windows.narrow(1, 0, span - 1)?)?;
         let targets = layout.rows_of(&windows.narrow(1, 1, span - 1)?)?;
-        let logits = self.logits(&inputs, layout, dropout)?;
+        let harmony = harmony.map(|h| layout.rows_of_vectors(h)).transpose()?;
+        let logits = self.logits(&inputs, harmony.as_ref(), layout, dropout)?;
         Ok(if layout.groups > 0 {
             cross_entropy::mean(&logits, &targets)?
         } else {
@@ -151,8 +161,19 @@ impl LstmNet {
         (1..=self.threads.min(batch)).rev().find(|&g| batch.is_multiple_of(g)).unwrap_or(1)
     }
 
-    /// Logits [rows, vocab] of token rows laid out as `layout` says.
-    fn logits(&self, tokens: &Tensor, layout: RowLayout, dropout: Option<Dropout>) -> Result<Tensor> {
+    /// Logits [rows, vocab] of token rows (and their harmony's, [rows, K]) laid out as `layout`
+    /// says.
+    fn logits(
+        &self,
+        tokens: &Tensor,
+        harmony: Option<&Tensor>,
+        layout: RowLayout,
+        dropout: Option<Dropout>,
+    ) -> Result<Tensor> {
+        if harmony.is_some() != self.shape.harmony.is_some() {
+            anyhow::bail!("a network hears the harmony exactly when its data has one");
+        }
+        let embed = self.shape.embed;
         let mask = |layer: usize| -> Result<Option<Tensor>> {
             dropout.map(|d| d.mask(layout, self.shape.hidden, layer, tokens.device())).transpose()
         };
@@ -164,9 +185,19 @@ impl LstmNet {
                 // row, so its input side is a row of the embedding projected by W_ih: projecting
                 // the vocabulary once (384 rows) costs a fraction of projecting every token, in
                 // the forward pass and the backward alike.
-                let input_side = match &x {
-                    None => self.embedding.matmul(&layer.weight_ih.t()?)?.index_select(tokens, 0)?,
-                    Some(x) => x.matmul(&layer.weight_ih.t()?)?,
+                let input_side = match (&x, harmony) {
+                    (None, None) => self.embedding.matmul(&layer.weight_ih.t()?)?.index_select(tokens, 0)?,
+                    // The first layer reads [embedding, harmony]: the harmony's columns of W_ih
+                    // project it, beside the embedding's.
+                    (None, Some(harmony)) => {
+                        let (on_tokens, on_harmony) = (
+                            layer.weight_ih.narrow(1, 0, embed)?,
+                            layer.weight_ih.narrow(1, embed, harmony.dim(1)?)?,
+                        );
+                        (self.embedding.matmul(&on_tokens.t()?)?.index_select(tokens, 0)?
+                            + harmony.matmul(&on_harmony.t()?)?)?
+                    }
+                    (Some(x), _) => x.matmul(&layer.weight_ih.t()?)?,
                 };
                 let h = lstm::layer(&input_side, &layer.weight_hh, &bias, layout.time, layout.groups)?;
                 x = Some(match mask(l)? {
@@ -181,6 +212,14 @@ impl LstmNet {
             let mut x: Vec<Tensor> = (0..layout.time)
                 .map(|t| self.embedding.index_select(&steps.get(t)?, 0))
                 .collect::<candle_core::Result<_>>()?;
+            if let Some(harmony) = harmony {
+                let steps = harmony.reshape((layout.time, layout.batch, harmony.dim(1)?))?;
+                x = x
+                    .iter()
+                    .enumerate()
+                    .map(|(t, embedded)| Tensor::cat(&[embedded, &steps.get(t)?], 1))
+                    .collect::<candle_core::Result<_>>()?;
+            }
             for (l, layer) in self.layers.iter().enumerate() {
                 let weight = Tensor::cat(&[&layer.weight_ih, &layer.weight_hh], 1)?;
                 x = step_by_step(&x, &weight, &(&layer.bias_ih + &layer.bias_hh)?)?;
@@ -227,6 +266,22 @@ impl LstmNet {
             out_b: flat(&self.out_b)?,
         })
     }
+}
+
+/// The harmony numbers [windows, time, K] the network reads for packed harmonies (one per input
+/// token, windows back to back), as the engine's [`HarmonyInput`] writes them for the plugin.
+pub fn harmony_numbers(
+    packed: &[u16],
+    windows: usize,
+    input: HarmonyInput,
+    device: &Device,
+) -> Result<Tensor> {
+    let width = input.width();
+    let mut numbers = vec![0.0f32; packed.len() * width];
+    for (&p, out) in packed.iter().zip(numbers.chunks_exact_mut(width)) {
+        input.write(Harmony::unpack(p).unwrap_or(Harmony::SILENT), out);
+    }
+    Ok(Tensor::from_vec(numbers, (windows, packed.len() / windows.max(1), width), device)?)
 }
 
 /// Dropout of the LSTM layers' outputs in a training step: each unit of each token's output
@@ -282,6 +337,17 @@ impl RowLayout {
             .flatten_all()?)
     }
 
+    /// [batch, time, K] -> [groups * time * windows, K]: each token's vector in the rows' order.
+    fn rows_of_vectors(self, windows: &Tensor) -> Result<Tensor> {
+        let groups = self.groups.max(1);
+        let width = windows.dim(2)?;
+        Ok(windows
+            .reshape((groups, self.batch / groups, self.time, width))?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((self.batch * self.time, width))?)
+    }
+
     /// [rows, vocab] -> [batch, time, vocab], undoing `rows_of`.
     fn windows_of(self, rows: &Tensor) -> Result<Tensor> {
         let groups = self.groups.max(1);
@@ -326,44 +392,67 @@ fn step_by_step(inputs: &[Tensor], weight: &Tensor, bias: &Tensor) -> Result<Vec
 mod tests {
     use super::*;
 
-    /// A small network on random windows: the fused LSTM and candle's step-by-step cell give the
-    /// same loss and the same gradient for every parameter, with one group and with several.
+    /// A small network on random windows, with and without the harmony: the fused LSTM and
+    /// candle's step-by-step cell give the same loss and the same gradient for every parameter,
+    /// with one group and with several.
     #[test]
     fn the_fused_lstm_matches_the_step_by_step_cell_forward_and_backward() {
         let device = Device::Cpu;
-        let shape = ModelShape { layers: 2, hidden: 12, embed: 6, dense: 10, vocab: 384 };
-        let (batch, span) = (6, 9);
-        let mut rng = Rng::new(3);
-        let ids: Vec<u32> = (0..batch * span).map(|_| (rng.next_u64() % 384) as u32).collect();
-        let windows = Tensor::from_slice(&ids, (batch, span), &device).unwrap();
-        for threads in [1, 2, 3] {
-            let varmap = VarMap::new();
-            let mut net = LstmNet::new(shape, &varmap, &device, 11, threads).unwrap();
-            let dropout = Some(Dropout { rate: 0.25, seed: 9 });
-            let fused_loss = net.loss(&windows, dropout).unwrap();
-            let fused = fused_loss.backward().unwrap();
-            net.fused = false;
-            let reference_loss = net.loss(&windows, dropout).unwrap();
-            let reference = reference_loss.backward().unwrap();
-            let (a, b) = (fused_loss.to_scalar::<f32>().unwrap(), reference_loss.to_scalar::<f32>().unwrap());
-            assert!((a - b).abs() < 1e-5, "{threads} threads: loss {a} against {b}");
-            for (name, var) in varmap.data().lock().unwrap().iter() {
-                let (g1, g2) = (fused.get(var).unwrap(), reference.get(var).unwrap());
-                let diff = (g1 - g2).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-                let scale = g2.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-                assert!(
-                    diff <= 1e-4 * scale.max(1e-3),
-                    "{name} with {threads} threads: {diff} (largest {scale})"
-                );
+        for harmony_input in [None, Some(HarmonyInput::PitchClassesAndBass)] {
+            let shape =
+                ModelShape { layers: 2, hidden: 12, embed: 6, dense: 10, vocab: 384, harmony: harmony_input };
+            let (batch, span) = (6, 9);
+            let mut rng = Rng::new(3);
+            let ids: Vec<u32> = (0..batch * span).map(|_| (rng.next_u64() % 384) as u32).collect();
+            let windows = Tensor::from_slice(&ids, (batch, span), &device).unwrap();
+            let packed: Vec<u16> = (0..batch * (span - 1))
+                .map(|_| {
+                    Harmony::of_pitches([(rng.next_u64() % 128) as u8, (rng.next_u64() % 128) as u8]).pack()
+                })
+                .collect();
+            let harmony = harmony_input.map(|input| harmony_numbers(&packed, batch, input, &device).unwrap());
+            let inputs_harmony = harmony.as_ref();
+            let all_harmony = harmony_input.map(|input| {
+                let packed: Vec<u16> = (0..batch * span).map(|i| packed[i % packed.len()]).collect();
+                harmony_numbers(&packed, batch, input, &device).unwrap()
+            });
+            for threads in [1, 2, 3] {
+                let varmap = VarMap::new();
+                let mut net = LstmNet::new(shape, &varmap, &device, 11, threads).unwrap();
+                let dropout = Some(Dropout { rate: 0.25, seed: 9 });
+                let fused_loss = net.loss(&windows, inputs_harmony, dropout).unwrap();
+                let fused = fused_loss.backward().unwrap();
+                net.fused = false;
+                let reference_loss = net.loss(&windows, inputs_harmony, dropout).unwrap();
+                let reference = reference_loss.backward().unwrap();
+                let (a, b) =
+                    (fused_loss.to_scalar::<f32>().unwrap(), reference_loss.to_scalar::<f32>().unwrap());
+                assert!((a - b).abs() < 1e-5, "{threads} threads: loss {a} against {b}");
+                for (name, var) in varmap.data().lock().unwrap().iter() {
+                    let (g1, g2) = (fused.get(var).unwrap(), reference.get(var).unwrap());
+                    let diff =
+                        (g1 - g2).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                    let scale = g2.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                    assert!(
+                        diff <= 1e-4 * scale.max(1e-3),
+                        "{name} with {threads} threads: {diff} (largest {scale})"
+                    );
+                }
+                net.fused = true;
+                let logits = net.forward(&windows, all_harmony.as_ref()).unwrap();
+                net.fused = false;
+                let reference = net.forward(&windows, all_harmony.as_ref()).unwrap();
+                assert_eq!(logits.dims(), &[batch, span, 384]);
+                let diff = (logits - reference)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                assert!(diff < 1e-5, "logits differ by {diff}");
             }
-            net.fused = true;
-            let logits = net.forward(&windows).unwrap();
-            net.fused = false;
-            let reference = net.forward(&windows).unwrap();
-            assert_eq!(logits.dims(), &[batch, span, 384]);
-            let diff =
-                (logits - reference).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-            assert!(diff < 1e-5, "logits differ by {diff}");
         }
     }
 }

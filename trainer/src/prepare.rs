@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use continuo_engine::harmony;
 use continuo_engine::midi::{self, Family, Role};
 use continuo_engine::music::{Scale, ScaleLock};
 use continuo_engine::vocab::{self, VocabSpec};
@@ -61,13 +62,21 @@ pub struct Args {
     /// highest of the pianos.
     #[arg(long, value_parser = family_names(), conflicts_with = "role")]
     pub family: Option<Family>,
-    /// Which part of each file to learn: every part, or only the lowest or the highest. A
-    /// part is a track (a channel of it, where one track holds several): the lowest is the one
-    /// whose notes lie lowest on average (the bass of a chorale or a quartet, the bass track of
-    /// a band arrangement), the highest its melody or soprano. With --family, among that
-    /// family's parts only.
+    /// Which part of each file to learn: every part, or only the lowest or the highest, the
+    /// middle ones (neither), or the lower ones (all but the highest). A part is a track (a
+    /// channel of it, where one track holds several): the lowest is the one whose notes lie
+    /// lowest on average (the bass of a chorale or a quartet, the bass track of a band
+    /// arrangement), the highest its melody or soprano; the lower parts are the alto, tenor and
+    /// bass under a soprano. With --family, among that family's parts only.
     #[arg(long, value_enum, default_value = "all")]
     pub part: Part,
+    /// Learn the part against the other parts: beside each token, what the file's other melodic
+    /// parts hold when it is read (their pitch classes and the lowest one's), and time passes in
+    /// steps that stop at every change of that harmony. A model trained on it follows the
+    /// harmony it is given (`generate --harmony`, the plugin's MIDI input). Files without
+    /// another part are skipped ("nothing to play against").
+    #[arg(long, value_enum)]
+    pub against: Option<Against>,
     /// Transpose every file into the key signature of C major and A minor (by at most six
     /// semitones, from the major scale that holds most of its notes' durations). Songs that
     /// follow each other in the training stream then share their key, so the model learns
@@ -90,6 +99,25 @@ pub struct NotesToLearn {
     pub part: Part,
     /// Each file moved into the key signature of C (see `--same-key`).
     pub same_key: bool,
+    /// The part learned against the others' harmony (`--against`).
+    pub against: Option<Against>,
+}
+
+/// What a part is learned against (`--against`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Against {
+    /// The file's other melodic parts.
+    Others,
+}
+
+impl Against {
+    /// In words, for the dataset's index and the model card.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Against::Others => "the other parts",
+        }
+    }
 }
 
 impl NotesToLearn {
@@ -99,6 +127,13 @@ impl NotesToLearn {
         let notes = self.part.select(song.notes_for(self.role).filter(of_family).collect());
         let shift = if self.same_key && self.role == Role::Melodic { shift_to_c(&notes) } else { 0 };
         (notes, shift)
+    }
+
+    /// The notes the part `part` (of `song`) is played against: every other melodic note.
+    fn others<'a>(&self, song: &'a midi::Song, part: &[&midi::Note]) -> Vec<&'a midi::Note> {
+        let learned: std::collections::HashSet<*const midi::Note> =
+            part.iter().map(|n| *n as *const _).collect();
+        song.notes_for(Role::Melodic).filter(|n| !learned.contains(&(*n as *const _))).collect()
     }
 }
 
@@ -127,6 +162,10 @@ pub enum Part {
     All,
     Lowest,
     Highest,
+    /// Neither the lowest nor the highest: the inner voices.
+    Middle,
+    /// All but the highest: the voices under the melody.
+    Lower,
 }
 
 impl Part {
@@ -135,7 +174,7 @@ impl Part {
         if self == Part::All {
             return notes;
         }
-        // Mean pitch of each (track, channel).
+        // Mean pitch of each (track, channel), parts from the lowest to the highest.
         let mut parts: BTreeMap<(usize, u8), (f64, usize)> = BTreeMap::new();
         for n in &notes {
             let entry = parts.entry((n.track, n.channel)).or_default();
@@ -143,19 +182,20 @@ impl Part {
             entry.1 += 1;
         }
         let mean = |(sum, count): (f64, usize)| sum / count as f64;
-        let chosen = parts
-            .into_iter()
-            .map(|(part, stats)| (part, mean(stats)))
-            .min_by(|a, b| {
-                let order = a.1.total_cmp(&b.1);
-                if self == Part::Lowest {
-                    order
-                } else {
-                    order.reverse()
-                }
-            })
-            .map(|(part, _)| part);
-        notes.into_iter().filter(|n| Some((n.track, n.channel)) == chosen).collect()
+        let mut by_height: Vec<((usize, u8), f64)> =
+            parts.into_iter().map(|(part, stats)| (part, mean(stats))).collect();
+        by_height.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let parts: Vec<(usize, u8)> = by_height.into_iter().map(|(part, _)| part).collect();
+        let n = parts.len();
+        let chosen: &[(usize, u8)] = match self {
+            Part::All => unreachable!("returned above"),
+            Part::Lowest => &parts[..n.min(1)],
+            Part::Highest => &parts[n.saturating_sub(1)..],
+            Part::Middle if n >= 3 => &parts[1..n - 1],
+            Part::Lower if n >= 2 => &parts[..n - 1],
+            Part::Middle | Part::Lower => &[],
+        };
+        notes.into_iter().filter(|n| chosen.contains(&(n.track, n.channel))).collect()
     }
 }
 
@@ -195,6 +235,9 @@ pub struct Stats {
     /// Whether every file was moved into the key signature of C (`--same-key`).
     #[serde(default)]
     pub same_key: bool,
+    /// What the part was learned against (`--against`).
+    #[serde(default)]
+    pub against: Option<Against>,
     /// The instrument family read (`--family`); none: every note of the role.
     #[serde(default)]
     pub family: Option<Family>,
@@ -256,6 +299,8 @@ struct Encoded {
     path: PathBuf,
     relative: String,
     tokens: Vec<u16>,
+    /// Each token's harmony, packed (`--against`).
+    harmony: Option<Vec<u16>>,
     notes: u64,
     seconds: f64,
     pitches: Vec<u8>,
@@ -352,7 +397,16 @@ fn voices_covering(histogram: &[u64], share: f64) -> u8 {
 
 pub fn run(args: Args) -> Result<()> {
     let role = args.family.map_or(args.role.into(), Family::role);
-    let learn = NotesToLearn { role, family: args.family, part: args.part, same_key: args.same_key };
+    if args.against.is_some() && role == Role::Drums {
+        bail!("--against learns a melodic part against the others' harmony; drums have no harmony to follow");
+    }
+    let learn = NotesToLearn {
+        role,
+        family: args.family,
+        part: args.part,
+        same_key: args.same_key,
+        against: args.against,
+    };
     let stats = prepare(&args.dirs, &args.out, learn, args.val_fraction, true)?;
     print_summary(&stats, &args.out);
     Ok(())
@@ -412,7 +466,13 @@ impl IndexWriter {
         Ok(())
     }
 
-    fn finish(mut self, role: Role, voices: u8, shards: Vec<ShardEntry>) -> Result<()> {
+    fn finish(
+        mut self,
+        role: Role,
+        voices: u8,
+        against: Option<Against>,
+        shards: Vec<ShardEntry>,
+    ) -> Result<()> {
         self.documents.flush()?;
         drop(self.documents);
         let head = Index {
@@ -421,6 +481,7 @@ impl IndexWriter {
             vocab: VocabSpec::v1(),
             role,
             voices: Some(voices),
+            against: against.map(|a| a.describe().to_string()),
             shards,
             documents: Vec::new(),
         };
@@ -477,6 +538,7 @@ pub fn prepare(
     let mut stats = Stats {
         part: learn.part,
         same_key: learn.same_key,
+        against: learn.against,
         family: learn.family,
         files_found: found,
         pitch_histogram: vec![0; 128],
@@ -513,7 +575,7 @@ pub fn prepare(
                     encoded.families.add_to(&mut stats.families);
                     let split = Split::of(&encoded.relative, val_fraction);
                     let writer = if split == Split::Train { &mut train } else { &mut val };
-                    let (shard, offset) = writer.push(&encoded.tokens)?;
+                    let (shard, offset) = writer.push(&encoded.tokens, encoded.harmony.as_deref())?;
                     match split {
                         Split::Train => {
                             (stats.train_files += 1, stats.train_tokens += encoded.tokens.len() as u64)
@@ -561,7 +623,7 @@ pub fn prepare(
         );
     }
     stats.voices = voices_covering(&stats.polyphony_histogram, VOICES_SHARE);
-    index.finish(learn.role, stats.voices, [train.finish()?, val.finish()?].concat())?;
+    index.finish(learn.role, stats.voices, learn.against, [train.finish()?, val.finish()?].concat())?;
     stats.seconds = started.elapsed().as_secs_f64();
     stats.files_per_second = stats.files_found as f64 / stats.seconds.max(1e-9);
     stats.peak_memory_mb = peak_memory_mb();
@@ -621,12 +683,33 @@ fn encode_file(path: &Path, relative: &str, learn: NotesToLearn) -> Result<Encod
         Role::Melodic => beats,
         Role::Drums => vocab::on_the_drum_grid(beats),
     };
-    let grid = vocab::quantise(
-        notes
-            .iter()
-            .map(|n| ((n.pitch as i32 + shift) as u8, n.velocity, start(n.start - offset), n.end - offset)),
-    );
+    let on_the_grid = |notes: &[&midi::Note], start: &dyn Fn(f64) -> f64| {
+        vocab::quantise(notes.iter().filter(|n| n.end > offset).map(|n| {
+            ((n.pitch as i32 + shift) as u8, n.velocity, start((n.start - offset).max(0.0)), n.end - offset)
+        }))
+    };
+    let grid = on_the_grid(&notes, &start);
+    let mut harmony = None;
     let (tokens, decoded) = match learn.role {
+        Role::Melodic if learn.against.is_some() => {
+            let others = learn.others(&song, &notes);
+            if others.is_empty() {
+                return Err(Rejection {
+                    path: path.to_path_buf(),
+                    reason: "nothing to play against".into(),
+                    message: format!(
+                        "{}: has no other part for this one to be played against",
+                        path.display()
+                    ),
+                    families: Some(Box::new(families)),
+                });
+            }
+            let changes = harmony::harmony_changes(&on_the_grid(&others, &|beats| beats));
+            let (tokens, heard) = harmony::encode_against(&grid, &changes);
+            harmony = Some(heard.iter().map(|h| h.pack()).collect());
+            let decoded = vocab::decode(&tokens);
+            (tokens, decoded)
+        }
         Role::Melodic => {
             let tokens = vocab::encode_grid(&grid);
             let decoded = vocab::decode(&tokens);
@@ -644,6 +727,7 @@ fn encode_file(path: &Path, relative: &str, learn: NotesToLearn) -> Result<Encod
         path: path.to_path_buf(),
         relative: relative.to_string(),
         tokens,
+        harmony,
         notes: notes.len() as u64,
         seconds: song.duration_seconds(),
         pitches: notes.iter().map(|n| (n.pitch as i32 + shift) as u8).collect(),
@@ -724,7 +808,7 @@ mod tests {
         for document in &documents {
             writer.push(document).unwrap();
         }
-        writer.finish(Role::Melodic, 4, Vec::new()).unwrap();
+        writer.finish(Role::Melodic, 4, None, Vec::new()).unwrap();
         let index = Index::load(dir.path()).unwrap();
         assert_eq!(format!("{:?}", index.documents), format!("{documents:?}"));
         assert!(!dir.path().join("index.documents.partial").exists());
@@ -757,7 +841,13 @@ mod tests {
     #[test]
     fn same_key_moves_every_chorale_and_tune_into_c_major() {
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/fixtures/midi");
-        let learn = NotesToLearn { role: Role::Melodic, family: None, part: Part::All, same_key: true };
+        let learn = NotesToLearn {
+            role: Role::Melodic,
+            family: None,
+            part: Part::All,
+            same_key: true,
+            against: None,
+        };
         let mut shifts = Vec::new();
         for name in ["bwv1.6.mid", "bwv248.64-6.mid", "bwv323.mid", "42dHighlandRegimentStrathspey.mid"] {
             let song = midi::read_file(&fixtures.join(name)).unwrap();
@@ -780,7 +870,13 @@ mod tests {
     #[test]
     fn a_chorale_sounds_four_voices_and_a_fiddle_tune_one() {
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/fixtures/midi");
-        let learn = NotesToLearn { role: Role::Melodic, family: None, part: Part::All, same_key: false };
+        let learn = NotesToLearn {
+            role: Role::Melodic,
+            family: None,
+            part: Part::All,
+            same_key: false,
+            against: None,
+        };
         let voices = |name: &str, learn: NotesToLearn| {
             let encoded = encode_file(&fixtures.join(name), name, learn).unwrap();
             voices_covering(&encoded.polyphony, VOICES_SHARE)

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
+use continuo_engine::harmony::HarmonyInput;
 use continuo_engine::midi::Role;
 use continuo_engine::model::ModelShape;
 use continuo_engine::sampler::Rng;
@@ -20,7 +21,7 @@ use continuo_engine::vocab::VOCAB_SIZE;
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::{Index, Split, TokenStream, Transposition};
-use crate::net::{Dropout, LstmNet};
+use crate::net::{harmony_numbers, Dropout, LstmNet};
 use crate::optim::AdamW;
 use crate::{cpu, plot, progress};
 
@@ -120,7 +121,25 @@ pub struct TrainConfig {
     /// (the README's "Training speed" measures 1 against 2).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// How the model hears the harmony of a part prepared against the others (`prepare
+    /// --against`): `pitch-classes` (12 numbers, each pitch class held) or
+    /// `pitch-classes-and-bass` (24: also the lowest held note's) [default with such a dataset:
+    /// pitch-classes, which played better; see the continuo bass's card]. Refused for a dataset
+    /// without harmony.
+    #[arg(long, value_parser = parse_harmony_input)]
+    #[serde(default)]
+    pub harmony: Option<HarmonyInput>,
 }
+
+fn parse_harmony_input(id: &str) -> Result<HarmonyInput, String> {
+    HarmonyInput::from_id(id).ok_or_else(|| {
+        let known: Vec<&str> = HarmonyInput::ALL.iter().map(|i| i.id()).collect();
+        format!("'{id}' is not one of {}", known.join(", "))
+    })
+}
+
+/// What a model of a dataset with harmony hears when `--harmony` is not given.
+pub const DEFAULT_HARMONY_INPUT: HarmonyInput = HarmonyInput::PitchClasses;
 
 impl TrainConfig {
     /// The dense layer's size: as given, else the hidden size.
@@ -187,6 +206,7 @@ impl TrainConfig {
             embed: self.embed,
             dense: self.dense(),
             vocab: VOCAB_SIZE as usize,
+            harmony: self.harmony,
         }
     }
 
@@ -426,12 +446,20 @@ pub fn run(args: Args, matches: &clap::ArgMatches) -> Result<()> {
 /// Runs training; returns the final state. `matches` tells which settings the command line
 /// gave (a resume changes only those); `show_progress` draws a bar on a terminal.
 pub fn train(args: Args, matches: &clap::ArgMatches, show_progress: bool) -> Result<RunState> {
-    let (files, config, resuming) = open_run(args, matches)?;
+    let (files, mut config, resuming) = open_run(args, matches)?;
     // candle reads the thread count from the environment on every matmul.
     std::env::set_var("RAYON_NUM_THREADS", config.threads.to_string());
     let _ = ctrlc::set_handler(|| STOP.store(true, Ordering::SeqCst));
     STOP.store(false, Ordering::SeqCst);
     let data = Data::load(&config)?;
+    match (data.train.has_harmony(), config.harmony) {
+        (true, None) => config.harmony = Some(DEFAULT_HARMONY_INPUT),
+        (false, Some(_)) => bail!(
+            "{}: --harmony needs a dataset prepared against the other parts (`prepare --against`)",
+            config.dataset.display()
+        ),
+        _ => {}
+    }
     files.write_setup(&config, &data)?;
 
     // The first GPU when built with `--features cuda` and one is there (the network then runs
@@ -461,8 +489,8 @@ pub fn train(args: Args, matches: &clap::ArgMatches, show_progress: bool) -> Res
     let mut interval = Interval::new(state.seconds);
     while state.step < config.steps {
         let started = Instant::now();
-        let batch = data.batch(&config, state.step, &device)?;
-        let loss = net.loss(&batch, config.dropout_at(state.step))?;
+        let (batch, harmony) = data.batch(&config, state.step, &device)?;
+        let loss = net.loss(&batch, harmony.as_ref(), config.dropout_at(state.step))?;
         let grad_norm = optimizer.step(&loss.backward()?, config.learning_rate(state.step), config.clip)?;
         let loss = loss.to_scalar::<f32>()? as f64;
         state.step += 1;
@@ -478,7 +506,8 @@ pub fn train(args: Args, matches: &clap::ArgMatches, show_progress: bool) -> Res
         let stopping = STOP.load(Ordering::SeqCst);
         if state.step.is_multiple_of(config.eval_every) || state.step == config.steps || stopping {
             state.train_loss = Some(interval.mean_loss());
-            state.val_loss = Some(validation_loss(&net, &data.val_windows, config.batch, &device)?);
+            state.val_loss =
+                Some(validation_loss(&net, &data.val_windows, config.harmony, config.batch, &device)?);
             state.seconds = interval.run_seconds();
             progress::log(&bar, interval.log_line(&config, &state, grad_norm, sgemm));
             files.save_checkpoint(&config, &varmap, &optimizer, &mut state, &interval, grad_norm)?;
@@ -552,7 +581,8 @@ struct Data {
     /// The dataset has no validation files: validation is measured on training windows.
     val_from_train: bool,
     voices: Option<u8>,
-    val_windows: Vec<Vec<u32>>,
+    /// Windows of tokens and the harmony of their inputs (empty without one).
+    val_windows: Vec<(Vec<u32>, Vec<u16>)>,
 }
 
 impl Data {
@@ -588,22 +618,27 @@ impl Data {
         })
     }
 
-    /// A step's batch of random windows. It depends only on the seed and the step, so a resumed
-    /// run reads the same windows an uninterrupted one would.
-    fn batch(&self, config: &TrainConfig, step: u64, device: &Device) -> Result<Tensor> {
+    /// A step's batch of random windows, and the harmony of their inputs for a model that hears
+    /// it. It depends only on the seed and the step, so a resumed run reads the same windows an
+    /// uninterrupted one would.
+    fn batch(&self, config: &TrainConfig, step: u64, device: &Device) -> Result<(Tensor, Option<Tensor>)> {
         let mut rng = Rng::new(config.seed ^ (step + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let mut ids = Vec::with_capacity(config.batch * (config.seq + 1));
         let mut window = Vec::with_capacity(config.seq + 1);
+        let (mut harmony, mut window_harmony) = (Vec::new(), Vec::with_capacity(config.seq));
         // A drum's pitch is its kit piece: moved, a kick would become a snare.
         let transposition = match self.role {
             Role::Melodic => config.transposition(),
             Role::Drums => Transposition::Within(0),
         };
         for _ in 0..config.batch {
-            self.train.random_window(config.seq, transposition, &mut rng, &mut window);
+            self.train.random_window(config.seq, transposition, &mut rng, &mut window, &mut window_harmony);
             ids.extend_from_slice(&window);
+            harmony.extend_from_slice(&window_harmony);
         }
-        Ok(Tensor::from_slice(&ids, (config.batch, config.seq + 1), device)?)
+        let harmony =
+            config.harmony.map(|input| harmony_numbers(&harmony, config.batch, input, device)).transpose()?;
+        Ok((Tensor::from_slice(&ids, (config.batch, config.seq + 1), device)?, harmony))
     }
 }
 
@@ -692,14 +727,23 @@ pub fn model_flops_per_token(shape: &ModelShape) -> f64 {
     6.0 * (shape.parameter_count() - shape.vocab * shape.embed) as f64
 }
 
-/// Mean cross-entropy over the fixed validation windows, in batches.
-pub fn validation_loss(net: &LstmNet, windows: &[Vec<u32>], batch: usize, device: &Device) -> Result<f64> {
+/// Mean cross-entropy over the fixed validation windows (with their inputs' harmony, heard as
+/// `harmony` says), in batches.
+pub fn validation_loss(
+    net: &LstmNet,
+    windows: &[(Vec<u32>, Vec<u16>)],
+    harmony: Option<HarmonyInput>,
+    batch: usize,
+    device: &Device,
+) -> Result<f64> {
     let (mut total, mut count) = (0.0f64, 0usize);
     for chunk in windows.chunks(batch) {
-        let span = chunk[0].len();
-        let ids: Vec<u32> = chunk.iter().flatten().copied().collect();
+        let span = chunk[0].0.len();
+        let ids: Vec<u32> = chunk.iter().flat_map(|(w, _)| w).copied().collect();
         let tensor = Tensor::from_slice(&ids, (chunk.len(), span), device)?;
-        total += net.loss(&tensor, None)?.to_scalar::<f32>()? as f64 * chunk.len() as f64;
+        let packed: Vec<u16> = chunk.iter().flat_map(|(_, h)| h).copied().collect();
+        let heard = harmony.map(|input| harmony_numbers(&packed, chunk.len(), input, device)).transpose()?;
+        total += net.loss(&tensor, heard.as_ref(), None)?.to_scalar::<f32>()? as f64 * chunk.len() as f64;
         count += chunk.len();
     }
     Ok(total / count.max(1) as f64)

@@ -10,6 +10,8 @@ use crate::monitor::{Meters, Monitor};
 use crate::params::ContinuoParams;
 use crate::step_budget::smallest_block;
 use crate::transport::{self, TransportState};
+use continuo_engine::chords;
+use continuo_engine::harmony::Harmony;
 
 /// "playing  120.0 BPM  4/4  bar 5.2", as the plugin sees the host's transport.
 pub fn transport_line(monitor: &Monitor) -> String {
@@ -29,6 +31,9 @@ pub fn transport_line(monitor: &Monitor) -> String {
 /// How the model plays with the musician now: "Free", "Call and response: listening",
 /// "Duet", with the loop when one plays.
 pub fn listening_line(params: &ContinuoParams, meters: &Meters) -> String {
+    if let Some(harmony) = meters.harmony_followed() {
+        return following_line(harmony);
+    }
     let mode = params.mode.value();
     let mut line = mode.name().to_string();
     if mode == Mode::CallAndResponse {
@@ -39,6 +44,18 @@ pub fn listening_line(params: &ContinuoParams, meters: &Meters) -> String {
         line.push_str(&format!(", looping {:.0} beats", beats));
     }
     line
+}
+
+/// What a model that follows the harmony hears, in every mode: "Following the harmony: Am7/G"
+/// (the chord's name when the keys held make one), the pitch classes held otherwise.
+pub fn following_line(harmony: Harmony) -> String {
+    const NAMES: [&str; 12] = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"];
+    let heard = match chords::chord_name(harmony) {
+        _ if harmony.is_silent() => "nothing held, it plays on its own".to_string(),
+        Some(name) => name,
+        None => harmony.classes().map(|pc| NAMES[pc as usize]).collect::<Vec<_>>().join(" "),
+    };
+    format!("Following the harmony: {heard}")
 }
 
 /// What a model step costs against small blocks, and what the audio thread had to give up.

@@ -5,9 +5,11 @@
 use std::sync::Arc;
 
 use continuo::built_in::{ModelSource, DEFAULT};
+use continuo::listening::InputNote;
 use continuo::model_switch::open_player;
 use continuo::params::ContinuoParams;
-use continuo::player::{HostTransport, Player, PlayerSettings};
+use continuo::player::{HostTransport, OutputEvent, Player, PlayerSettings};
+use std::sync::atomic::Ordering;
 
 pub const RATE: f32 = 48_000.0;
 /// Samples per beat at 120 BPM.
@@ -58,4 +60,63 @@ pub fn host(playing: bool, sample: u64, samples: usize) -> HostTransport {
         time_signature: Some((4, 4)),
         bar_start: None,
     }
+}
+
+/// A note the musician plays: (sample, pitch, velocity; 0 ends it, channel).
+pub type Played = (u64, u8, u8, u8);
+
+/// Plays `beats` beats at 120 BPM from beat 0 in blocks of `block` samples, with `input` played
+/// into the player at its samples, after 32 stopped blocks. Returns every event the player
+/// sent, as (sample, event), and the most model steps one block ran.
+pub fn perform_in_blocks(
+    player: &mut Player,
+    beats: f64,
+    input: &[Played],
+    block: usize,
+) -> (Vec<(u64, OutputEvent)>, u64) {
+    let mut heard = Vec::new();
+    let mut worst = 0;
+    let monitor = player.monitor().clone();
+    let mut next = 0;
+    let mut block_input = Vec::new();
+    let mut sample = 0u64;
+    // A host processes stopped blocks before play starts: the player fills its lookahead.
+    for _ in 0..32 {
+        player.process(host(false, 0, block), &[], &mut |e| heard.push((0, e)));
+    }
+    while (sample as f64) < beats * SPB {
+        block_input.clear();
+        while next < input.len() && input[next].0 < sample + block as u64 {
+            let (at, pitch, velocity, channel) = input[next];
+            block_input.push(InputNote { offset: (at - sample) as u32, pitch, velocity, channel });
+            next += 1;
+        }
+        let before = monitor.meters.model_steps.load(Ordering::Relaxed);
+        player.process(host(true, sample, block), &block_input, &mut |e| {
+            heard.push((sample + e.offset as u64, e))
+        });
+        worst = worst.max(monitor.meters.model_steps.load(Ordering::Relaxed) - before);
+        sample += block as u64;
+    }
+    // The host pauses: every note ends.
+    player.process(host(false, sample, block), &[], &mut |e| heard.push((sample + e.offset as u64, e)));
+    (heard, worst)
+}
+
+/// Every note-on has its note-off, in order, and nothing sounds at the end.
+pub fn assert_balanced(events: &[(u64, OutputEvent)]) {
+    let mut sounding = [false; 128];
+    for (at, e) in events {
+        if e.is_on() {
+            assert!(
+                !std::mem::replace(&mut sounding[e.pitch as usize], true),
+                "{} struck twice at {at}",
+                e.pitch
+            );
+        } else {
+            assert!(std::mem::take(&mut sounding[e.pitch as usize]), "{} ended unsounded at {at}", e.pitch);
+        }
+    }
+    let hanging: Vec<_> = (0..128).filter(|p| sounding[*p]).collect();
+    assert!(hanging.is_empty(), "notes left hanging: {hanging:?}");
 }

@@ -1,0 +1,174 @@
+//! Following the song's harmony, measured on the player with the built-in Continuo bass: a
+//! keyboard player's chords (struck a few milliseconds off the beat, let go a little early)
+//! come in, and the bass plays chord tones on the beats, its first note under each chord on the
+//! chord's grid line, at the step caps of fast and slow machines.
+
+#[path = "support/player.rs"]
+mod support;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use continuo::built_in::{ModelChoice, ModelSource};
+use continuo::model_switch::open_player;
+use continuo::player::{OutputEvent, Player};
+use continuo::step_budget::{step_cap, STEP_BUDGET, WORST_CASE_FACTOR};
+use continuo_engine::chords::parse_chord;
+use continuo_engine::harmony::Harmony;
+use support::*;
+
+const BLOCK: usize = 512;
+/// Beats each chord is held: two bars of 4/4.
+const CHORD_BEATS: u64 = 8;
+
+/// I-V-vi-IV in C, a progression the chorales never play, twice round.
+fn progression() -> Vec<Harmony> {
+    ["C", "G", "Am", "F"].iter().map(|c| parse_chord(c).unwrap()).cycle().take(8).collect()
+}
+
+/// The chords as a keyboard player plays them: root in the third octave, the triad above
+/// middle C, each struck 2-9 ms early or 1-4 ms late and let go 10-40 ms before the next.
+fn keyboard_chords(chords: &[Harmony]) -> Vec<Played> {
+    let ms = RATE as i64 / 1000;
+    let mut played = Vec::new();
+    for (i, chord) in chords.iter().enumerate() {
+        let line = (i as u64 * CHORD_BEATS) as i64 * SPB as i64;
+        let off = if i % 3 == 2 { (1 + i as i64 % 4) * ms } else { -(2 + (i as i64 * 5) % 8) * ms };
+        let start = (line + off).max(0) as u64;
+        let end = (line + CHORD_BEATS as i64 * SPB as i64 - (10 + (i as i64 * 7) % 30) * ms) as u64;
+        let bass = 48 + chord.bass().unwrap();
+        for pitch in std::iter::once(bass).chain(chord.classes().map(|pc| 60 + pc)) {
+            played.push((start, pitch, 90, 1));
+            played.push((end, pitch, 0, 1));
+        }
+    }
+    played.sort();
+    played
+}
+
+fn continuo_bass(seed: u64, pinned_cap: Option<usize>) -> Player {
+    let mut settings = settings(seed);
+    settings.generator.sampler.seed = seed;
+    let mut player =
+        open_player(&ModelSource::BuiltIn(ModelChoice::ContinuoBass), &settings, &Default::default())
+            .unwrap();
+    if let Some(cap) = pinned_cap {
+        let block_seconds = BLOCK as f64 / RATE as f64;
+        let cost = STEP_BUDGET * block_seconds / (WORST_CASE_FACTOR * (cap as f64 + 0.5));
+        player.assume_token_cost(Duration::from_secs_f64(cost));
+    }
+    player
+}
+
+/// What the bass did against the chords: the share of its notes struck on a beat that are
+/// chord tones, and how many of the changes its first note after the change came on the
+/// change's grid line.
+struct Following {
+    on_beats: usize,
+    chord_tones_on_beats: usize,
+    changes_on_the_line: usize,
+    notes: usize,
+}
+
+fn measure(events: &[(u64, OutputEvent)], chords: &[Harmony]) -> Following {
+    let ons: Vec<(u64, u8)> =
+        events.iter().filter(|(_, e)| e.is_on()).map(|(at, e)| (*at, e.pitch)).collect();
+    let chord_at = |sample: u64| chords.get((sample as f64 / SPB / CHORD_BEATS as f64) as usize);
+    let on_beats: Vec<&(u64, u8)> = ons.iter().filter(|(at, _)| at % SPB as u64 == 0).collect();
+    let chord_tones_on_beats =
+        on_beats.iter().filter(|(at, p)| chord_at(*at).is_some_and(|c| c.holds(p % 12))).count();
+    let firsts: Vec<Option<i64>> = (1..chords.len() as u64)
+        .map(|i| {
+            let line = i * CHORD_BEATS * SPB as u64;
+            ons.iter().find(|(at, _)| *at + 1 >= line).map(|(at, _)| *at as i64 - line as i64)
+        })
+        .collect();
+    println!("first notes after each change, samples from its line: {firsts:?}");
+    let changes_on_the_line = firsts.iter().filter(|f| f.is_some_and(|f| f.abs() <= 1)).count();
+    Following { on_beats: on_beats.len(), chord_tones_on_beats, changes_on_the_line, notes: ons.len() }
+}
+
+#[test]
+fn the_continuo_bass_plays_under_the_chords_coming_in_on_their_beats() {
+    let chords = progression();
+    let input = keyboard_chords(&chords);
+    let beats = (chords.len() as u64 * CHORD_BEATS) as f64;
+    let mut landed_at = Vec::new();
+    let mut at_cap_three = Vec::new();
+    for pinned in [Some(3), None, Some(1), Some(2), Some(4), Some(8)] {
+        let mut player = continuo_bass(11, pinned);
+        let cap = step_cap(BLOCK, RATE, player.token_cost());
+        let monitor = player.monitor().clone();
+        let (events, worst) = perform_in_blocks(&mut player, beats, &input, BLOCK);
+        assert_balanced(&events);
+        assert!(worst <= cap as u64, "{worst} steps in one block, above the cap of {cap}");
+        let f = measure(&events, &chords);
+        let late = monitor.meters.late_events.load(Ordering::Relaxed);
+        println!(
+            "cap {cap}: {} notes, {} of {} on beats are chord tones ({:.2}), first note on the change's \
+             line at {} of {} changes, {late} late",
+            f.notes,
+            f.chord_tones_on_beats,
+            f.on_beats,
+            f.chord_tones_on_beats as f64 / f.on_beats.max(1) as f64,
+            f.changes_on_the_line,
+            chords.len() - 1
+        );
+        assert!(f.notes >= 2 * chords.len(), "the bass hardly plays at a cap of {cap}: {} notes", f.notes);
+        landed_at.push((cap, f.changes_on_the_line));
+        if pinned.is_none() {
+            // This machine's cap: the bass hears every chord and plays under it.
+            assert!(
+                f.chord_tones_on_beats as f64 >= 0.75 * f.on_beats as f64,
+                "{} of {} notes on beats are chord tones",
+                f.chord_tones_on_beats,
+                f.on_beats
+            );
+            assert!(
+                f.changes_on_the_line + 1 >= chords.len() - 1,
+                "the first note under a new chord came on its line at only {} of {} changes",
+                f.changes_on_the_line,
+                chords.len() - 1
+            );
+            assert_eq!(late, 0, "notes came too late to place at this machine's cap");
+        }
+        // Going back to the change, a time shift to it, a velocity and the note: from three
+        // steps a block the change is drawn in the block that hears it, and the music is the
+        // same as at any larger cap.
+        if cap >= 3 {
+            if at_cap_three.is_empty() {
+                at_cap_three = events.clone();
+            }
+            assert_eq!(events, at_cap_three, "at a cap of {cap} the bass plays other music than at 3");
+        }
+    }
+    println!("first notes on the change's line, by cap: {landed_at:?}");
+    // Same chords, same seed, same bass.
+    let run = || perform_in_blocks(&mut continuo_bass(11, None), beats, &input, BLOCK).0;
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn without_chords_coming_in_it_plays_as_an_unconditioned_bass_would_and_a_held_chord_before_play_counts() {
+    // Nothing held: it plays by itself.
+    let (events, _) = perform_in_blocks(&mut continuo_bass(3, None), 16.0, &[], BLOCK);
+    assert_balanced(&events);
+    assert!(events.iter().filter(|(_, e)| e.is_on()).count() >= 8, "the bass plays without harmony");
+    // A chord held from before play: the first bass note is one of its tones.
+    let held: Vec<Played> = [43u8, 59, 62, 67].iter().map(|&p| (0, p, 90, 1)).collect();
+    let mut player = continuo_bass(3, None);
+    let mut sent = Vec::new();
+    let input: Vec<_> = held
+        .iter()
+        .map(|&(_, pitch, velocity, channel)| continuo::listening::InputNote {
+            offset: 0,
+            pitch,
+            velocity,
+            channel,
+        })
+        .collect();
+    player.process(host(false, 0, BLOCK), &input, &mut |e| sent.push(e));
+    let (events, _) = perform_in_blocks(&mut player, 8.0, &[], BLOCK);
+    let first = events.iter().find(|(_, e)| e.is_on()).expect("a note").1.pitch;
+    assert!([7, 11, 2].contains(&(first % 12)), "the first note {first} is no tone of G, held before play");
+}
