@@ -52,7 +52,7 @@ model_recipe() {
     chorale-harmony)
       display="Harmony under a melody"; source="$2/midi/bach"; part=(--part lower --against others); same_key=()
       recipe=(--layers 2 --hidden 128 --seq 128 --batch 32 --steps 4000 --dropout 0.1 --keys all --transpose 6)
-      tuning=(--temperature 0.6 --rhythm-temperature 0.8 --top-p 0.8 --voices 3) ;;
+      tuning=(--temperature 0.5 --rhythm-temperature 0.6 --top-p 0.8 --voices 3) ;;
     *) echo "unknown model $1 (${shipped_models[*]})" >&2; return 2 ;;
   esac
 }

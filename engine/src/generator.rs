@@ -18,9 +18,20 @@ use crate::vocab::{
     Decoder, NoteEvent, NoteEventKind, Token, DEFAULT_VELOCITY_BIN, MAX_SHIFT_STEPS, STEPS_PER_BEAT,
 };
 
-/// The token the model reads before anything else: "play at the default velocity". Songs in
-/// training begin with a VELOCITY token too, so this is a natural first word.
+/// The token a model reads before anything else when its file does not name one: "play at the
+/// default velocity". Songs in training begin with a VELOCITY token too, so this is a natural
+/// first word; a model exported since its training songs' own first word was recorded reads that
+/// instead ([`start_token`]).
 pub const START_TOKEN: Token = Token::Velocity(DEFAULT_VELOCITY_BIN);
+
+/// The first token `info`'s model reads: the one its training songs start with most often
+/// (`TrainingSummary::start_token`), else [`START_TOKEN`]. The chorales' files all play at
+/// velocity 90, so their songs start with VELOCITY 22 and a model of them had never read
+/// [`START_TOKEN`]'s 20: a model that follows the harmony opened two pieces in four with 15 to
+/// 22 beats of silence after it, and none after its own first word.
+pub fn start_token(info: &ModelInfo) -> Token {
+    info.training.start_token.and_then(|id| Token::from_id(id as u32)).unwrap_or(START_TOKEN)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GeneratorSettings {
@@ -255,7 +266,7 @@ impl Generator {
         self.rest_until = 0;
         // The harmony held stays (it is the song's); a change planned on the old clock does not.
         self.harmony_change = None;
-        self.read(START_TOKEN, |_| {})
+        self.read(start_token(self.model.info()), |_| {})
     }
 
     /// Forgets what the model heard and played, as at the start, but keeps the clock and the
@@ -263,7 +274,7 @@ impl Generator {
     /// phrase, heard afresh). Reads the start token.
     pub fn forget(&mut self) -> Result<(), ModelError> {
         self.state = self.model.initial_state();
-        self.feed(START_TOKEN)
+        self.feed(start_token(self.model.info()))
     }
 
     /// Conditions the model on a token from outside (a primer, or what a player plays): the

@@ -120,6 +120,10 @@ pub struct TrainingSummary {
     /// plays when the musician leaves Polyphony "as trained". None for models that do not say.
     #[serde(default)]
     pub voices: Option<u8>,
+    /// The token its training songs start with most often: the first the model reads (see
+    /// `generator::start_token`). None for models exported before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_token: Option<u16>,
 }
 
 /// Everything a model file says about itself, read from and written to `metadata_props`.

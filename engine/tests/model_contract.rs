@@ -1,6 +1,7 @@
 //! The model contract: what `write` produces, tract runs exactly as the network is defined, and
 //! `load` refuses anything that is not a Continuo model with a reason a musician can act on.
 
+use continuo_engine::harmony::{Harmony, HarmonyInput};
 use continuo_engine::model::{self, Model, ModelInfo, ModelShape, ModelWeights, TrainingSummary};
 use continuo_engine::sampler::Tuning;
 use continuo_engine::vocab::VocabSpec;
@@ -45,8 +46,15 @@ impl Reference {
     }
 
     fn step(&mut self, token: usize) -> Array1<f32> {
+        self.step_in(token, &[])
+    }
+
+    /// A step whose first layer reads the token's embedding followed by the harmony's numbers
+    /// (version 2's Concat).
+    fn step_in(&mut self, token: usize, harmony: &[f32]) -> Array1<f32> {
         let ModelShape { hidden: h, embed: e, dense: d, vocab: v, .. } = self.shape;
-        let mut x: Array1<f32> = view(&self.weights.embedding, v, e).row(token).to_owned();
+        let embedded = view(&self.weights.embedding, v, e).row(token).to_owned();
+        let mut x: Array1<f32> = embedded.iter().chain(harmony).copied().collect();
         for (l, layer) in self.weights.lstm.iter().enumerate() {
             let input = self.shape.lstm_input(l);
             let w = view(&layer.w, 4 * h, input);
@@ -210,9 +218,47 @@ fn foreign_onnx_without_our_metadata_is_refused() {
 }
 
 #[test]
+fn a_model_that_follows_the_harmony_reads_it_as_the_reference_does_and_version_1_is_unchanged() {
+    let shape = ModelShape { harmony: Some(HarmonyInput::PitchClasses), ..SHAPE };
+    let weights = ModelWeights::random(&shape, 77, 0.3);
+    let bytes = model::write(&weights, &ModelInfo::new("follows", shape)).unwrap();
+    let mut model = Model::load(&bytes, "follows.onnx").unwrap();
+    assert!(model.follows_harmony());
+    assert_eq!(model.info().shape.harmony, Some(HarmonyInput::PitchClasses));
+    let mut reference = Reference::new(shape, weights);
+    let (mut state, mut logits, mut numbers) = (model.initial_state(), vec![0.0; shape.vocab], [0.0; 12]);
+    let mut worst = 0.0f32;
+    for step in 0..32 {
+        let token = (step * 53 + 7) % shape.vocab;
+        let harmony = Harmony::of_pitches([48 + step as u8 % 12, 55 + step as u8 % 12, 64]);
+        model.step_in(token as u32, harmony, &mut state, &mut logits).unwrap();
+        HarmonyInput::PitchClasses.write(harmony, &mut numbers);
+        worst = worst.max(max_abs_diff(&logits, reference.step_in(token, &numbers).as_slice().unwrap()));
+    }
+    assert!(worst < 1e-4, "tract differs from the reference by {worst}");
+    // The harmony matters: the same token in another harmony gives other logits.
+    let (mut a, mut b) = (model.initial_state(), model.initial_state());
+    let (mut la, mut lb) = (logits.clone(), logits.clone());
+    model.step_in(5, Harmony::of_pitches([60, 64, 67]), &mut a, &mut la).unwrap();
+    model.step_in(5, Harmony::of_pitches([61, 65, 68]), &mut b, &mut lb).unwrap();
+    assert!(max_abs_diff(&la, &lb) > 1e-3);
+    // Written as version 2; a model without the input is still version 1.
+    let version = |bytes: &[u8]| {
+        let proto = pb::ModelProto::decode(bytes).unwrap();
+        proto.metadata_props.iter().find(|p| p.key == "continuo.format_version").unwrap().value.clone()
+    };
+    assert_eq!(version(&bytes), "2");
+    assert_eq!(version(&model::write(&ModelWeights::random(&SHAPE, 1, 0.1), &info()).unwrap()), "1");
+    // A version 2 file that does not say how it reads the harmony is refused.
+    let mut proto = pb::ModelProto::decode(bytes.as_slice()).unwrap();
+    proto.metadata_props.retain(|p| p.key != "continuo.harmony");
+    assert!(refusal(&proto.encode_to_vec()).contains("lacks its 'continuo.harmony'"));
+}
+
+#[test]
 fn other_contract_versions_are_refused_with_which_is_newer() {
     let mut proto = valid_proto();
-    set_meta(&mut proto, "continuo.format_version", "2");
+    set_meta(&mut proto, "continuo.format_version", "3");
     assert!(refusal(&proto.encode_to_vec()).contains("made by a newer Continuo"));
     set_meta(&mut proto, "continuo.format_version", "0");
     assert!(refusal(&proto.encode_to_vec()).contains("made by an older Continuo"));

@@ -28,6 +28,12 @@ pub enum ModelChoice {
     #[id = "continuo-bass"]
     #[name = "Continuo bass (follows chords)"]
     ContinuoBass,
+    #[id = "chorale-melody"]
+    #[name = "Melody (over chords)"]
+    ChoraleMelody,
+    #[id = "chorale-harmony"]
+    #[name = "Harmony (under a melody)"]
+    ChoraleHarmony,
     #[id = "file"]
     #[name = "Your model file"]
     File,
@@ -44,7 +50,7 @@ pub struct BuiltIn {
 }
 
 /// The built-in models, each with a model card in models/.
-pub const BUILT_IN: [BuiltIn; 5] = [
+pub const BUILT_IN: [BuiltIn; 7] = [
     BuiltIn {
         choice: ModelChoice::BachChorales,
         name: "Bach chorales",
@@ -74,6 +80,18 @@ pub const BUILT_IN: [BuiltIn; 5] = [
         name: "Continuo bass",
         description: "a chorale bass under the chords held at the MIDI input",
         bytes: include_bytes!("../../models/continuo-bass.onnx"),
+    },
+    BuiltIn {
+        choice: ModelChoice::ChoraleMelody,
+        name: "Melody over chords",
+        description: "a chorale soprano over the chords held at the MIDI input",
+        bytes: include_bytes!("../../models/chorale-melody.onnx"),
+    },
+    BuiltIn {
+        choice: ModelChoice::ChoraleHarmony,
+        name: "Harmony under a melody",
+        description: "alto, tenor and bass under the melody played into the MIDI input",
+        bytes: include_bytes!("../../models/chorale-harmony.onnx"),
     },
 ];
 

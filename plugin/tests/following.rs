@@ -1,7 +1,8 @@
-//! Following the song's harmony, measured on the player with the built-in Continuo bass: a
-//! keyboard player's chords (struck a few milliseconds off the beat, let go a little early)
-//! come in, and the bass plays chord tones on the beats, its first note under each chord on the
-//! chord's grid line, at the step caps of fast and slow machines.
+//! Following the song's harmony, measured on the player with the built-in models that follow
+//! it: a keyboard player's chords (struck a few milliseconds off the beat, let go a little
+//! early) come into the Continuo bass, which plays chord tones on the beats, its first note
+//! under each chord on the chord's grid line, at the step caps of fast and slow machines; a
+//! chorale's melody comes into the Harmony model, which sings under it in chords.
 
 #[path = "support/player.rs"]
 mod support;
@@ -47,8 +48,7 @@ fn keyboard_chords(chords: &[Harmony]) -> Vec<Played> {
 }
 
 fn continuo_bass(seed: u64, pinned_cap: Option<usize>) -> Player {
-    let mut settings = settings(seed);
-    settings.generator.sampler.seed = seed;
+    let settings = settings(seed);
     let mut player =
         open_player(&ModelSource::BuiltIn(ModelChoice::ContinuoBass), &settings, &Default::default())
             .unwrap();
@@ -171,4 +171,72 @@ fn without_chords_coming_in_it_plays_as_an_unconditioned_bass_would_and_a_held_c
     let (events, _) = perform_in_blocks(&mut player, 8.0, &[], BLOCK);
     let first = events.iter().find(|(_, e)| e.is_on()).expect("a note").1.pitch;
     assert!([7, 11, 2].contains(&(first % 12)), "the first note {first} is no tone of G, held before play");
+}
+
+#[test]
+fn the_harmony_model_sings_under_a_melody_played_into_it() {
+    // The soprano of a chorale the models never trained on, played a little off the grid.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/validation-chorales/bwv283.mid");
+    let song = continuo_engine::midi::read_file(&path).unwrap();
+    let top = song.notes.iter().map(|n| n.track).max().unwrap();
+    let soprano_track = (0..=top)
+        .filter(|t| song.notes.iter().any(|n| n.track == *t))
+        .max_by_key(|t| {
+            let notes: Vec<_> = song.notes.iter().filter(|n| n.track == *t).collect();
+            notes.iter().map(|n| n.pitch as u64).sum::<u64>() / notes.len() as u64
+        })
+        .unwrap();
+    let melody: Vec<_> = song.notes.iter().filter(|n| n.track == soprano_track && n.start < 32.0).collect();
+    let mut input: Vec<Played> = Vec::new();
+    for (i, n) in melody.iter().enumerate() {
+        let jitter = (i as u64 * 37) % 200;
+        input.push(((n.start * SPB) as u64 + jitter, n.pitch, 90, 1));
+        input.push(((n.end * SPB) as u64 - 300 + jitter / 2, n.pitch, 0, 1));
+    }
+    input.sort();
+    let settings = settings(5);
+    let mut player =
+        open_player(&ModelSource::BuiltIn(ModelChoice::ChoraleHarmony), &settings, &Default::default())
+            .unwrap();
+    let (events, _) = perform_in_blocks(&mut player, 32.0, &input, BLOCK);
+    assert_balanced(&events);
+    // Under the melody: the voices it adds sound below the melody note sounding.
+    let melody_at = |sample: u64| {
+        let beats = sample as f64 / SPB;
+        melody.iter().find(|n| n.start <= beats && beats < n.end).map(|n| n.pitch)
+    };
+    let ons: Vec<(u64, u8)> =
+        events.iter().filter(|(_, e)| e.is_on()).map(|(at, e)| (*at, e.pitch)).collect();
+    let against: Vec<&(u64, u8)> = ons.iter().filter(|(at, _)| melody_at(*at).is_some()).collect();
+    let below = against.iter().filter(|(at, p)| *p < melody_at(*at).unwrap()).count();
+    // On the beats, the melody and the voices sounding make a chord with a name.
+    let mut sounding = [false; 128];
+    let (mut beats, mut chords) = (0, 0);
+    let mut next = 0;
+    for beat in 0..32u64 {
+        let at = beat * SPB as u64;
+        while next < events.len() && events[next].0 <= at {
+            let e = events[next].1;
+            sounding[e.pitch as usize] = e.is_on();
+            next += 1;
+        }
+        let (Some(top), voices) = (melody_at(at), (0..128u8).filter(|&p| sounding[p as usize]).count())
+        else {
+            continue;
+        };
+        if voices >= 2 {
+            beats += 1;
+            let harmony = Harmony::of_pitches((0..128u8).filter(|&p| sounding[p as usize]).chain([top]));
+            chords += continuo_engine::chords::chord_name(harmony).is_some() as usize;
+        }
+    }
+    println!(
+        "{} notes, {below} of {} below the melody; on {chords} of {beats} beats the four parts make a named chord",
+        ons.len(),
+        against.len()
+    );
+    assert!(ons.len() >= 24, "the harmony hardly sings: {} notes", ons.len());
+    assert!(below * 10 >= against.len() * 9, "{below} of {} notes below the melody", against.len());
+    assert!(chords * 2 >= beats, "a chord on only {chords} of {beats} beats");
 }

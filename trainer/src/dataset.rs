@@ -305,6 +305,21 @@ impl TokenStream {
         })
     }
 
+    /// The token the documents start with most often (the smallest id among equals); None
+    /// without documents.
+    pub fn usual_first_token(&self) -> Option<u16> {
+        let mut counts = std::collections::BTreeMap::new();
+        for document in self.document_slices() {
+            if let Some(&first) = document.first() {
+                *counts.entry(first).or_insert(0usize) += 1;
+            }
+        }
+        counts
+            .into_iter()
+            .max_by_key(|&(token, count)| (count, std::cmp::Reverse(token)))
+            .map(|(token, _)| token)
+    }
+
     /// Whether the documents remember being moved into one key (`prepare --same-key`).
     pub fn is_in_one_key(&self) -> bool {
         self.document_moves.iter().any(|&m| m != 0)

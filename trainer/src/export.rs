@@ -105,6 +105,7 @@ pub fn export(run: &Path, out: &Path, name: Option<&str>, last: bool) -> Result<
             exported_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
             command: config.command()?,
             voices: dataset.voices,
+            start_token: usual_first_token(&config),
         },
         // A model is tuned after it is measured (`tune`), not when it is written.
         tuning: None,
@@ -126,6 +127,12 @@ pub fn export(run: &Path, out: &Path, name: Option<&str>, last: bool) -> Result<
         std::fs::write(tmp, &bytes).with_context(|| format!("{}: cannot write", tmp.display()))
     })?;
     Ok(Exported { bytes: bytes.len(), parity_max_diff: diff, info })
+}
+
+/// The token the run's training songs start with most often, when its dataset is there to ask.
+fn usual_first_token(config: &TrainConfig) -> Option<u16> {
+    let index = Index::load(&config.dataset).ok()?;
+    TokenStream::load(&config.dataset, &index, Split::Train).ok()?.usual_first_token()
 }
 
 /// 64 tokens of real music and the harmony each is read in: the start of the validation split,

@@ -513,3 +513,106 @@ fn every_subcommand_has_a_manual() {
     assert!(ok(&["train", "--help"]).contains("[default: 256]"));
     assert!(ok(&["generate", "--help"]).contains("pentatonic-minor"));
 }
+
+/// Songs of two parts: triads changing every two beats, in an order that differs from song to
+/// song, and a bass that plays each chord's root on its beats. A bass that follows the harmony
+/// can learn it; one that does not hear it cannot know the next root.
+fn roots_under_chords(dir: &Path) -> PathBuf {
+    let songs = dir.join("roots");
+    std::fs::create_dir_all(&songs).unwrap();
+    let triads: [[u8; 3]; 4] = [[60, 64, 67], [65, 69, 72], [67, 71, 74], [57, 60, 64]];
+    let note = |pitch: u8, start: f64, end: f64, track: usize| Note {
+        pitch,
+        velocity: 80,
+        start,
+        end,
+        channel: track as u8,
+        program: 0,
+        is_drum: false,
+        track,
+    };
+    let mut order = 7u64;
+    for file in 0..12 {
+        let mut notes = Vec::new();
+        for bar in 0..32 {
+            order = order.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let chord = triads[(order >> 33) as usize % 4];
+            let start = bar as f64 * 2.0;
+            notes.extend(chord.map(|p| note(p, start, start + 2.0, 1)));
+            let root = chord[0] % 12 + 36;
+            notes.extend([note(root, start, start + 1.0, 0), note(root, start + 1.0, start + 2.0, 0)]);
+        }
+        midi::write_file(&songs.join(format!("song{file}.mid")), &notes, 120.0, None).unwrap();
+    }
+    songs
+}
+
+#[test]
+fn a_bass_learned_against_the_chords_follows_the_chords_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let songs = roots_under_chords(dir.path());
+    let data = dir.path().join("bass-data");
+    let out = ok(&[
+        "prepare",
+        s(&songs),
+        "--out",
+        s(&data),
+        "--part",
+        "lowest",
+        "--against",
+        "others",
+        "--val-fraction",
+        "0.2",
+    ]);
+    assert!(out.contains("12 read"), "{out}");
+    assert!(data.join("train-0000.harmony").exists());
+    // A dataset without harmony cannot train a model that hears one.
+    let plain = scale_dataset(dir.path());
+    let refused =
+        fails(&["train", s(&plain), "--out", s(&dir.path().join("x")), "--harmony", "pitch-classes"]);
+    assert!(refused.contains("needs a dataset prepared against the other parts"), "{refused}");
+
+    let run = dir.path().join("bass-run");
+    train(&data, &run, &["--steps", "200", "--eval-every", "100", "--lr", "0.01", "--warmup", "10"]);
+    let model = dir.path().join("bass.onnx");
+    ok(&["export", s(&run), "--out", s(&model)]);
+    let loaded = Model::load_file(&model).unwrap();
+    assert!(loaded.follows_harmony(), "a model trained against the harmony hears it");
+
+    // Given chords it never heard in this order, it plays their roots.
+    let song = dir.path().join("over-chords.mid");
+    ok(&[
+        "generate",
+        s(&model),
+        "--out",
+        s(&song),
+        "--bars",
+        "8",
+        "--harmony",
+        "F:2 G:2 Am:2 C:2 | G:2 F:2 C:2 Am:2",
+    ]);
+    let written = midi::read_file(&song).unwrap();
+    let (bass, harmony): (Vec<&Note>, Vec<&Note>) = written.notes.iter().partition(|n| n.channel == 0);
+    assert!(!harmony.is_empty(), "the harmony is written beside the bass, on channel 2");
+    let roots = [5u8, 7, 9, 0, 7, 5, 0, 9];
+    let on_root = bass.iter().filter(|n| roots[(n.start / 2.0) as usize % 8] == n.pitch % 12).count();
+    assert!(bass.len() >= 16, "{} bass notes", bass.len());
+    assert!(on_root * 10 >= bass.len() * 8, "{on_root} of {} bass notes on the chord's root", bass.len());
+
+    // eval: the fit given the harmony is far above the fit with it withheld.
+    let json = dir.path().join("bass.eval.json");
+    ok(&["eval", s(&model), s(&data), "--samples", "8", "--bars", "8", "--json", s(&json)]);
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let fit = |set: &str| report["harmony"][set]["sounding"].as_f64().unwrap();
+    assert!(fit("data") > 0.99, "the data's bass is always in its chord: {}", fit("data"));
+    assert!(fit("model") > 0.8 && fit("model") > fit("withheld") + 0.3, "{}", report["harmony"]);
+    // A model that follows no harmony refuses chords, and a bad chord symbol is named.
+    let plain_run = dir.path().join("plain-run");
+    train(&plain, &plain_run, &["--steps", "5", "--eval-every", "5"]);
+    let plain_model = dir.path().join("plain.onnx");
+    ok(&["export", s(&plain_run), "--out", s(&plain_model)]);
+    let refused = fails(&["generate", s(&plain_model), "--out", s(&song), "--harmony", "C G"]);
+    assert!(refused.contains("follows no harmony"), "{refused}");
+    let refused = fails(&["generate", s(&model), "--out", s(&song), "--harmony", "C Hm7 G"]);
+    assert!(refused.contains("'Hm7'"), "{refused}");
+}
