@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::vocab::{push_time_shifts, velocity_to_bin, GridNote, Token, STEPS_PER_BEAT};
+use crate::vocab::{note_events, push_time_shifts, velocity_to_bin, GridNote, Token, STEPS_PER_BEAT};
 
 /// What the other parts sound at one moment: the pitch classes held (bit `pc` set, C = 0), and
 /// the pitch class of the lowest held note (the chord's bass, which tells an inversion and a
@@ -269,12 +269,7 @@ pub fn next_beat(step: u64) -> u64 {
 ///
 /// [`encode_grid`]: crate::vocab::encode_grid
 pub fn encode_against(part: &[GridNote], changes: &[(u64, Harmony)]) -> (Vec<Token>, Vec<Harmony>) {
-    let mut events: Vec<(u64, bool, u8, u8)> = Vec::with_capacity(part.len() * 2);
-    for n in part {
-        events.push((n.start, true, n.pitch, n.velocity));
-        events.push((n.end, false, n.pitch, n.velocity));
-    }
-    events.sort_unstable_by_key(|&(step, on, pitch, _)| (step, on, pitch));
+    let events = note_events(part);
 
     let mut tokens = Vec::with_capacity(events.len() * 2);
     let mut heard = Vec::with_capacity(events.len() * 2);

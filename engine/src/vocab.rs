@@ -295,13 +295,7 @@ where
 
 /// Encodes notes that are already on the grid (as [`quantise`] returns them).
 pub fn encode_grid(notes: &[GridNote]) -> Vec<Token> {
-    // (step, is_on, pitch, velocity): sorting puts offs (false) before ons, then pitch.
-    let mut events: Vec<(u64, bool, u8, u8)> = Vec::with_capacity(notes.len() * 2);
-    for n in notes {
-        events.push((n.start, true, n.pitch, n.velocity));
-        events.push((n.end, false, n.pitch, n.velocity));
-    }
-    events.sort_unstable_by_key(|&(step, on, pitch, _)| (step, on, pitch));
+    let events = note_events(notes);
 
     let mut tokens = Vec::with_capacity(events.len() * 2);
     let mut now = 0u64;
@@ -321,6 +315,18 @@ pub fn encode_grid(notes: &[GridNote]) -> Vec<Token> {
         }
     }
     tokens
+}
+
+/// Every start and end of `notes` as (step, is_on, pitch, velocity), in the order the
+/// vocabulary writes them: by step, offs (false) before ons, then by pitch.
+pub(crate) fn note_events(notes: &[GridNote]) -> Vec<(u64, bool, u8, u8)> {
+    let mut events: Vec<(u64, bool, u8, u8)> = Vec::with_capacity(notes.len() * 2);
+    for n in notes {
+        events.push((n.start, true, n.pitch, n.velocity));
+        events.push((n.end, false, n.pitch, n.velocity));
+    }
+    events.sort_unstable_by_key(|&(step, on, pitch, _)| (step, on, pitch));
+    events
 }
 
 /// The lines of a beat a drum hit may fall on, in grid steps: the sixteenths and 32nds

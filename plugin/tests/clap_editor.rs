@@ -381,6 +381,22 @@ fn the_window_shows_the_music_switches_models_while_playing_and_saves_midi() {
     assert!(shown(&trace)["drawn"]["generated"].as_u64().unwrap_or(0) > 0, "the roll draws the hits");
     host.editor.as_ref().unwrap().screenshot(&screenshots.join("continuo-editor-drums.png"));
 
+    // The Continuo bass follows the harmony held at the input (the C held every other beat):
+    // the model panel says it is such a model, the mode line what it follows.
+    let name = "Continuo bass";
+    choose(&mut host, &mut pos, &trace, "model list", &format!("model: {name}"), || {
+        model_name(&trace) == name
+    });
+    let bass_from = ours(&host).len();
+    play_until(&mut host, &mut pos, Duration::from_secs(60), "the continuo bass", |host, _| {
+        ours(host)[bass_from..].iter().filter(|h| h.on).count() > 8
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(shown(&trace)["model"].to_string().contains("follows the harmony held at its MIDI input"));
+    let following = shown(&trace)["listening"].as_str().unwrap_or_default().to_string();
+    assert!(following.starts_with("Following the harmony: "), "{following}");
+    host.editor.as_ref().unwrap().screenshot(&screenshots.join("continuo-editor-following.png"));
+
     // Back to the built-in models, from the Model list: the bass line, then the chorales.
     for (name, id) in [("Bass line", "bass-line"), ("Bach chorales", "bach-chorales")] {
         choose(&mut host, &mut pos, &trace, "model list", &format!("model: {name}"), || {

@@ -449,7 +449,7 @@ fn the_continuo_bass_follows_four_chords_played_into_it() {
     assert!(ons.len() >= 16, "the bass hardly plays: {} notes", ons.len());
     let chord_at = |sample: u64| chords[(sample / (8 * 24_000)) as usize];
     let on_beats: Vec<&&Heard> = ons.iter().filter(|h| h.sample % 24_000 == 0).collect();
-    let tones = on_beats.iter().filter(|h| chord_at(h.sample).holds((h.key % 12) as u8)).count();
+    let tones = on_beats.iter().filter(|h| chord_at(h.sample).holds(h.key % 12)).count();
     let on_the_line = (1..chords.len() as u64)
         .filter(|i| {
             ons.iter().find(|h| h.sample >= i * 8 * 24_000).is_some_and(|h| h.sample == i * 8 * 24_000)

@@ -72,7 +72,7 @@ pub struct Args {
     pub part: Part,
     /// Learn the part against the other parts: beside each token, what the file's other melodic
     /// parts hold when it is read (their pitch classes and the lowest one's), and time passes in
-    /// steps that stop at every change of that harmony. A model trained on it follows the
+    /// steps that stop at every beat and every change of that harmony. A model trained on it follows the
     /// harmony it is given (`generate --harmony`, the plugin's MIDI input). Files without
     /// another part are skipped ("nothing to play against").
     #[arg(long, value_enum)]

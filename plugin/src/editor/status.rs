@@ -109,6 +109,15 @@ pub fn model_lines(card: &ModelCard) -> Vec<String> {
         s.parameter_count()
     ));
     lines.push(format!("vocabulary {} v{}, {} tokens", info.vocab.name, info.vocab.version, s.vocab));
+    lines.push(match s.harmony {
+        Some(input) => format!(
+            "follows the harmony held at its MIDI input ({}: {} numbers; contract v{})",
+            input.id(),
+            input.width(),
+            s.format_version()
+        ),
+        None => format!("plays on its own: hears no harmony (contract v{})", s.format_version()),
+    });
     lines.push(match info.tuning {
         Some(tuning) => format!("tuned: {}", tuning.describe()),
         None => format!("untuned, plays by {}", info.played_tuning().describe()),
