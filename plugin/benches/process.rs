@@ -18,8 +18,9 @@
 //! before the next), so that every beat it goes back to the change and draws its lookahead
 //! again: rows "chords", at 64 and 512 samples, beside the same model with nothing coming in.
 //!
-//! Then a band: three instances, as three tracks of a host would run them, the Drums, the Bass
-//! line and the Bach chorales, each processed in turn in every block of 64 and of 512 samples.
+//! Then a band: three instances, as three tracks of a host would run them, the Drums, the Groove
+//! bass and the Keys, the last two following the song's chord track (a chord a bar), each
+//! processed in turn in every block of 64 and of 512 samples.
 //! Per row: the three together, the block time median, p99.9 and worst, the worst as a share of
 //! the block's duration, the sum of the three instances' own worst blocks (which need not fall
 //! in the same block) as a share too, and system allocator calls and late note-ons, all three.
@@ -148,9 +149,29 @@ fn transport(i: usize, samples: usize, playing: bool) -> HostTransport {
 /// Three instances in one host: see the manual.
 fn band(params: &ContinuoParams) {
     use continuo::built_in::ModelChoice;
-    let parts = [ModelChoice::Drums, ModelChoice::BassLine, ModelChoice::BachChorales]
+    let parts = [ModelChoice::Drums, ModelChoice::GrooveBass, ModelChoice::GrooveKeys]
         .map(|choice| choice.built_in().expect("a built-in model"));
-    println!("\nband: {} in turn in every block", parts.map(|part| part.name).join(", "));
+    println!(
+        "\nband: {} in turn in every block, the bass and the keys following a chord a bar (C G Am F)",
+        parts.map(|part| part.name).join(", ")
+    );
+    // The song's chord track, into the instances that follow it: struck on each bar line.
+    let samples_per_bar = 4.0 * SAMPLE_RATE as f64 * 60.0 / TEMPO;
+    let voicings: [&[u8]; 4] = [&[48, 64, 67, 72], &[43, 62, 67, 71], &[45, 64, 69, 72], &[41, 65, 69, 72]];
+    let chords_in = |from: usize, samples: usize, input: &mut Vec<InputNote>| {
+        input.clear();
+        let bar = ((from as f64 / samples_per_bar).ceil() * samples_per_bar) as usize;
+        if bar < from + samples {
+            let k = (bar as f64 / samples_per_bar) as usize;
+            let offset = (bar - from) as u32;
+            for &pitch in voicings[(k + 3) % 4] {
+                input.push(InputNote { offset, pitch, velocity: 0, channel: 0 });
+            }
+            for &pitch in voicings[k % 4] {
+                input.push(InputNote { offset, pitch, velocity: 90, channel: 0 });
+            }
+        }
+    };
     println!(
         "{:>6} {:>7} {:>10} {:>9} {:>9} {:>8} {:>14} {:>11} {:>5}",
         "block",
@@ -179,12 +200,15 @@ fn band(params: &ContinuoParams) {
         for player in &mut players {
             player.process(transport(0, samples, false), &[], &mut |_| {});
         }
+        let mut input = Vec::with_capacity(16);
         for i in 0..blocks {
+            chords_in(i * samples, samples, &mut input);
             let started = Instant::now();
             for (k, player) in players.iter_mut().enumerate() {
                 let own = Instant::now();
+                let heard = if player.follows_harmony() { &input[..] } else { &[] };
                 realtime_memory::audio_thread(|| {
-                    player.process(transport(i, samples, true), &[], &mut |_| {})
+                    player.process(transport(i, samples, true), heard, &mut |_| {})
                 });
                 alone[k] = alone[k].max(own.elapsed().as_secs_f64() * 1e6);
             }

@@ -147,6 +147,11 @@ impl Player {
         self.listener.settings()
     }
 
+    /// Whether its model follows the harmony held at the input.
+    pub fn follows_harmony(&self) -> bool {
+        self.listener.follows_harmony()
+    }
+
     /// Takes the musician's settings, as they stand this block: the velocity, then the
     /// sampler's controls, then the mode, then the loop (see each step for what a change does).
     pub fn apply(&mut self, settings: &PlayerSettings, emit: &mut impl FnMut(OutputEvent)) {

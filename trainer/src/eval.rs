@@ -169,6 +169,8 @@ pub struct Report {
 pub struct HarmonyReport {
     /// What the pieces played against: "the validation songs' other parts", or the --harmony.
     pub against: String,
+    /// Each piece is as long as the validation song it plays against (not --bars).
+    pub each_as_long_as_its_song: bool,
     /// Held-out NLL per token (all tokens) with the harmony the songs were played against, and
     /// with it withheld (silent): how much the model listens.
     pub nll_with_harmony: f64,
@@ -447,6 +449,7 @@ pub fn evaluate(args: &Args) -> Result<Report> {
                     sum.add(FitTally::of(notes, &track.changes_until(track.length())))
                 });
             Some(HarmonyReport {
+                each_as_long_as_its_song: args.harmony.is_none(),
                 against,
                 nll_with_harmony: likelihood[0].model.nats_per_token,
                 nll_harmony_withheld,
@@ -463,7 +466,7 @@ pub fn evaluate(args: &Args) -> Result<Report> {
         bail!("{}: no generated piece has two notes or more; nothing to score", args.model.display());
     }
     let role = index.role;
-    let (random, _) = features_of(&random_pieces(&generated_notes, args.bars, args.seed, role));
+    let (random, _) = features_of(&random_pieces(&generated_notes, bars_of, args.seed, role));
     let features = Feature::of_role(role);
     let copying = copying_of(&generated_notes, &train, role, args.samples as usize);
 
@@ -628,17 +631,24 @@ const RANDOM_PITCHES: std::ops::RangeInclusive<u8> = 21..=108;
 /// each with a pitch drawn from the piano's keys (drums: a piece of the General MIDI kit), an
 /// onset drawn from every step of the grid and a length from one step to a bar (drums: a hit's).
 /// Seeded, so the floor is the same on every run.
-fn random_pieces(like: &[Vec<GridNote>], bars: u64, seed: u64, role: Role) -> Vec<Vec<GridNote>> {
+/// `bars(i)` is how long the `i`-th piece is, in bars.
+fn random_pieces(
+    like: &[Vec<GridNote>],
+    bars: impl Fn(u64) -> u64,
+    seed: u64,
+    role: Role,
+) -> Vec<Vec<GridNote>> {
     let mut rng = Rng::new(seed);
     let bar_steps = BEATS_PER_BAR * STEPS_PER_BEAT as u64;
-    let piece_steps = bars * bar_steps;
     let pitches = match role {
         Role::Melodic => RANDOM_PITCHES,
         Role::Drums => GM_KIT,
     };
     let (low, high) = (*pitches.start() as u64, *pitches.end() as u64);
     like.iter()
-        .map(|piece| {
+        .enumerate()
+        .map(|(i, piece)| {
+            let piece_steps = bars(i as u64) * bar_steps;
             let mut notes: Vec<GridNote> = (0..piece.len())
                 .map(|_| {
                     let pitch = (low + rng.next_u64() % (high - low + 1)) as u8;
@@ -902,6 +912,9 @@ fn print_report(r: &Report) {
             "\nfit to the harmony, against {}: held-out NLL {:.3} with the harmony, {:.3} withheld",
             h.against, h.nll_with_harmony, h.nll_harmony_withheld
         );
+        if h.each_as_long_as_its_song {
+            println!("  (each piece, and its random floor, as long as the validation song it plays against)");
+        }
         println!("  {:<34}{:>16}{:>18}", "", "sounding time", "onsets on beats");
         let share = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.3}"));
         for (name, fit) in [
@@ -969,7 +982,7 @@ mod tests {
         // Four bars of random notes differ from one another more than four bars of music do.
         let random = score_set(
             &real,
-            &features_of(&random_pieces(&excerpts, 4, 1, Role::Melodic)).0,
+            &features_of(&random_pieces(&excerpts, |_| 4, 1, Role::Melodic)).0,
             &Feature::MELODIC,
         );
         assert!(random.variety.unwrap().mean_spread.unwrap() > 1.5);
@@ -981,7 +994,7 @@ mod tests {
     fn random_notes_score_far_below_real_music() {
         let excerpts = real_excerpts();
         let (real, _) = features_of(&excerpts);
-        let (random, _) = features_of(&random_pieces(&excerpts, 4, 1, Role::Melodic));
+        let (random, _) = features_of(&random_pieces(&excerpts, |_| 4, 1, Role::Melodic));
         let (ceiling, floor) =
             (ceiling(&real, &Feature::MELODIC), score_set(&real, &random, &Feature::MELODIC));
         assert!(floor.mean_overlapping_area < 0.6, "{floor:#?}");
@@ -992,15 +1005,15 @@ mod tests {
     #[test]
     fn random_pieces_match_their_counterparts_and_repeat_with_the_seed() {
         let excerpts = real_excerpts();
-        let random = random_pieces(&excerpts, 4, 9, Role::Melodic);
+        let random = random_pieces(&excerpts, |_| 4, 9, Role::Melodic);
         let bar_steps = BEATS_PER_BAR * STEPS_PER_BEAT as u64;
         for (r, e) in random.iter().zip(&excerpts) {
             assert_eq!(r.len(), e.len());
             assert!(r.iter().all(|n| RANDOM_PITCHES.contains(&n.pitch) && n.end <= 4 * bar_steps));
             assert!(r.iter().all(|n| n.end > n.start && n.end - n.start <= bar_steps));
         }
-        assert_eq!(random, random_pieces(&excerpts, 4, 9, Role::Melodic));
-        assert_ne!(random, random_pieces(&excerpts, 4, 10, Role::Melodic));
+        assert_eq!(random, random_pieces(&excerpts, |_| 4, 9, Role::Melodic));
+        assert_ne!(random, random_pieces(&excerpts, |_| 4, 10, Role::Melodic));
     }
 
     #[test]

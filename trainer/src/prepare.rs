@@ -77,6 +77,11 @@ pub struct Args {
     /// another part are skipped ("nothing to play against").
     #[arg(long, value_enum)]
     pub against: Option<Against>,
+    /// Move every note's start and end to the nearest sixteenth, 32nd or triplet line, as drum
+    /// hits always are: for music whose timing is randomised (MMA's grooves play with random
+    /// timing, `RTime`; a model trained on it puts its own notes a 1/24 beat off the beat).
+    #[arg(long)]
+    pub on_the_grid: bool,
     /// Transpose every file into the key signature of C major and A minor (by at most six
     /// semitones, from the major scale that holds most of its notes' durations). Songs that
     /// follow each other in the training stream then share their key, so the model learns
@@ -101,6 +106,8 @@ pub struct NotesToLearn {
     pub same_key: bool,
     /// The part learned against the others' harmony (`--against`).
     pub against: Option<Against>,
+    /// Every melodic note's start and end moved to the groove grid (`--on-the-grid`).
+    pub on_the_grid: bool,
 }
 
 /// What a part is learned against (`--against`).
@@ -406,6 +413,7 @@ pub fn run(args: Args) -> Result<()> {
         part: args.part,
         same_key: args.same_key,
         against: args.against,
+        on_the_grid: args.on_the_grid,
     };
     let stats = prepare(&args.dirs, &args.out, learn, args.val_fraction, true)?;
     print_summary(&stats, &args.out);
@@ -678,14 +686,17 @@ fn encode_file(path: &Path, relative: &str, learn: NotesToLearn) -> Result<Encod
     // place in the bar.
     let first = notes.iter().map(|n| n.start).fold(f64::INFINITY, f64::min);
     let offset = (first / 4.0).floor() * 4.0;
-    // A drum hit goes to the nearest line of the drum grid; every other note to its step.
+    // A drum hit goes to the nearest line of the groove grid, and so does every start and end
+    // with --on-the-grid; every other note to its step.
+    let snap = |beats: f64| if learn.on_the_grid { vocab::on_the_drum_grid(beats) } else { beats };
     let start = |beats: f64| match learn.role {
-        Role::Melodic => beats,
+        Role::Melodic => snap(beats),
         Role::Drums => vocab::on_the_drum_grid(beats),
     };
     let on_the_grid = |notes: &[&midi::Note], start: &dyn Fn(f64) -> f64| {
         vocab::quantise(notes.iter().filter(|n| n.end > offset).map(|n| {
-            ((n.pitch as i32 + shift) as u8, n.velocity, start((n.start - offset).max(0.0)), n.end - offset)
+            let end = snap(n.end - offset);
+            ((n.pitch as i32 + shift) as u8, n.velocity, start((n.start - offset).max(0.0)), end)
         }))
     };
     let grid = on_the_grid(&notes, &start);
@@ -704,7 +715,7 @@ fn encode_file(path: &Path, relative: &str, learn: NotesToLearn) -> Result<Encod
                     families: Some(Box::new(families)),
                 });
             }
-            let changes = harmony::harmony_changes(&on_the_grid(&others, &|beats| beats));
+            let changes = harmony::harmony_changes(&on_the_grid(&others, &snap));
             let (tokens, heard) = harmony::encode_against(&grid, &changes);
             harmony = Some(heard.iter().map(|h| h.pack()).collect());
             let decoded = vocab::decode(&tokens);
@@ -847,6 +858,7 @@ mod tests {
             part: Part::All,
             same_key: true,
             against: None,
+            on_the_grid: false,
         };
         let mut shifts = Vec::new();
         for name in ["bwv1.6.mid", "bwv248.64-6.mid", "bwv323.mid", "42dHighlandRegimentStrathspey.mid"] {
@@ -876,6 +888,7 @@ mod tests {
             part: Part::All,
             same_key: false,
             against: None,
+            on_the_grid: false,
         };
         let voices = |name: &str, learn: NotesToLearn| {
             let encoded = encode_file(&fixtures.join(name), name, learn).unwrap();
@@ -886,5 +899,54 @@ mod tests {
         assert_eq!(voices("bwv1.6.mid", NotesToLearn { part: Part::Lowest, ..learn }), 1);
         assert_eq!(voices_covering(&[0, 90, 9, 1], 0.99), 2);
         assert_eq!(voices_covering(&[5, 0, 0], 0.99), 1, "silence still plays a voice");
+    }
+
+    #[test]
+    fn on_the_grid_a_humanised_bass_and_its_chords_move_to_the_groove_grid() {
+        // A bass a few ticks off its beats (MMA's random timing), under chords likewise.
+        let dir = tempfile::tempdir().unwrap();
+        let note = |pitch: u8, start: f64, end: f64, track: usize| midi::Note {
+            pitch,
+            velocity: 90,
+            start,
+            end,
+            channel: track as u8,
+            program: if track == 0 { 33 } else { 0 },
+            is_drum: false,
+            track,
+        };
+        let mut notes = Vec::new();
+        for beat in 0..8 {
+            let jitter = [0.04, -0.03, 0.02, -0.045][beat % 4];
+            notes.push(note(
+                36 + (beat % 2) as u8 * 7,
+                beat as f64 + 4.0 + jitter,
+                beat as f64 + 4.9 + jitter,
+                0,
+            ));
+            notes.extend([60, 64, 67].map(|p| note(p, beat as f64 + 4.0 - jitter, beat as f64 + 4.97, 1)));
+        }
+        let path = dir.path().join("humanised.mid");
+        midi::write_file(&path, &notes, 120.0, None).unwrap();
+        let learn = NotesToLearn {
+            role: Role::Melodic,
+            family: Some(Family::Bass),
+            part: Part::All,
+            same_key: false,
+            against: Some(Against::Others),
+            on_the_grid: true,
+        };
+        let tokens = |learn: NotesToLearn| {
+            let encoded = encode_file(&path, "humanised.mid", learn).unwrap();
+            let tokens: Vec<vocab::Token> =
+                encoded.tokens.iter().map(|&t| vocab::Token::from_id(t as u32).unwrap()).collect();
+            vocab::decode(&tokens)
+        };
+        let snapped = tokens(learn);
+        assert_eq!(snapped.len(), 8);
+        assert!(snapped.iter().all(|n| n.start % 24 == 0), "{snapped:?}");
+        assert!(snapped.iter().all(|n| n.end % 3 == 0 || n.end % 4 == 0), "{snapped:?}");
+        let as_played = tokens(NotesToLearn { on_the_grid: false, ..learn });
+        assert!(as_played.iter().any(|n| n.start % 24 != 0), "the file is humanised: {as_played:?}");
     }
 }
