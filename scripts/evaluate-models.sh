@@ -3,7 +3,6 @@
 #
 #   scripts/evaluate-models.sh WORK [bach-chorales] [folk-melody] [bass-line] [drums]
 #                                   [continuo-bass] [chorale-melody] [chorale-harmony]
-#                                   [groove-bass] [groove-keys]
 #
 # (all of them when none is named). A model that follows the harmony plays each piece against a
 # validation chorale's other parts (as long as the chorale), and its evaluations add the fit to

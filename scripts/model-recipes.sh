@@ -5,8 +5,7 @@
 # sets of 48 seeds for the best variety at a mean OA of 0.85 or more; see its card), or fails on
 # a name it does not know. `shipped_models` names them all;
 # `read_arguments "$@"` reads both scripts' arguments.
-shipped_models=(bach-chorales folk-melody bass-line drums continuo-bass chorale-melody chorale-harmony
-  groove-bass groove-keys)
+shipped_models=(bach-chorales folk-melody bass-line drums continuo-bass chorale-melody chorale-harmony)
 
 # A script's arguments, WORK [NAME...]: sets `work` (as given) and `models` (the names given, or
 # every shipped model), or fails with the calling script's usage line.
@@ -54,16 +53,6 @@ model_recipe() {
       display="Harmony under a melody"; source="$2/midi/bach"; part=(--part lower --against others); same_key=()
       recipe=(--layers 2 --hidden 128 --seq 128 --batch 32 --steps 4000 --dropout 0.1 --keys all --transpose 6)
       tuning=(--temperature 0.5 --rhythm-temperature 0.6 --top-p 0.8 --voices 3) ;;
-    # The grooves' bass and keys against the other parts of each song (the chords they comp,
-    # the arpeggios, the guitars): scripts/build-groove-collection.sh WORK/grooves makes them.
-    groove-bass)
-      display="Groove bass"; source="$2/grooves"; part=(--family bass --against others --on-the-grid); same_key=()
-      recipe=(--layers 1 --hidden 128 --seq 256 --batch 16 --steps 4000 --dropout 0.1 --keys all --transpose 6)
-      tuning=(--temperature 0.6 --rhythm-temperature 0.8 --top-p 0.8) ;;
-    groove-keys)
-      display="Keys comping"; source="$2/grooves"; part=(--family piano --against others --on-the-grid); same_key=()
-      recipe=(--layers 2 --hidden 128 --seq 128 --batch 32 --steps 3000 --dropout 0.1 --keys all --transpose 6)
-      tuning=(--temperature 0.6 --rhythm-temperature 0.8 --top-p 0.8) ;;
     *) echo "unknown model $1 (${shipped_models[*]})" >&2; return 2 ;;
   esac
 }

@@ -4,7 +4,6 @@
 #
 #   scripts/train-models.sh WORK [bach-chorales] [folk-melody] [bass-line] [drums]
 #                                [continuo-bass] [chorale-melody] [chorale-harmony]
-#                                [groove-bass] [groove-keys]
 #
 # (all of them when none is named). In WORK:
 #   midi/             the training MIDI: scripts/rebuild-training-data.sh WORK/midi, run first
@@ -33,7 +32,7 @@ work="$(cd "$work" && pwd)"
 cargo build --release -p continuo-train --manifest-path "$root/Cargo.toml"
 train="$root/target/release/continuo-train"
 [ -d "$work/midi/bach" ] && [ -d "$work/midi/folk" ] || "$root/scripts/rebuild-training-data.sh" "$work/midi"
-if [[ " ${models[*]} " == *" drums "* || " ${models[*]} " == *" groove-"* ]] && [ ! -d "$work/grooves" ]; then
+if [[ " ${models[*]} " == *" drums "* ]] && [ ! -d "$work/grooves" ]; then
   "$root/scripts/build-groove-collection.sh" "$work/grooves"
 fi
 

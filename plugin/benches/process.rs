@@ -18,9 +18,9 @@
 //! before the next), so that every beat it goes back to the change and draws its lookahead
 //! again: rows "chords", at 64 and 512 samples, beside the same model with nothing coming in.
 //!
-//! Then a band: three instances, as three tracks of a host would run them, the Drums, the Groove
-//! bass and the Keys, the last two following the song's chord track (a chord a bar), each
-//! processed in turn in every block of 64 and of 512 samples.
+//! Then a band: three instances, as three tracks of a host would run them, the Drums, the
+//! Continuo bass and the Melody, the last two following the song's chord track (a chord a bar),
+//! each processed in turn in every block of 64 and of 512 samples.
 //! Per row: the three together, the block time median, p99.9 and worst, the worst as a share of
 //! the block's duration, the sum of the three instances' own worst blocks (which need not fall
 //! in the same block) as a share too, and system allocator calls and late note-ons, all three.
@@ -149,10 +149,10 @@ fn transport(i: usize, samples: usize, playing: bool) -> HostTransport {
 /// Three instances in one host: see the manual.
 fn band(params: &ContinuoParams) {
     use continuo::built_in::ModelChoice;
-    let parts = [ModelChoice::Drums, ModelChoice::GrooveBass, ModelChoice::GrooveKeys]
+    let parts = [ModelChoice::Drums, ModelChoice::ContinuoBass, ModelChoice::ChoraleMelody]
         .map(|choice| choice.built_in().expect("a built-in model"));
     println!(
-        "\nband: {} in turn in every block, the bass and the keys following a chord a bar (C G Am F)",
+        "\nband: {} in turn in every block, the bass and the melody following a chord a bar (C G Am F)",
         parts.map(|part| part.name).join(", ")
     );
     // The song's chord track, into the instances that follow it: struck on each bar line.

@@ -454,7 +454,7 @@ impl Listener {
         emit: &mut impl FnMut(OutputEvent),
     ) -> Heard {
         if self.follows_harmony {
-            return self.follow_harmony(input, block, generator, queue, output);
+            return self.follow_harmony(input, block, (cap, voices), generator, queue, output);
         }
         let mode = self.settings.mode;
         let mut heard = 0;
@@ -552,11 +552,15 @@ impl Listener {
     /// the newest moment before the change's step (no model step: the music drawn from there
     /// is dropped, none of it has sounded) and the generator stops its time at the change, so
     /// the model hears it there and draws what it plays on it anew, within the block's cap. A
-    /// change on a step whose events this block no longer places is heard on the first it does.
+    /// change on a step whose events this block no longer places is heard on the first it does;
+    /// one the blocks to come cannot draw in time at their cap (`voices` notes need a time shift
+    /// and a velocity and a note-on each) on the first grid line they can, so that its first
+    /// notes come late but on the grid rather than too late to place.
     fn follow_harmony(
         &mut self,
         input: &[InputNote],
         block: &BlockOnGrid,
+        (cap, voices): (usize, usize),
         generator: &mut Generator,
         queue: &mut EventQueue,
         output: &mut NoteOutput,
@@ -581,7 +585,14 @@ impl Listener {
             return Heard { steps: 0, notes };
         };
         let mut steps = 0;
-        let step = step.max(first_unplaced_step(block));
+        let mut step = step.max(first_unplaced_step(block));
+        let blocks = (2 * voices + 1).div_ceil(cap.max(1));
+        // (Not at the music's start: there it begins again in this harmony, from step 0.)
+        if blocks > 1 && step > 0 {
+            let drawn_by =
+                block.beats_from_origin(((blocks - 1) * block.samples) as f64) * STEPS_PER_BEAT as f64;
+            step = step.max(on_the_grid(drawn_by.ceil().max(0.0) as u64));
+        }
         if generator.now() >= step {
             let back = step.checked_sub(1).and_then(|before| self.rollback.go_back(generator, before));
             match back {

@@ -103,6 +103,16 @@ fn the_continuo_bass_plays_under_the_chords_coming_in_on_their_beats() {
         assert_balanced(&events);
         assert!(worst <= cap as u64, "{worst} steps in one block, above the cap of {cap}");
         let f = measure(&events, &chords);
+        if std::env::var_os("CONTINUO_SHOW_EVENTS").is_some() {
+            let shown: Vec<String> = events
+                .iter()
+                .filter(|(at, _)| *at < 20 * SPB as u64)
+                .map(|(at, e)| {
+                    format!("{:.3}{}{}", *at as f64 / SPB, if e.is_on() { "+" } else { "-" }, e.pitch)
+                })
+                .collect();
+            println!("cap {cap}: {}", shown.join(" "));
+        }
         let late = monitor.meters.late_events.load(Ordering::Relaxed);
         println!(
             "cap {cap}: {} notes, {} of {} on beats are chord tones ({:.2}), first note on the change's \
