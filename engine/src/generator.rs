@@ -3,7 +3,8 @@
 //! Owns the running music: the LSTM state, the next-token logits, the clock in grid steps, the
 //! set of sounding notes (through the [`Decoder`]), the rule that no note is held longer than
 //! a limit, and, for a model that follows the harmony, the harmony it hears and the next change
-//! of it, where time stops for the model to hear it (as it did in training). The trainer's `generate` command and the plugin both drive this type, so what the CLI
+//! of it, where time stops for the model to hear it (as it did in training). The trainer's
+//! `generate` command and the plugin both drive this type, so what the CLI
 //! writes is what the plugin plays with the same model, settings and seed.
 //!
 //! After [`Generator::new`], nothing here allocates: only the model step inside tract does, from
