@@ -303,7 +303,7 @@ impl Generator {
             let now = self.decoder.now();
             let until =
                 if self.follows_harmony() { self.harmony_stop(now).min(heard_until) } else { heard_until };
-            let shift = (until - self.decoder.now()).min(MAX_SHIFT_STEPS as u64) as u8;
+            let shift = (until - now).min(MAX_SHIFT_STEPS as u64) as u8;
             self.feed(Token::TimeShift(shift))?;
             steps += 1;
         }

@@ -5,6 +5,8 @@
 //! The bundle is built by `cargo xtask bundle continuo` (run by `cargo xtask test`, the README's
 //! test command); set CONTINUO_CLAP to test another one.
 
+#[path = "support/keyboard.rs"]
+mod keyboard;
 #[path = "support/clap_host.rs"]
 mod support;
 
@@ -410,34 +412,14 @@ fn play_along(host: &mut Host, input: &[(u64, u16, bool)], beats: f64) -> Vec<He
     std::mem::take(&mut host.heard).into_iter().filter(|h| h.channel == 0).collect()
 }
 
-/// I-V-vi-IV in C, two bars a chord, played twice as a keyboard player does it: the root below
-/// middle C and the triad above it, struck 2-9 ms early or 1-4 ms late, let go 10-40 ms before
-/// the next chord. Returns the input and the chords.
-fn four_chords() -> (Vec<(u64, u16, bool)>, Vec<continuo_engine::harmony::Harmony>) {
-    let chords: Vec<_> = ["C", "G", "Am", "F"]
-        .iter()
-        .map(|c| continuo_engine::chords::parse_chord(c).unwrap())
-        .cycle()
-        .take(8)
-        .collect();
-    let mut input = Vec::new();
-    for (i, chord) in chords.iter().enumerate() {
-        let line = i as i64 * 8 * 24_000;
-        let off = if i % 3 == 2 { (1 + i as i64 % 4) * 48 } else { -(2 + (i as i64 * 5) % 8) * 48 };
-        let (start, end) =
-            ((line + off).max(0) as u64, (line + 8 * 24_000 - (10 + (i as i64 * 7) % 30) * 48) as u64);
-        let bass = 48 + chord.bass().unwrap() as u16;
-        for key in std::iter::once(bass).chain(chord.classes().map(|pc| 60 + pc as u16)) {
-            input.extend([(start, key, true), (end, key, false)]);
-        }
-    }
-    input.sort();
-    (input, chords)
-}
-
 #[test]
 fn the_continuo_bass_follows_four_chords_played_into_it() {
-    let (input, chords) = four_chords();
+    // I-V-vi-IV in C, two bars a chord, twice, as a keyboard player plays it.
+    let chords = keyboard::twice_round(&["C", "G", "Am", "F"]);
+    let input: Vec<(u64, u16, bool)> = keyboard::keyboard_chords(&chords)
+        .into_iter()
+        .map(|(at, key, down)| (at, key as u16, down))
+        .collect();
     let play = || {
         let mut host = Host::with_model(48_000.0, "continuo-bass");
         host.set("Seed", "11");
@@ -447,12 +429,13 @@ fn the_continuo_bass_follows_four_chords_played_into_it() {
     assert!(sounding_after(&bass).is_empty(), "notes left hanging");
     let ons: Vec<&Heard> = bass.iter().filter(|h| h.on).collect();
     assert!(ons.len() >= 16, "the bass hardly plays: {} notes", ons.len());
-    let chord_at = |sample: u64| chords[(sample / (8 * 24_000)) as usize];
+    let chord_samples = keyboard::CHORD_BEATS * 24_000;
+    let chord_at = |sample: u64| chords[(sample / chord_samples) as usize];
     let on_beats: Vec<&&Heard> = ons.iter().filter(|h| h.sample % 24_000 == 0).collect();
     let tones = on_beats.iter().filter(|h| chord_at(h.sample).holds(h.key % 12)).count();
     let on_the_line = (1..chords.len() as u64)
         .filter(|i| {
-            ons.iter().find(|h| h.sample >= i * 8 * 24_000).is_some_and(|h| h.sample == i * 8 * 24_000)
+            ons.iter().find(|h| h.sample >= i * chord_samples).is_some_and(|h| h.sample == i * chord_samples)
         })
         .count();
     println!(

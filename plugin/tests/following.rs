@@ -4,6 +4,8 @@
 //! under each chord on the chord's grid line, at the step caps of fast and slow machines; a
 //! chorale's melody comes into the Harmony model, which sings under it in chords.
 
+#[path = "support/keyboard.rs"]
+mod keyboard;
 #[path = "support/player.rs"]
 mod support;
 
@@ -14,8 +16,8 @@ use continuo::built_in::{ModelChoice, ModelSource};
 use continuo::model_switch::open_player;
 use continuo::player::{OutputEvent, Player};
 use continuo::step_budget::{step_cap, STEP_BUDGET, WORST_CASE_FACTOR};
-use continuo_engine::chords::parse_chord;
 use continuo_engine::harmony::Harmony;
+use keyboard::{keyboard_chords, twice_round, CHORD_BEATS};
 use support::*;
 
 const BLOCK: usize = 512;
@@ -23,37 +25,18 @@ const BLOCK: usize = 512;
 /// same model with the harmony withheld struck chord tones with 0.21-0.33 of its notes on beats
 /// (`eval`, five progressions), the chorales' own bass 0.63 of its on beats.
 const CHORD_TONES_ON_BEATS: f64 = 2.0 / 3.0;
-/// Beats each chord is held: two bars of 4/4.
-const CHORD_BEATS: u64 = 8;
 
 /// I-V-vi-IV in C, a progression the chorales never play, twice round.
 fn progression() -> Vec<Harmony> {
-    in_key(&["C", "G", "Am", "F"])
+    twice_round(&["C", "G", "Am", "F"])
 }
 
-/// These chords, twice round.
-fn in_key(symbols: &[&str]) -> Vec<Harmony> {
-    symbols.iter().map(|c| parse_chord(c).unwrap()).cycle().take(2 * symbols.len()).collect()
-}
-
-/// The chords as a keyboard player plays them: root in the third octave, the triad above
-/// middle C, each struck 2-9 ms early or 1-4 ms late and let go 10-40 ms before the next.
-fn keyboard_chords(chords: &[Harmony]) -> Vec<Played> {
-    let ms = RATE as i64 / 1000;
-    let mut played = Vec::new();
-    for (i, chord) in chords.iter().enumerate() {
-        let line = (i as u64 * CHORD_BEATS) as i64 * SPB as i64;
-        let off = if i % 3 == 2 { (1 + i as i64 % 4) * ms } else { -(2 + (i as i64 * 5) % 8) * ms };
-        let start = (line + off).max(0) as u64;
-        let end = (line + CHORD_BEATS as i64 * SPB as i64 - (10 + (i as i64 * 7) % 30) * ms) as u64;
-        let bass = 48 + chord.bass().unwrap();
-        for pitch in std::iter::once(bass).chain(chord.classes().map(|pc| 60 + pc)) {
-            played.push((start, pitch, 90, 1));
-            played.push((end, pitch, 0, 1));
-        }
-    }
-    played.sort();
-    played
+/// The chords as the keyboard player plays them into the player, on channel 2.
+fn played(chords: &[Harmony]) -> Vec<Played> {
+    keyboard_chords(chords)
+        .into_iter()
+        .map(|(at, pitch, down)| (at, pitch, if down { 90 } else { 0 }, 1))
+        .collect()
 }
 
 fn continuo_bass(seed: u64, pinned_cap: Option<usize>) -> Player {
@@ -100,7 +83,7 @@ fn measure(events: &[(u64, OutputEvent)], chords: &[Harmony]) -> Following {
 #[test]
 fn the_continuo_bass_plays_under_the_chords_coming_in_on_their_beats() {
     let chords = progression();
-    let input = keyboard_chords(&chords);
+    let input = played(&chords);
     let beats = (chords.len() as u64 * CHORD_BEATS) as f64;
     let mut landed_at = Vec::new();
     let mut at_cap_three = Vec::new();
@@ -171,8 +154,8 @@ fn the_continuo_bass_plays_under_the_chords_coming_in_on_their_beats() {
 fn in_a_key_far_from_c_and_in_minor_it_follows_as_well() {
     // F# major (six sharps) and E flat minor, far from the C of the first test.
     for symbols in [["F#", "C#", "D#m", "B"], ["Ebm", "Cb", "Gb", "Db"]] {
-        let chords = in_key(&symbols);
-        let input = keyboard_chords(&chords);
+        let chords = twice_round(&symbols);
+        let input = played(&chords);
         let (events, _) = perform_in_blocks(
             &mut continuo_bass(11, None),
             (chords.len() as u64 * CHORD_BEATS) as f64,

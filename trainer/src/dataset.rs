@@ -292,8 +292,7 @@ impl TokenStream {
 
     /// Each document's tokens.
     pub fn document_slices(&self) -> impl Iterator<Item = &[u16]> {
-        let ends = self.document_starts.iter().skip(1).copied().chain(std::iter::once(self.tokens.len()));
-        self.document_starts.iter().zip(ends).map(|(&start, end)| &self.tokens[start..end])
+        self.documents_with_harmony().map(|(tokens, _)| tokens)
     }
 
     /// Each document's tokens and their harmony (empty without a harmony stream).

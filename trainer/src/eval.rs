@@ -389,9 +389,10 @@ pub fn evaluate(args: &Args) -> Result<Report> {
         Reference::Validation => &[&val],
         Reference::All => &[&train, &val],
     };
-    let songs: Vec<&[u16]> = splits.iter().flat_map(|s| s.document_slices()).collect();
+    // Each with its harmony (empty for a dataset without one), for the fit to the harmony.
+    let songs: Vec<(&[u16], &[u16])> = splits.iter().flat_map(|s| s.documents_with_harmony()).collect();
     let songs = evenly_spread(songs, args.max_reference);
-    let decoded: Vec<Vec<GridNote>> = songs.par_iter().map(|song| decode(song, index.role)).collect();
+    let decoded: Vec<Vec<GridNote>> = songs.par_iter().map(|(song, _)| decode(song, index.role)).collect();
     let (reference, reference_skipped) = features_of(&decoded);
     if reference.len() < 4 {
         bail!(
@@ -443,9 +444,10 @@ pub fn evaluate(args: &Args) -> Result<Report> {
                     sum.add(FitTally::of(piece, &track.changes_until(bars_of(i as u64) * bar_steps)))
                 })
             };
-            let data = songs_with_harmony(splits, args.max_reference)
-                .iter()
-                .fold(FitTally::default(), |sum, (notes, track)| {
+            // The reference songs against the harmony each was played against.
+            let data =
+                songs.iter().zip(&decoded).fold(FitTally::default(), |sum, ((tokens, harmony), notes)| {
+                    let track = fit::harmony_of_song(tokens, harmony);
                     sum.add(FitTally::of(notes, &track.changes_until(track.length())))
                 });
             Some(HarmonyReport {
@@ -501,15 +503,6 @@ pub fn evaluate(args: &Args) -> Result<Report> {
         music,
         harmony,
     })
-}
-
-/// The reference songs (at most `most`, evenly spread) with the harmony each was played against.
-fn songs_with_harmony(splits: &[&TokenStream], most: usize) -> Vec<(Vec<GridNote>, HarmonyTrack)> {
-    let songs: Vec<(&[u16], &[u16])> = splits.iter().flat_map(|s| s.documents_with_harmony()).collect();
-    evenly_spread(songs, most)
-        .par_iter()
-        .map(|(tokens, harmony)| (decode(tokens, Role::Melodic), fit::harmony_of_song(tokens, harmony)))
-        .collect()
 }
 
 /// The model's NLL on whole validation songs (state reset per song, at most `max_tokens`), per

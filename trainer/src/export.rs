@@ -87,6 +87,7 @@ pub fn export(run: &Path, out: &Path, name: Option<&str>, last: bool) -> Result<
     let name = name.map(str::to_string).unwrap_or_else(|| {
         run.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "continuo".into())
     });
+    let streams = dataset_streams(&config);
     let info = ModelInfo {
         name: name.clone(),
         role: dataset.role,
@@ -105,7 +106,7 @@ pub fn export(run: &Path, out: &Path, name: Option<&str>, last: bool) -> Result<
             exported_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
             command: config.command()?,
             voices: dataset.voices,
-            start_token: usual_first_token(&config),
+            start_token: usual_first_token(&streams),
         },
         // A model is tuned after it is measured (`tune`), not when it is written.
         tuning: None,
@@ -113,7 +114,7 @@ pub fn export(run: &Path, out: &Path, name: Option<&str>, last: bool) -> Result<
     let bytes = model::write(&net.to_model_weights()?, &info)?;
     let mut loaded = Model::load(&bytes, &out.display().to_string())?;
 
-    let sequence = parity_sequence(&config);
+    let sequence = parity_sequence(&config, &streams);
     let diff = parity(&net, &mut loaded, &sequence, &device)?;
     // NaN counts as a failure too.
     if diff.is_nan() || diff >= PARITY_TOLERANCE {
@@ -129,28 +130,32 @@ pub fn export(run: &Path, out: &Path, name: Option<&str>, last: bool) -> Result<
     Ok(Exported { bytes: bytes.len(), parity_max_diff: diff, info })
 }
 
+/// The run's dataset, its validation split then its training split, those that can be read
+/// (none when the dataset is gone): read once for the model's first token and its parity check.
+fn dataset_streams(config: &TrainConfig) -> Vec<(Split, TokenStream)> {
+    let Ok(index) = Index::load(&config.dataset) else { return Vec::new() };
+    [Split::Val, Split::Train]
+        .into_iter()
+        .filter_map(|split| Some((split, TokenStream::load(&config.dataset, &index, split).ok()?)))
+        .collect()
+}
+
 /// The token the run's training songs start with most often, when its dataset is there to ask.
-fn usual_first_token(config: &TrainConfig) -> Option<u16> {
-    let index = Index::load(&config.dataset).ok()?;
-    TokenStream::load(&config.dataset, &index, Split::Train).ok()?.usual_first_token()
+fn usual_first_token(streams: &[(Split, TokenStream)]) -> Option<u16> {
+    streams.iter().find(|(split, _)| *split == Split::Train)?.1.usual_first_token()
 }
 
 /// 64 tokens of real music and the harmony each is read in: the start of the validation split,
 /// or of the training split, or (when the dataset is gone) a fixed walk over the vocabulary and
 /// the twelve major triads.
-fn parity_sequence(config: &TrainConfig) -> (Vec<u32>, Vec<Harmony>) {
-    let from_dataset = Index::load(&config.dataset).ok().and_then(|index| {
-        [Split::Val, Split::Train].into_iter().find_map(|split| {
-            let stream = TokenStream::load(&config.dataset, &index, split).ok()?;
-            (stream.len() >= PARITY_STEPS).then(|| {
-                let tokens = stream.tokens[..PARITY_STEPS].iter().map(|&t| t as u32).collect();
-                let harmony = (0..PARITY_STEPS)
-                    .map(|i| {
-                        stream.harmony.get(i).and_then(|&h| Harmony::unpack(h)).unwrap_or(Harmony::SILENT)
-                    })
-                    .collect();
-                (tokens, harmony)
-            })
+fn parity_sequence(config: &TrainConfig, streams: &[(Split, TokenStream)]) -> (Vec<u32>, Vec<Harmony>) {
+    let from_dataset = streams.iter().find_map(|(_, stream)| {
+        (stream.len() >= PARITY_STEPS).then(|| {
+            let tokens = stream.tokens[..PARITY_STEPS].iter().map(|&t| t as u32).collect();
+            let harmony = (0..PARITY_STEPS)
+                .map(|i| stream.harmony.get(i).and_then(|&h| Harmony::unpack(h)).unwrap_or(Harmony::SILENT))
+                .collect();
+            (tokens, harmony)
         })
     });
     from_dataset.unwrap_or_else(|| {
