@@ -2,10 +2,10 @@
 # Scores the shipped models the way their model cards quote, without training them again:
 #
 #   scripts/evaluate-models.sh WORK [bach-chorales] [folk-melody] [bass-line] [drums]
-#                                   [continuo-bass] [chorale-melody] [chorale-harmony]
+#                                   [continuo-bass] [chorale-melody] [chorale-harmony] [groove-bass]
 #
 # (all of them when none is named). A model that follows the harmony plays each piece against a
-# validation chorale's other parts (as long as the chorale), and its evaluations add the fit to
+# validation song's other parts (as long as the song), and its evaluations add the fit to
 # the harmony; it is also scored against four progressions in styles the chorales lack, written
 # as chord symbols: pop (I-V-vi-IV), jazz (ii-V-I), a 12-bar blues and minor rock (i-bVI-bIII-bVII). Writes models/NAME.eval/: defaults (the plugin's defaults,
 # no scale lock), seeds-49-96 and seeds-97-144 (the same with the next 48 seeds and the 48

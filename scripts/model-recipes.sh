@@ -5,7 +5,8 @@
 # sets of 48 seeds for the best variety at a mean OA of 0.85 or more; see its card), or fails on
 # a name it does not know. `shipped_models` names them all;
 # `read_arguments "$@"` reads both scripts' arguments.
-shipped_models=(bach-chorales folk-melody bass-line drums continuo-bass chorale-melody chorale-harmony)
+shipped_models=(bach-chorales folk-melody bass-line drums continuo-bass chorale-melody chorale-harmony
+  groove-bass)
 
 # A script's arguments, WORK [NAME...]: sets `work` (as given) and `models` (the names given, or
 # every shipped model), or fails with the calling script's usage line.
@@ -53,6 +54,14 @@ model_recipe() {
       display="Harmony under a melody"; source="$2/midi/bach"; part=(--part lower --against others); same_key=()
       recipe=(--layers 2 --hidden 128 --seq 128 --batch 32 --steps 4000 --dropout 0.1 --keys all --transpose 6)
       tuning=(--temperature 0.5 --rhythm-temperature 0.6 --top-p 0.8 --voices 3) ;;
+    # The grooves' bass against their other melodic parts, learned on the groove grid (MMA
+    # plays with random timing), in 4/4 only, hearing where the clock stands in the bar (see
+    # groove-bass.md: without the meter it lost the beat).
+    groove-bass)
+      display="Groove bass"; source="$2/grooves"; part=(--family bass --against others --on-the-grid --meter 4/4); same_key=()
+      recipe=(--layers 1 --hidden 128 --seq 256 --batch 16 --steps 4000 --dropout 0.2 --keys all --transpose 6
+        --harmony pitch-classes-and-meter)
+      tuning=(--temperature 0.7 --rhythm-temperature 1.0 --top-p 0.9) ;;
     *) echo "unknown model $1 (${shipped_models[*]})" >&2; return 2 ;;
   esac
 }

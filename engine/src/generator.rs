@@ -195,6 +195,15 @@ impl Generator {
         self.harmony_change = snapshot.harmony_change;
     }
 
+    /// From here on, the `k`-th other drawing: the same model state and settings, another
+    /// random sequence, the same one for the same `k` (a phrase loop draws its last bar again
+    /// until it is a fill, after going back to its start with [`Generator::restore`]).
+    pub fn draw_anew(&mut self, k: u64) {
+        let mut rng = self.sampler.rng().clone();
+        let seed = rng.next_u64() ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.sampler.set_rng(&Rng::new(seed));
+    }
+
     /// Whether the model follows the harmony (see [`crate::harmony`]).
     pub fn follows_harmony(&self) -> bool {
         self.model.follows_harmony()
@@ -428,12 +437,14 @@ impl Generator {
         }
     }
 
-    /// The model reads `token` in the harmony where the clock stands once it is read.
+    /// The model reads `token` in the harmony, and with the meter, where the clock stands once
+    /// it is read.
     fn run_model(&mut self, token: Token) -> Result<(), ModelError> {
         self.take_harmony_change();
+        let now = self.decoder.now();
         let Generator { model, state, logits, harmony, .. } = self;
         self.steps_run += 1;
-        model.step_in(token.id(), *harmony, state, logits)?;
+        model.step_in(token.id(), *harmony, now, state, logits)?;
         Ok(())
     }
 }

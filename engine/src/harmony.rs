@@ -3,7 +3,8 @@
 //!
 //! Owns the one definition of that input, for the trainer and the plugin alike: [`Harmony`] (the
 //! pitch classes held and the lowest held note's), its packing into a dataset's u16 stream, the
-//! [`HarmonyInput`] a model reads (12 or 24 numbers), and [`encode_against`], a part's tokens with
+//! [`HarmonyInput`] a model reads (12, 22 or 24 numbers: with the meter, where the clock stands
+//! in the bar), and [`encode_against`], a part's tokens with
 //! the harmony each one is read in, time passing in steps that stop at every beat and at every
 //! change of harmony, so that a model always reads a step where the harmony changes, in training
 //! as in play. The beats are there because a stop only at changes tells the model that something
@@ -115,16 +116,29 @@ pub enum HarmonyInput {
     PitchClasses,
     /// 24: the 12 pitch classes, then the lowest held note's pitch class one-hot.
     PitchClassesAndBass,
+    /// 22: the 12 pitch classes, then where the clock stands in the bar ([`METER_PERIODS`]).
+    /// A groove's bass or comping learned without it lost the beat: its notes came a sixth of a
+    /// beat early, bar after bar, as nothing told it where the beat was between chord changes
+    /// (the chorales' harmony moves on every beat and tells it).
+    PitchClassesAndMeter,
 }
 
+/// The meter a model may hear, in grid steps: the sixteenth, the eighth, the beat, the half bar
+/// and the 4/4 bar. Each is two numbers, the sine and cosine of where the clock stands in it, so
+/// "on the beat" is one value and the next sixteenth is near it. The clock counts from the
+/// music's first bar line (a song's first bar in training, the host's bar line in play).
+pub const METER_PERIODS: [u64; 5] = [6, 12, 24, 48, 96];
+
 impl HarmonyInput {
-    pub const ALL: [HarmonyInput; 2] = [HarmonyInput::PitchClasses, HarmonyInput::PitchClassesAndBass];
+    pub const ALL: [HarmonyInput; 3] =
+        [HarmonyInput::PitchClasses, HarmonyInput::PitchClassesAndBass, HarmonyInput::PitchClassesAndMeter];
 
     /// How many numbers the model reads.
     pub fn width(self) -> usize {
         match self {
             HarmonyInput::PitchClasses => 12,
             HarmonyInput::PitchClassesAndBass => 24,
+            HarmonyInput::PitchClassesAndMeter => 12 + 2 * METER_PERIODS.len(),
         }
     }
 
@@ -133,6 +147,7 @@ impl HarmonyInput {
         match self {
             HarmonyInput::PitchClasses => "pitch-classes",
             HarmonyInput::PitchClassesAndBass => "pitch-classes-and-bass",
+            HarmonyInput::PitchClassesAndMeter => "pitch-classes-and-meter",
         }
     }
 
@@ -140,17 +155,41 @@ impl HarmonyInput {
         HarmonyInput::ALL.into_iter().find(|input| input.id() == id)
     }
 
-    /// Writes `harmony` as this input's numbers into `out` (exactly [`HarmonyInput::width`]).
-    pub fn write(self, harmony: Harmony, out: &mut [f32]) {
+    /// Whether the model hears where the clock stands in the bar: its music starts on a bar line.
+    pub fn hears_the_meter(self) -> bool {
+        self == HarmonyInput::PitchClassesAndMeter
+    }
+
+    /// Writes `harmony`, with the clock at grid step `step` (from the music's first bar line),
+    /// as this input's numbers into `out` (exactly [`HarmonyInput::width`]).
+    pub fn write(self, harmony: Harmony, step: u64, out: &mut [f32]) {
         debug_assert_eq!(out.len(), self.width());
         out.fill(0.0);
         for pc in harmony.classes() {
             out[pc as usize] = 1.0;
         }
-        if let (HarmonyInput::PitchClassesAndBass, Some(bass)) = (self, harmony.bass) {
-            out[12 + bass as usize] = 1.0;
+        match (self, harmony.bass) {
+            (HarmonyInput::PitchClassesAndBass, Some(bass)) => out[12 + bass as usize] = 1.0,
+            (HarmonyInput::PitchClassesAndMeter, _) => {
+                for (k, period) in METER_PERIODS.into_iter().enumerate() {
+                    let phase = std::f32::consts::TAU * (step % period) as f32 / period as f32;
+                    (out[12 + 2 * k], out[13 + 2 * k]) = phase.sin_cos();
+                }
+            }
+            _ => {}
         }
     }
+}
+
+/// The clock once each token is read, in grid steps from the first token's start: where a
+/// model that hears the meter hears it (the generator's clock, in play).
+pub fn clocks_once_read(ids: impl IntoIterator<Item = u32>) -> impl Iterator<Item = u64> {
+    ids.into_iter().scan(0u64, |clock, id| {
+        if let Some(Token::TimeShift(steps)) = Token::from_id(id) {
+            *clock += steps as u64;
+        }
+        Some(*clock)
+    })
 }
 
 /// What the notes `notes` sound over time: the harmony from each step on where it changes,
@@ -347,19 +386,44 @@ mod tests {
     fn inputs_write_the_classes_and_the_bass() {
         let h = Harmony::of_pitches([43, 59, 62]); // G B D over G
         let mut twelve = [9.0; 12];
-        HarmonyInput::PitchClasses.write(h, &mut twelve);
+        HarmonyInput::PitchClasses.write(h, 7, &mut twelve);
         assert_eq!(
             twelve.iter().enumerate().filter(|(_, &x)| x == 1.0).map(|(i, _)| i).collect::<Vec<_>>(),
             [2, 7, 11]
         );
         let mut both = [9.0; 24];
-        HarmonyInput::PitchClassesAndBass.write(h, &mut both);
+        HarmonyInput::PitchClassesAndBass.write(h, 7, &mut both);
         assert_eq!(
             both.iter().enumerate().filter(|(_, &x)| x == 1.0).map(|(i, _)| i).collect::<Vec<_>>(),
             [2, 7, 11, 19]
         );
-        HarmonyInput::PitchClassesAndBass.write(Harmony::SILENT, &mut both);
+        HarmonyInput::PitchClassesAndBass.write(Harmony::SILENT, 7, &mut both);
         assert!(both.iter().all(|&x| x == 0.0));
+    }
+
+    #[test]
+    fn the_meter_says_where_the_clock_stands_in_the_bar() {
+        let input = HarmonyInput::PitchClassesAndMeter;
+        let mut numbers = [9.0; 22];
+        let meter = |step: u64, numbers: &mut [f32; 22]| {
+            input.write(Harmony::of_pitches([60, 64, 67]), step, numbers);
+            numbers[12..].to_vec()
+        };
+        // On the downbeat every period starts: sines 0, cosines 1; the chord is there too.
+        assert_eq!(meter(0, &mut numbers), [0.0, 1.0].repeat(5));
+        assert_eq!(&numbers[..12], &[1., 0., 0., 0., 1., 0., 0., 1., 0., 0., 0., 0.]);
+        // Every bar line alike, every beat alike in its beat, eighth and sixteenth.
+        assert_eq!(meter(96 * 7, &mut numbers), meter(0, &mut numbers));
+        let second_beat = meter(24, &mut numbers);
+        assert_eq!(second_beat[..6], [0.0, 1.0].repeat(3)[..]);
+        // A quarter of the bar: the half bar's phase is at a half (cosine -1), the bar's at a
+        // quarter (sine 1).
+        assert!((second_beat[7] + 1.0).abs() < 1e-6 && (second_beat[8] - 1.0).abs() < 1e-6);
+        // The sixteenth after the beat: a sixteenth's turn is whole, the eighth's half, the
+        // beat's a quarter.
+        let after = meter(24 + 6, &mut numbers);
+        assert_eq!(after[..2], [0.0, 1.0]);
+        assert!((after[3] + 1.0).abs() < 1e-6 && (after[4] - 1.0).abs() < 1e-6, "{after:?}");
     }
 
     #[test]

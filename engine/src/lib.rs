@@ -6,6 +6,7 @@
 //! - [`music`]: keys and scales, in a musician's words.
 //! - [`sampler`]: turning logits into a token, with temperature, top-p, masks and a seed.
 //! - [`generator`]: model + sampler + decoder, one token at a time, as timed note events.
+//! - [`groove`]: the kit's groups, how alike two bars of hits are, and what makes a fill.
 //! - [`realtime_memory`]: the model step's memory pools and the global allocator that keeps the
 //!   audio thread off the system allocator.
 //!
@@ -13,6 +14,7 @@
 
 pub mod chords;
 pub mod generator;
+pub mod groove;
 pub mod harmony;
 pub mod midi;
 pub mod model;

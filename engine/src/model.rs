@@ -594,7 +594,7 @@ impl Model {
                             &mut runner,
                             s.harmony,
                             token as u32,
-                            Harmony::SILENT,
+                            (Harmony::SILENT, 0),
                             &mut state,
                             &mut logits,
                         )?;
@@ -660,7 +660,7 @@ impl Model {
     /// Reads one token, advances `state`, and writes the next token's logits into `logits`
     /// (length V). A model that hears the harmony hears none ([`Harmony::SILENT`]).
     pub fn step(&mut self, token: u32, state: &mut LstmState, logits: &mut [f32]) -> Result<(), ModelError> {
-        self.step_in(token, Harmony::SILENT, state, logits)
+        self.step_in(token, Harmony::SILENT, 0, state, logits)
     }
 
     /// Whether the model hears the harmony of the other parts (contract version 2).
@@ -668,13 +668,16 @@ impl Model {
         self.info.shape.harmony.is_some()
     }
 
-    /// [`Model::step`] in `harmony`, what the other parts sound once the token is read (a model
-    /// that hears none ignores it). tract allocates inside; with a pool, from the pool only. A
-    /// step without room in the pool is refused with an error, and nothing changes.
+    /// [`Model::step`] in `harmony`, what the other parts sound once the token is read, with
+    /// the clock at grid step `step` from the music's first bar line then (a model that hears
+    /// no harmony ignores both; one that hears no meter ignores the clock). tract allocates
+    /// inside; with a pool, from the pool only. A step without room in the pool is refused with
+    /// an error, and nothing changes.
     pub fn step_in(
         &mut self,
         token: u32,
         harmony: Harmony,
+        step: u64,
         state: &mut LstmState,
         logits: &mut [f32],
     ) -> Result<(), ModelError> {
@@ -699,7 +702,7 @@ impl Model {
         let before = self.pool.in_use();
         let input = self.info.shape.harmony;
         let Model { pool, runner, .. } = self;
-        let result = pool.run(|| run_step(runner, input, token, harmony, state, logits));
+        let result = pool.run(|| run_step(runner, input, token, (harmony, step), state, logits));
         self.step_growth = self.step_growth.max(self.pool.peak_of_last_run().saturating_sub(before));
         result.map_err(|e| ModelError::new(&self.info.name, format!("step failed: {e:#}")))
     }
@@ -713,7 +716,7 @@ fn run_step(
     runner: &mut TypedSimpleState,
     input: Option<HarmonyInput>,
     token: u32,
-    harmony: Harmony,
+    (harmony, step): (Harmony, u64),
     state: &mut LstmState,
     logits: &mut [f32],
 ) -> TractResult<()> {
@@ -721,7 +724,7 @@ fn run_step(
     if let Some(input) = input {
         let mut numbers = [0.0f32; MAX_HARMONY_WIDTH];
         let numbers = &mut numbers[..input.width()];
-        input.write(harmony, numbers);
+        input.write(harmony, step, numbers);
         inputs.push(Tensor::from_shape(&[1, numbers.len()], numbers)?.into_tvalue());
     }
     let mut outputs = runner.run(inputs)?;

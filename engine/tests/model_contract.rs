@@ -219,29 +219,41 @@ fn foreign_onnx_without_our_metadata_is_refused() {
 
 #[test]
 fn a_model_that_follows_the_harmony_reads_it_as_the_reference_does_and_version_1_is_unchanged() {
+    for input in [HarmonyInput::PitchClasses, HarmonyInput::PitchClassesAndMeter] {
+        let shape = ModelShape { harmony: Some(input), ..SHAPE };
+        let weights = ModelWeights::random(&shape, 77, 0.3);
+        let bytes = model::write(&weights, &ModelInfo::new("follows", shape)).unwrap();
+        let mut model = Model::load(&bytes, "follows.onnx").unwrap();
+        assert!(model.follows_harmony());
+        assert_eq!(model.info().shape.harmony, Some(input));
+        let mut reference = Reference::new(shape, weights);
+        let (mut state, mut logits, mut numbers) =
+            (model.initial_state(), vec![0.0; shape.vocab], vec![0.0; input.width()]);
+        let mut worst = 0.0f32;
+        for step in 0..32 {
+            let token = (step * 53 + 7) % shape.vocab;
+            let harmony = Harmony::of_pitches([48 + step as u8 % 12, 55 + step as u8 % 12, 64]);
+            let clock = step as u64 * 5;
+            model.step_in(token as u32, harmony, clock, &mut state, &mut logits).unwrap();
+            input.write(harmony, clock, &mut numbers);
+            worst = worst.max(max_abs_diff(&logits, reference.step_in(token, &numbers).as_slice().unwrap()));
+        }
+        assert!(worst < 1e-4, "{input:?}: tract differs from the reference by {worst}");
+        // The harmony matters: the same token in another harmony gives other logits; and to a
+        // model that hears the meter, so does the same harmony elsewhere in the bar.
+        let mut logits_after = |harmony: Harmony, clock: u64| {
+            let (mut state, mut out) = (model.initial_state(), logits.clone());
+            model.step_in(5, harmony, clock, &mut state, &mut out).unwrap();
+            out
+        };
+        let (c, c_sharp) = (Harmony::of_pitches([60, 64, 67]), Harmony::of_pitches([61, 65, 68]));
+        assert!(max_abs_diff(&logits_after(c, 0), &logits_after(c_sharp, 0)) > 1e-3);
+        let elsewhere = max_abs_diff(&logits_after(c, 0), &logits_after(c, 30));
+        assert_eq!(elsewhere > 1e-3, input.hears_the_meter(), "{input:?}: {elsewhere}");
+    }
     let shape = ModelShape { harmony: Some(HarmonyInput::PitchClasses), ..SHAPE };
     let weights = ModelWeights::random(&shape, 77, 0.3);
     let bytes = model::write(&weights, &ModelInfo::new("follows", shape)).unwrap();
-    let mut model = Model::load(&bytes, "follows.onnx").unwrap();
-    assert!(model.follows_harmony());
-    assert_eq!(model.info().shape.harmony, Some(HarmonyInput::PitchClasses));
-    let mut reference = Reference::new(shape, weights);
-    let (mut state, mut logits, mut numbers) = (model.initial_state(), vec![0.0; shape.vocab], [0.0; 12]);
-    let mut worst = 0.0f32;
-    for step in 0..32 {
-        let token = (step * 53 + 7) % shape.vocab;
-        let harmony = Harmony::of_pitches([48 + step as u8 % 12, 55 + step as u8 % 12, 64]);
-        model.step_in(token as u32, harmony, &mut state, &mut logits).unwrap();
-        HarmonyInput::PitchClasses.write(harmony, &mut numbers);
-        worst = worst.max(max_abs_diff(&logits, reference.step_in(token, &numbers).as_slice().unwrap()));
-    }
-    assert!(worst < 1e-4, "tract differs from the reference by {worst}");
-    // The harmony matters: the same token in another harmony gives other logits.
-    let (mut a, mut b) = (model.initial_state(), model.initial_state());
-    let (mut la, mut lb) = (logits.clone(), logits.clone());
-    model.step_in(5, Harmony::of_pitches([60, 64, 67]), &mut a, &mut la).unwrap();
-    model.step_in(5, Harmony::of_pitches([61, 65, 68]), &mut b, &mut lb).unwrap();
-    assert!(max_abs_diff(&la, &lb) > 1e-3);
     // Written as version 2; a model without the input is still version 1.
     let version = |bytes: &[u8]| {
         let proto = pb::ModelProto::decode(bytes).unwrap();

@@ -19,11 +19,16 @@
 //! again: rows "chords", at 64 and 512 samples, beside the same model with nothing coming in.
 //!
 //! Then a band: three instances, as three tracks of a host would run them, the Drums, the
-//! Continuo bass and the Melody, the last two following the song's chord track (a chord a bar),
-//! each processed in turn in every block of 64 and of 512 samples.
+//! Groove bass and the Melody, the last two following the song's chord track (a chord a bar),
+//! each processed in turn in every block of 64 and of 512 samples, each told (as the plugin
+//! tells every instance active in a host) that three play, so that their caps share half the
+//! block (`step_budget::BAND_BUDGET`).
 //! Per row: the three together, the block time median, p99.9 and worst, the worst as a share of
 //! the block's duration, the sum of the three instances' own worst blocks (which need not fall
-//! in the same block) as a share too, and system allocator calls and late note-ons, all three.
+//! in the same block) as a share too, and system allocator calls and late note-ons, all three;
+//! under it, each instance's worst block and the model steps it ran. Each block size twice:
+//! the instances capped as if each played alone (a quarter of the block each, "alone"), then as
+//! the plugin caps three in one host ("shared"). `--band` runs the band only.
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -53,6 +58,10 @@ fn main() {
     }
     realtime_memory::set_violation(Violation::Count);
     let params = ContinuoParams::default();
+    if std::env::args().any(|a| a == "--band") {
+        band(&params);
+        return;
+    }
     let mut models: Vec<(String, Vec<u8>)> =
         vec![("default".into(), continuo::built_in::DEFAULT.bytes.to_vec())];
     for (layers, hidden) in [(2, 256), (3, 512)] {
@@ -149,7 +158,7 @@ fn transport(i: usize, samples: usize, playing: bool) -> HostTransport {
 /// Three instances in one host: see the manual.
 fn band(params: &ContinuoParams) {
     use continuo::built_in::ModelChoice;
-    let parts = [ModelChoice::Drums, ModelChoice::ContinuoBass, ModelChoice::ChoraleMelody]
+    let parts = [ModelChoice::Drums, ModelChoice::GrooveBass, ModelChoice::ChoraleMelody]
         .map(|choice| choice.built_in().expect("a built-in model"));
     println!(
         "\nband: {} in turn in every block, the bass and the melody following a chord a bar (C G Am F)",
@@ -173,7 +182,8 @@ fn band(params: &ContinuoParams) {
         }
     };
     println!(
-        "{:>6} {:>7} {:>10} {:>9} {:>9} {:>8} {:>14} {:>11} {:>5}",
+        "{:>9} {:>6} {:>7} {:>10} {:>9} {:>9} {:>8} {:>14} {:>11} {:>5}",
+        "caps",
         "block",
         "blocks",
         "median us",
@@ -184,16 +194,23 @@ fn band(params: &ContinuoParams) {
         "sys allocs",
         "late"
     );
-    for samples in [64, 512] {
+    // Each instance capped as if it played alone (a quarter of the block each, as before the
+    // plugin counted the instances in its host), then as the plugin caps three: half between them.
+    let runs = [(1, "alone"), (3, "shared")].into_iter().flat_map(|caps| [(caps, 64), (caps, 512)]);
+    for ((instances, caps), samples) in runs {
         let mut players: Vec<Player> = parts
             .iter()
             .map(|part| {
                 let model = Model::load(part.bytes, part.name).expect("the model loads");
-                Player::new(model, params.player_settings(), Default::default()).expect("player")
+                let mut player =
+                    Player::new(model, params.player_settings(), Default::default()).expect("player");
+                // As the plugin tells each instance how many are active in its host.
+                player.play_among(instances);
+                player
             })
             .collect();
         let blocks = (BARS * 4.0 * SAMPLE_RATE as f64 * 60.0 / TEMPO / samples as f64) as usize;
-        let (mut together, mut alone) = (Vec::with_capacity(blocks), vec![0.0f64; players.len()]);
+        let (mut together, mut alone) = (Vec::with_capacity(blocks), vec![(0.0f64, 0u64); players.len()]);
         let late_before: u64 =
             players.iter().map(|p| p.monitor().meters.late_events.load(Ordering::Relaxed)).sum();
         let system_before = realtime_memory::system_calls_on_audio_thread();
@@ -205,12 +222,17 @@ fn band(params: &ContinuoParams) {
             chords_in(i * samples, samples, &mut input);
             let started = Instant::now();
             for (k, player) in players.iter_mut().enumerate() {
+                let steps_before = player.monitor().meters.model_steps.load(Ordering::Relaxed);
                 let own = Instant::now();
                 let heard = if player.follows_harmony() { &input[..] } else { &[] };
                 realtime_memory::audio_thread(|| {
                     player.process(transport(i, samples, true), heard, &mut |_| {})
                 });
-                alone[k] = alone[k].max(own.elapsed().as_secs_f64() * 1e6);
+                let took = own.elapsed().as_secs_f64() * 1e6;
+                if took > alone[k].0 {
+                    let steps = player.monitor().meters.model_steps.load(Ordering::Relaxed) - steps_before;
+                    alone[k] = (took, steps);
+                }
             }
             together.push(started.elapsed().as_secs_f64() * 1e6);
         }
@@ -223,17 +245,28 @@ fn band(params: &ContinuoParams) {
         let (median, tail, worst) =
             (together[blocks / 2], together[blocks * 999 / 1000], together[blocks - 1]);
         println!(
-            "{:>6} {:>7} {:>10.2} {:>9.1} {:>9.1} {:>7.1}% {:>13.1}% {:>11.2} {:>5}",
+            "{:>9} {:>6} {:>7} {:>10.2} {:>9.1} {:>9.1} {:>7.1}% {:>13.1}% {:>11.2} {:>5}",
+            caps,
             samples,
             blocks,
             median,
             tail,
             worst,
             100.0 * worst / budget_us,
-            100.0 * alone.iter().sum::<f64>() / budget_us,
+            100.0 * alone.iter().map(|a| a.0).sum::<f64>() / budget_us,
             system_calls as f64 / blocks as f64,
             late
         );
+        let each: Vec<String> = parts
+            .iter()
+            .zip(&alone)
+            .zip(&players)
+            .map(|((part, (us, steps)), player)| {
+                let late = player.monitor().meters.late_events.load(Ordering::Relaxed);
+                format!("{} {us:.0} us ({steps} steps, {late} late)", part.name)
+            })
+            .collect();
+        println!("{:>16} each instance's worst block: {}", "", each.join(", "));
     }
 }
 
@@ -356,7 +389,7 @@ fn run(name: &str, memory: StepMemory, player: &mut Player, samples: usize, chor
         tail,
         worst,
         100.0 * worst / budget_us,
-        step_cap(samples, SAMPLE_RATE, player.token_cost()),
+        step_cap(samples, SAMPLE_RATE, player.token_cost(), 1),
         steps_per_block.iter().max().unwrap(),
         steps as f64 / (BARS * 4.0 * 60.0 / TEMPO),
         system_calls as f64 / blocks as f64,

@@ -71,6 +71,11 @@ impl EventQueue {
         self.len = len;
     }
 
+    /// Drops the `count` events queued last: the generator went back to before them.
+    pub fn drop_newest(&mut self, count: usize) {
+        self.len -= count.min(self.len);
+    }
+
     /// Drops the events after grid step `step`: the generator went back there, and generates
     /// them again.
     pub fn drop_after(&mut self, step: u64) {

@@ -42,6 +42,7 @@ use crate::monitor::{Meters, Monitor};
 use crate::params::ContinuoParams;
 use crate::player::{OutputEvent, Player};
 use crate::save_midi::{SaveReport, SaveRequest};
+use crate::step_budget::ActiveInstance;
 use crate::transport::HostTransport;
 
 /// Every allocation of the plugin goes through the real-time allocator: a model step's come
@@ -92,6 +93,8 @@ pub struct Continuo {
     new_phrase_held: bool,
     /// The standalone program's own position, in beats, when it keeps its own transport.
     own_position: f64,
+    /// This instance in the count of those active in the host, whose step caps share a block.
+    active: ActiveInstance,
 }
 
 impl Default for Continuo {
@@ -110,6 +113,7 @@ impl Default for Continuo {
             restart_held: false,
             new_phrase_held: false,
             own_position: 0.0,
+            active: ActiveInstance::default(),
         }
     }
 }
@@ -184,6 +188,7 @@ impl Plugin for Continuo {
                 if let Some(problem) = problem {
                     nice_warn!("{problem}");
                 }
+                self.active.count_in();
                 true
             }
             Err(error) => {
@@ -205,6 +210,7 @@ impl Plugin for Continuo {
     fn deactivate(&mut self) {
         // The host takes no events until it activates the plugin again.
         self.reset();
+        self.active.count_out();
         self.write_meters_trace();
     }
 
@@ -238,6 +244,7 @@ impl Plugin for Continuo {
             let held = (&mut self.restart_held, &mut self.new_phrase_held);
             apply_parameters(&self.params, held, player, &mut capped(events));
             take_input(context, &mut self.incoming, &mut self.input_notes, &self.monitor.meters);
+            player.play_among(ActiveInstance::all());
             player.process(host, &self.input_notes, &mut capped(events));
             send_merged(context, player, events, &self.incoming, (self.channel, old_channel_events), channel);
             self.channel = channel;

@@ -39,6 +39,8 @@ pub struct Meters {
     /// length in beats (0 when no phrase loops).
     pub loop_start_bits: AtomicU64,
     pub loop_beats_bits: AtomicU64,
+    /// 1 while the loop playing ends on a fill (a drum loop of four bars or more).
+    pub loop_fill: AtomicU64,
     /// 1 while the model listens for a call (Call and response, not answering).
     pub listening: AtomicU64,
     /// For a model that follows the harmony: `FOLLOWS_HARMONY` with the harmony held at the
@@ -119,6 +121,7 @@ impl Meters {
         let (loop_start, loop_beats) = block.loop_region.unwrap_or((0.0, 0.0));
         self.loop_start_bits.store(loop_start.to_bits(), relaxed);
         self.loop_beats_bits.store(loop_beats.to_bits(), relaxed);
+        self.loop_fill.store(block.loop_fill as u64, relaxed);
         self.listening.store(block.listening as u64, relaxed);
         let harmony = block.harmony.map_or(0, |h| FOLLOWS_HARMONY | h.pack() as u64);
         self.harmony.store(harmony, relaxed);
@@ -147,6 +150,8 @@ pub struct BlockReport {
     /// The phrase loop's repetition being played: its start on the performance clock and its
     /// length in beats.
     pub loop_region: Option<(f64, f64)>,
+    /// The loop playing ends on a fill.
+    pub loop_fill: bool,
     /// The model listens for a call.
     pub listening: bool,
     /// The harmony held at the input, for a model that follows one.

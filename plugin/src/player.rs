@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use continuo_engine::generator::{voices_with, Generator, GeneratorSettings};
 use continuo_engine::midi::Role;
 use continuo_engine::model::Model;
+use continuo_engine::sampler::Tuning;
 use continuo_engine::vocab::{NoteEventKind, STEPS_PER_BEAT};
 
 use crate::event_queue::{EventQueue, LOOKAHEAD_STEPS};
@@ -31,7 +32,7 @@ use crate::monitor::{BlockReport, Monitor, NoteSource};
 use crate::note_output::NoteOutput;
 pub use crate::note_output::OutputEvent;
 use crate::step_budget::{blocks_for_a_chord, StepBudget};
-use crate::takes::{LoopStart, Opening, PhraseLoop};
+use crate::takes::{FillAudition, LoopStart, Opening, PhraseLoop};
 use crate::transport::{bar_line_from, bar_start, beats_per_bar, next_beat, BlockOnGrid, Decision, Follower};
 pub use crate::transport::{HostTransport, TransportState, DEFAULT_BPM};
 
@@ -75,7 +76,14 @@ pub struct Player {
     opening: Opening,
     listener: Listener,
     phrase: PhraseLoop,
+    /// A drum loop's last bar, drawn until it is a fill.
+    fill: FillAudition,
+    /// The grid step the block being played ends on (0 until the music plays): what has been
+    /// placed, and can no longer be drawn again.
+    due_until: u64,
     budget: StepBudget,
+    /// Instances playing in the host, this one included: their caps share the block.
+    instances: usize,
 }
 
 impl Player {
@@ -92,6 +100,7 @@ impl Player {
         let mut player = Player {
             opening: Opening::new(&generator),
             listener: Listener::new(&generator),
+            fill: FillAudition::new(&generator),
             generator,
             settings: settings.generator,
             voices,
@@ -101,7 +110,9 @@ impl Player {
             output: NoteOutput::new(monitor, 48_000.0 * 60.0 / DEFAULT_BPM),
             fresh: true,
             phrase: PhraseLoop::new(),
+            due_until: 0,
             budget,
+            instances: 1,
         };
         player.apply(&settings, &mut |_| {});
         Ok(player)
@@ -141,6 +152,11 @@ impl Player {
     pub fn assume_token_cost(&mut self, cost: Duration) {
         self.budget = StepBudget::assuming(cost);
         self.monitor().meters.token_cost_nanos.store(cost.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// `instances` play in the host, this one included (see [`crate::step_budget::BAND_BUDGET`]).
+    pub fn play_among(&mut self, instances: usize) {
+        self.instances = instances.max(1);
     }
 
     pub fn listen_settings(&self) -> ListenSettings {
@@ -208,6 +224,19 @@ impl Player {
         settings
     }
 
+    /// The settings a loop's last bar is drawn again by, looking for a fill: the take's, with the
+    /// model's whole distribution (temperature, rhythm temperature and top-p at 1). A fill is
+    /// what the model plays less often than its groove, and a safer tuning cuts it: the Drums'
+    /// last bars, drawn again at its tuning, ended 8 of 12 four-bar takes on a fill; at its
+    /// whole distribution, 11 of 12.
+    fn fill_settings(&self) -> GeneratorSettings {
+        let mut settings = self.take_settings();
+        let tuning = self.generator.sampler_settings().tuning.unwrap_or(Tuning::UNTUNED);
+        settings.sampler.tuning =
+            Some(Tuning { temperature: 1.0, rhythm_temperature: 1.0, top_p: 1.0, ..tuning });
+        settings
+    }
+
     /// Another take: the music starts again with the next take's seed, on the next bar when a
     /// phrase loops, else on the next beat.
     pub fn new_phrase(&mut self, emit: &mut impl FnMut(OutputEvent)) {
@@ -235,6 +264,14 @@ impl Player {
         self.uses_opening() || self.listener.mode() == Mode::Duet || self.listener.follows_harmony()
     }
 
+    /// The music's first step is a downbeat: a groove's (its songs were learned from their first
+    /// bar line), and a model's that hears the meter (it hears where the clock stands in the bar
+    /// from its first step). It starts on the host's bar line.
+    fn starts_on_a_bar_line(&self) -> bool {
+        let info = self.generator.model().info();
+        info.role == Role::Drums || info.shape.harmony.is_some_and(|input| input.hears_the_meter())
+    }
+
     /// Ends every sounding note at `offset`, lowest first.
     pub fn all_notes_off(&mut self, offset: u32, emit: &mut impl FnMut(OutputEvent)) {
         self.output.all_notes_off(offset, emit);
@@ -252,6 +289,10 @@ impl Player {
         self.fresh = true;
         self.listener.reset();
         self.phrase.restart();
+        if self.phrase.is_recording() && self.fill.restart() {
+            self.generator.set_settings(self.take_settings());
+        }
+        self.due_until = 0;
         if !(self.uses_opening() && self.opening.replay(&mut self.generator, &mut self.queue)) {
             // A reset only reads the start token; an error there would have failed at load.
             let _ = self.generator.reset();
@@ -288,7 +329,7 @@ impl Player {
         let started = Instant::now();
         let steps_before = self.generator.steps_run();
         self.output.begin_block(host.samples_per_beat(), emit);
-        let cap = self.budget.cap(host.samples, host.sample_rate);
+        let cap = self.budget.cap(host.samples, host.sample_rate, self.instances);
         let decision = self.follow_transport(&host, cap, emit);
         let playing = self.transport.state() == TransportState::Playing;
         let clock = self.transport.clock().copied();
@@ -346,9 +387,7 @@ impl Player {
                     self.start_loop(host, cap);
                 } else if self.starts_by_itself() {
                     self.origin_beats = self.first_beat_in_time(origin, host, cap);
-                    if self.generator.model().info().role == Role::Drums {
-                        // A groove's first step is its downbeat (its songs were learned from
-                        // their first bar line): it starts on the host's bar line.
+                    if self.starts_on_a_bar_line() {
                         let position = self.transport.clock().map_or(origin, |c| c.beats());
                         let signature = host.time_signature();
                         self.origin_beats =
@@ -399,7 +438,10 @@ impl Player {
             self.opening.forget();
         }
         let end_steps = block.beats_from_origin(block.samples as f64) * STEPS_PER_BEAT as f64;
-        let mut target = end_steps.max(0.0).ceil() as u64 + LOOKAHEAD_STEPS;
+        self.due_until = end_steps.max(0.0).ceil() as u64;
+        // A loop's last bar drawn until it is a fill is drawn two bars ahead: a bar's time to
+        // draw it again, at any cap.
+        let mut target = self.due_until + LOOKAHEAD_STEPS + 2 * self.fill.bar_steps().unwrap_or(0);
         if let Some(answer_end) = self.listener.answer_ends_at() {
             target = target.min(answer_end);
         }
@@ -471,6 +513,7 @@ impl Player {
             clock: block_clock + if playing { block_beats } else { 0.0 },
             bar_clock,
             loop_region,
+            loop_fill: loop_region.is_some() && self.fill.outcome().is_some_and(|(fill, _)| fill),
             listening: self.listener.listens_for_a_call(),
             harmony: self.listener.follows_harmony().then(|| self.listener.harmony_held()),
         });
@@ -501,6 +544,14 @@ impl Player {
     fn record_new_take(&mut self, length: u64) {
         self.reset_music();
         self.phrase.record_new(length);
+        let drums = self.generator.model().info().role == Role::Drums;
+        self.fill.plan(drums, self.phrase.bars(), length);
+    }
+
+    /// How the phrase loop's last take ended: on a fill or not, after how many drawings of its
+    /// last bar (a drum model's loop of four bars or more; None for any other).
+    pub fn loop_fill(&self) -> Option<(bool, u64)> {
+        self.fill.outcome()
     }
 
     /// Generates until the clock reaches `target_steps`, at most `cap` tokens, recording the
@@ -522,13 +573,18 @@ impl Player {
             if keeps_past {
                 self.listener.before_token(&self.generator);
             }
+            if looping {
+                self.fill.before_token(&self.generator, self.phrase.take_events().len());
+            }
             let remembering = self.opening.is_remembering() && self.uses_opening();
-            let (queue, phrase, opening) = (&mut self.queue, &mut self.phrase, &mut self.opening);
+            let (queue, phrase, opening, fill) =
+                (&mut self.queue, &mut self.phrase, &mut self.opening, &mut self.fill);
             let result = self.generator.next(|event| {
                 if looping && !phrase.record(event) {
                     return;
                 }
                 queue.push(event);
+                fill.queued();
                 if remembering {
                     opening.record(event);
                 }
@@ -542,6 +598,14 @@ impl Player {
                 self.opening.complete_at(&self.generator, LOOKAHEAD_STEPS);
             }
             if looping && self.generator.now() >= self.phrase.length() {
+                if self.fill.draws_again(self.phrase.take_events(), self.due_until) {
+                    self.fill.go_back(&mut self.generator, &mut self.queue, &mut self.phrase);
+                    self.generator.set_settings(self.fill_settings());
+                    continue;
+                }
+                if self.fill.outcome().is_some_and(|(_, draws)| draws > 1) {
+                    self.generator.set_settings(self.take_settings());
+                }
                 let queue = &mut self.queue;
                 self.phrase.finish(|event| queue.push(event));
                 self.replay_loop(target_steps);

@@ -1,11 +1,12 @@
 //! The step budget: how many model steps a block can afford. A model step runs on the audio
 //! thread, so a block may spend only a share of its duration on them, planned for the worst
 //! case: what one token (a model step and its sampling) costs here is measured when a player is
-//! made, and each block's cap follows from its length and the sample rate. Also what the window
+//! made, and each block's cap follows from its length, the sample rate and how many instances
+//! play in this host (a band shares the thread: [`ActiveInstance`]). Also what the window
 //! shows of it: the cost over the last second ([`CostWindow`]), and the smallest block the
 //! model can afford.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use continuo_engine::generator::Generator;
@@ -15,6 +16,11 @@ use crate::monitor::Monitor;
 /// The share of a block's duration that its worst case may take. The rest is the host's: other
 /// plugins on the track, the instrument we play into.
 pub const STEP_BUDGET: f64 = 0.25;
+/// The share that the instances playing in one host take between them: drums, bass and comping
+/// on three tracks are three instances, and a host may run them one after another on one
+/// thread. Each takes this over their number, at most [`STEP_BUDGET`]: a quarter each for one
+/// or two, a sixth each for three.
+pub const BAND_BUDGET: f64 = 0.5;
 /// How much longer the worst block that steps takes than the tokens' cost at load promises, as
 /// the process bench measures it on a 2-core machine: a cold cache after idle blocks, the
 /// sampler, the other core's work. Steps are planned at the budget divided by this.
@@ -31,13 +37,51 @@ pub fn smallest_block(sample_rate: f32, token_cost: Duration) -> usize {
     (WORST_CASE_FACTOR * token_cost.as_secs_f64() * sample_rate as f64 / STEP_BUDGET).ceil() as usize
 }
 
-/// Most model steps one block may run: as many as fit in [`STEP_BUDGET`] of the block's
-/// duration at `token_cost` each, times [`WORST_CASE_FACTOR`]; at least 1 (a model too slow for
-/// the block still plays, and the window says so), at most [`MAX_STEPS_PER_BLOCK`].
-pub fn step_cap(samples: usize, sample_rate: f32, token_cost: Duration) -> usize {
+/// Most model steps one block may run when `instances` play in the host: as many as fit in its
+/// share of the block's duration ([`STEP_BUDGET`], [`BAND_BUDGET`]) at `token_cost` each, times
+/// [`WORST_CASE_FACTOR`]; at least 1 (a model too slow for the block still plays, and the window
+/// says so), at most [`MAX_STEPS_PER_BLOCK`].
+pub fn step_cap(samples: usize, sample_rate: f32, token_cost: Duration, instances: usize) -> usize {
+    let share = STEP_BUDGET.min(BAND_BUDGET / instances.max(1) as f64);
     let period = samples as f64 / sample_rate as f64;
-    let affordable = STEP_BUDGET * period / (WORST_CASE_FACTOR * token_cost.as_secs_f64().max(1e-9));
+    let affordable = share * period / (WORST_CASE_FACTOR * token_cost.as_secs_f64().max(1e-9));
     (affordable.floor() as usize).clamp(1, MAX_STEPS_PER_BLOCK)
+}
+
+/// Instances of the plugin active in this process.
+static ACTIVE_INSTANCES: AtomicUsize = AtomicUsize::new(0);
+
+/// One instance's place in the count of those active in this process, which their step caps
+/// share ([`BAND_BUDGET`]): counted in when the host activates it, out when it deactivates or
+/// drops it.
+#[derive(Debug, Default)]
+pub struct ActiveInstance {
+    counted: bool,
+}
+
+impl ActiveInstance {
+    pub fn count_in(&mut self) {
+        if !std::mem::replace(&mut self.counted, true) {
+            ACTIVE_INSTANCES.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn count_out(&mut self) {
+        if std::mem::take(&mut self.counted) {
+            ACTIVE_INSTANCES.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// How many instances are active in this process (at least 1).
+    pub fn all() -> usize {
+        ACTIVE_INSTANCES.load(Ordering::Relaxed).max(1)
+    }
+}
+
+impl Drop for ActiveInstance {
+    fn drop(&mut self) {
+        self.count_out();
+    }
 }
 
 /// Blocks that a chord takes to draw at `cap` model steps a block: its note-offs, a velocity
@@ -79,9 +123,9 @@ impl StepBudget {
         self.token_cost
     }
 
-    /// Most model steps a block of `samples` at `sample_rate` may run.
-    pub fn cap(&self, samples: usize, sample_rate: f32) -> usize {
-        step_cap(samples, sample_rate, self.token_cost)
+    /// Most model steps a block of `samples` at `sample_rate` may run, `instances` playing.
+    pub fn cap(&self, samples: usize, sample_rate: f32, instances: usize) -> usize {
+        step_cap(samples, sample_rate, self.token_cost, instances)
     }
 }
 
@@ -144,14 +188,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_step_cap_plans_for_the_worst_case_within_a_quarter_of_the_block() {
+    fn the_step_cap_plans_for_the_worst_case_within_a_quarter_of_the_block_or_a_bands_share() {
         let token = Duration::from_micros(20);
         // 64 samples at 48 kHz last 1333 us: 333 us for the worst case, 4 times the tokens.
-        assert_eq!(step_cap(64, 48_000.0, token), 4);
-        assert_eq!(step_cap(512, 48_000.0, token), 33);
-        assert_eq!(step_cap(8192, 48_000.0, token), MAX_STEPS_PER_BLOCK);
+        assert_eq!(step_cap(64, 48_000.0, token, 1), 4);
+        assert_eq!(step_cap(512, 48_000.0, token, 1), 33);
+        assert_eq!(step_cap(8192, 48_000.0, token, 1), MAX_STEPS_PER_BLOCK);
+        // Two instances keep their quarter; three in a band share half: a sixth each.
+        assert_eq!(step_cap(512, 48_000.0, token, 2), 33);
+        assert_eq!(step_cap(512, 48_000.0, token, 3), 22);
         // A model too slow for the block still steps, once.
-        assert_eq!(step_cap(32, 48_000.0, Duration::from_millis(1)), 1);
+        assert_eq!(step_cap(32, 48_000.0, Duration::from_millis(1), 1), 1);
         assert_eq!(smallest_block(48_000.0, token), 16);
         // Four voices: 14 tokens, 7 blocks at 2 steps a block, 1 at a full cap.
         assert_eq!((blocks_for_a_chord(4, 2), blocks_for_a_chord(4, 64)), (7, 1));

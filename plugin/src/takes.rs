@@ -7,10 +7,16 @@
 //!   generator stood after it, so that a restart (a locate, play from stop) has it at once
 //!   instead of generating it in the very blocks where it is due.
 //!
+//! A drum model's loop of [`FILL_LOOP_BARS`] bars or more ends on a fill ([`FillAudition`]): its
+//! last bar is drawn again, from where the generator stood at its start, until it is heard as a
+//! fill ([`groove::is_fill`]) or it is about to sound. The model plays the fills it learned; the
+//! loop only chooses where one falls.
+//!
 //! Events are on the music's grid (steps from its start). The player feeds a take while it is
 //! recorded and draws from it afterwards; nothing here allocates after it is made.
 
 use continuo_engine::generator::{Generator, GeneratorSnapshot};
+use continuo_engine::groove;
 use continuo_engine::vocab::{NoteEvent, NoteEventKind};
 
 use crate::event_queue::{EventQueue, QUEUE_CAPACITY};
@@ -40,6 +46,11 @@ impl Take {
         self.recording = true;
     }
 
+    /// Forgets the events recorded after the first `kept`.
+    fn truncate(&mut self, kept: usize) {
+        self.events.truncate(kept);
+    }
+
     /// Keeps `event` while recording, if there is room. Returns whether it did.
     fn record(&mut self, event: NoteEvent) -> bool {
         if !self.recording || self.events.len() >= self.limit {
@@ -47,6 +58,147 @@ impl Take {
         }
         self.events.push(event);
         true
+    }
+}
+
+/// Loops of this many bars or more end on a fill, as a drummer closes a phrase; a shorter loop
+/// would be more fill than groove.
+pub const FILL_LOOP_BARS: u32 = 4;
+/// Hits of one bar judged, at most: a bar of 32nds on eight pieces of the kit is 256.
+const BAR_HITS: usize = 512;
+/// The groove's bars a fill is heard against: the three before it, a four-bar phrase.
+pub const GROOVE_BARS_HEARD: usize = 3;
+/// Most drawings of a loop's last bar: the Drums found a fill within 16 in 11 of 12 four-bar
+/// takes, 5.3 drawings a take on average (`tests/listening.rs`). Each costs a bar of model
+/// steps, within the blocks' cap.
+pub const MAX_FILL_DRAWS: u64 = 16;
+
+/// A loop's last bar drawn again until it is a fill: where the generator, the take and the
+/// queue stood at the bar's start, and how the drawing goes. Its memory is allocated when it is
+/// made; nothing after allocates.
+pub struct FillAudition {
+    /// The take being recorded ends on a fill: its last bar's first step, and a bar's steps.
+    last_bar: Option<(u64, u64)>,
+    /// The generator at the last bar's start, once it got there.
+    start: GeneratorSnapshot,
+    begun: bool,
+    /// The take's events before the last bar, and the events queued since its start.
+    kept: usize,
+    queued: usize,
+    /// The drawings of the last bar so far, and whether the take's ending is settled.
+    draws: u64,
+    settled: bool,
+    /// The last bar's hits and the groove's bars before it (up to [`GROOVE_BARS_HEARD`]), as
+    /// (step in the bar, key), for judging.
+    bar: Vec<(u64, u8)>,
+    groove: [Vec<(u64, u8)>; GROOVE_BARS_HEARD],
+    /// The last take's ending: (it is a fill, the drawings it took).
+    outcome: Option<(bool, u64)>,
+}
+
+impl FillAudition {
+    pub fn new(generator: &Generator) -> FillAudition {
+        FillAudition {
+            last_bar: None,
+            start: generator.snapshot(),
+            begun: false,
+            kept: 0,
+            queued: 0,
+            draws: 0,
+            settled: false,
+            bar: Vec::with_capacity(BAR_HITS),
+            groove: std::array::from_fn(|_| Vec::with_capacity(BAR_HITS)),
+            outcome: None,
+        }
+    }
+
+    /// A new take of `bars` bars and `length` steps: it ends on a fill if `drums` plays it and
+    /// it is long enough.
+    pub fn plan(&mut self, drums: bool, bars: u32, length: u64) {
+        let bar = length / bars.max(1) as u64;
+        self.last_bar = (drums && bars >= FILL_LOOP_BARS).then_some((length - bar, bar));
+        self.outcome = None;
+        self.restart();
+    }
+
+    /// The take is recorded again from its start. Returns whether its last bar was being drawn
+    /// again (at the settings the player draws fills by, which it then puts back).
+    pub fn restart(&mut self) -> bool {
+        let drawing_again = self.draws > 1 && !self.settled;
+        (self.begun, self.settled, self.draws, self.queued) = (false, false, 0, 0);
+        drawing_again
+    }
+
+    /// A bar's steps, while the take being recorded looks for its fill: the player generates
+    /// further ahead then, to have the time to draw the last bar again before it sounds.
+    pub fn bar_steps(&self) -> Option<u64> {
+        self.last_bar.filter(|_| !self.settled).map(|(_, bar)| bar)
+    }
+
+    /// How the last take ended: whether on a fill, and after how many drawings of its last bar.
+    pub fn outcome(&self) -> Option<(bool, u64)> {
+        self.outcome
+    }
+
+    /// Before each token of a take: at the last bar's start, remembers where the generator
+    /// and the take (`recorded` events) stand.
+    pub fn before_token(&mut self, generator: &Generator, recorded: usize) {
+        match self.last_bar {
+            Some((from, _)) if !self.begun && !self.settled && generator.now() >= from => {
+                generator.snapshot_into(&mut self.start);
+                (self.begun, self.kept, self.queued, self.draws) = (true, recorded, 0, 1);
+            }
+            _ => {}
+        }
+    }
+
+    /// An event of the last bar's drawing was queued.
+    pub fn queued(&mut self) {
+        self.queued += self.begun as usize;
+    }
+
+    /// The take is complete (`take`, its events): whether its last bar is drawn again. It is,
+    /// from where it began, unless it is a fill, the drawings are spent, or the grid steps up to
+    /// `due_until` (this block's end) reach it: a bar that begins to sound stays.
+    pub fn draws_again(&mut self, take: &[NoteEvent], due_until: u64) -> bool {
+        let Some((from, bar)) = self.last_bar.filter(|_| self.begun && !self.settled) else {
+            return false;
+        };
+        let hits = |events: &[NoteEvent], from: u64, into: &mut Vec<(u64, u8)>| {
+            into.clear();
+            for event in events {
+                if let NoteEventKind::On { pitch, .. } = event.kind {
+                    if event.step >= from && event.step < from + bar && into.len() < into.capacity() {
+                        into.push((event.step - from, pitch));
+                    }
+                }
+            }
+        };
+        hits(take, from, &mut self.bar);
+        for (k, groove) in self.groove.iter_mut().enumerate() {
+            match from.checked_sub((k as u64 + 1) * bar) {
+                Some(start) => hits(take, start, groove),
+                None => groove.clear(),
+            }
+        }
+        let fill = groove::is_fill(&self.bar, &self.groove);
+        if fill || self.draws >= MAX_FILL_DRAWS || due_until >= from {
+            self.settled = true;
+            self.outcome = Some((fill, self.draws));
+            return false;
+        }
+        true
+    }
+
+    /// Takes the generator, the queue and the take back to the last bar's start, to draw it
+    /// anew (after [`FillAudition::draws_again`]).
+    pub fn go_back(&mut self, generator: &mut Generator, queue: &mut EventQueue, phrase: &mut PhraseLoop) {
+        generator.restore(&self.start);
+        generator.draw_anew(self.draws);
+        queue.drop_newest(self.queued);
+        phrase.take.truncate(self.kept);
+        self.queued = 0;
+        self.draws += 1;
     }
 }
 
@@ -199,6 +351,11 @@ impl PhraseLoop {
 
     pub fn is_recording(&self) -> bool {
         self.take.recording
+    }
+
+    /// The take's events so far.
+    pub fn take_events(&self) -> &[NoteEvent] {
+        &self.take.events
     }
 
     /// The repetition playing at grid step `step` (from the first repetition's start), and

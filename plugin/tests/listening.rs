@@ -17,6 +17,7 @@ use continuo::listening::{ListenSettings, Mode, DRUM_CHANNEL};
 use continuo::model_switch::open_player;
 use continuo::player::{OutputEvent, Player, PlayerSettings};
 use continuo::step_budget::{step_cap, STEP_BUDGET, WORST_CASE_FACTOR};
+use continuo_engine::groove;
 use continuo_engine::midi;
 use continuo_engine::music::{Scale, ScaleLock};
 use support::*;
@@ -183,7 +184,7 @@ fn a_duet_hears_every_beat_within_the_step_cap_and_leaves_nothing_hanging() {
             let cost = STEP_BUDGET * block_seconds / (WORST_CASE_FACTOR * (cap as f64 + 0.5));
             player.assume_token_cost(Duration::from_secs_f64(cost));
         }
-        let cap = step_cap(BLOCK, RATE, player.token_cost()) as u64;
+        let cap = step_cap(BLOCK, RATE, player.token_cost(), 1) as u64;
         assert!(pinned_cap.is_none_or(|pinned| pinned as u64 == cap));
         let monitor = player.monitor().clone();
         let (events, worst) = perform(&mut player, 34.0, &input);
@@ -218,7 +219,7 @@ fn a_duet_in_64_sample_blocks_reads_each_note_over_blocks_within_the_cap() {
     let mut input = input;
     input.sort();
     let mut player = player(5, duet);
-    let cap = step_cap(64, RATE, player.token_cost()) as u64;
+    let cap = step_cap(64, RATE, player.token_cost(), 1) as u64;
     let monitor = player.monitor().clone();
     let (events, worst) = perform_in_blocks(&mut player, 18.0, &input, 64);
     println!("64-sample blocks: cap {cap}, most steps in a block {worst}");
@@ -336,4 +337,60 @@ fn a_two_bar_loop(source: &ModelSource) {
     let new_take = inside(take(0, &after));
     assert_ne!(new_take, inside(first));
     assert_eq!(inside(take(2 * bar, &after)), new_take, "the new take loops too");
+}
+
+/// A drum loop of four bars ends on a fill: its last bar is drawn again until it keeps fewer
+/// than half the hits of each bar of the groove before it (`groove::is_fill`), as the fills of
+/// the grooves the model learned do, and the take repeats to the sample.
+#[test]
+fn a_four_bar_drum_loop_ends_on_a_fill_and_repeats() {
+    let bar = 4 * SPB as u64;
+    let (mut fills, mut own_fills, mut groove_likeness, mut draws) = (0, 0, Vec::new(), 0);
+    // The last bar against the bars before it, the most alike of them: a fill is below
+    // FILL_LIKENESS.
+    let mut last_bar_likeness = Vec::new();
+    let seeds = 1..=12u64;
+    for seed in seeds.clone() {
+        let settings = PlayerSettings { loop_bars: 4, ..settings(seed) };
+        let source = ModelSource::BuiltIn(ModelChoice::Drums);
+        let mut player = open_player(&source, &settings, &std::sync::Arc::default()).unwrap();
+        let (events, _) = perform(&mut player, 32.0, &[]);
+        assert_balanced(&events);
+        // Each bar's hits of the first repetition, as (sample in the bar, key).
+        let hits = |from: u64| -> Vec<(u64, u8)> {
+            let hits = events.iter().filter(|(at, e)| e.is_on() && (from..from + bar).contains(at));
+            // On the grid: a sample is a 500th of a beat's 24 steps here.
+            hits.map(|(at, e)| ((at - from) * 24 / SPB as u64, e.pitch)).collect()
+        };
+        let bars: Vec<_> = (0..4).map(|b| hits(b * bar)).collect();
+        let fill = groove::is_fill(&bars[3], &bars[..3]);
+        let (said_fill, drawn) = player.loop_fill().expect("a drum loop of four bars looks for a fill");
+        assert_eq!(said_fill, fill, "seed {seed}: the player's verdict is the bar's");
+        // The window's mode line says so ("Free, looping 16 beats, ending on a fill").
+        assert_eq!(player.monitor().meters.loop_fill.load(Ordering::Relaxed) == 1, fill);
+        fills += fill as u32;
+        own_fills += (fill && drawn == 1) as u32;
+        draws += drawn;
+        groove_likeness.extend([1, 2].map(|b| groove::bar_likeness(&bars[b], &bars[b - 1])));
+        last_bar_likeness.push((0..3).map(|b| groove::bar_likeness(&bars[3], &bars[b])).fold(0.0, f64::max));
+        // The second repetition is the first, fill and all.
+        let repetition = |from: u64| -> Vec<(u64, OutputEvent)> {
+            let inside = events
+                .iter()
+                .filter(|(at, e)| (from..from + 4 * bar).contains(at) && (*at > from || e.is_on()));
+            inside.map(|(at, e)| (at - from, *e)).collect()
+        };
+        assert_eq!(repetition(4 * bar), repetition(0), "seed {seed}: the loop repeats");
+    }
+    let takes = seeds.count() as u32;
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    println!(
+        "drum loops of 4 bars, {takes} seeds: {fills} end on a fill ({own_fills} at the model's first \
+         drawing), {draws} drawings of the last bar in all; likeness of bars 2 and 3 to the bar \
+         before: {:.2}, of the last bar to the most alike bar before it: {:.2}",
+        mean(&groove_likeness),
+        mean(&last_bar_likeness)
+    );
+    assert!(fills >= takes * 3 / 4, "{fills} of {takes} takes end on a fill");
+    assert!(fills > own_fills, "drawing again finds fills the first drawing does not");
 }

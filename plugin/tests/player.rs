@@ -121,7 +121,7 @@ fn meters_count_what_the_audio_thread_did() {
     let meters = &monitor.meters;
     let mut events = Vec::new();
     let beats_per_block = 512.0 / SPB;
-    let cap = step_cap(512, RATE, player.token_cost()) as u64;
+    let cap = step_cap(512, RATE, player.token_cost(), 1) as u64;
     for i in 0..2000 {
         let steps_before = meters.model_steps.load(Ordering::Relaxed);
         player.process(block(true, Some(120.0), Some(i as f64 * beats_per_block)), &[], &mut |e| {

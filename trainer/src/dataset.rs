@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use continuo_engine::harmony::Harmony;
+use continuo_engine::harmony::{clocks_once_read, Harmony, METER_PERIODS};
 use continuo_engine::midi::Role;
 use continuo_engine::sampler::Rng;
 use continuo_engine::vocab::{Token, VocabSpec};
@@ -210,6 +210,14 @@ pub fn harmony_file(file: &str) -> String {
     format!("{}.harmony", file.strip_suffix(".tokens").unwrap_or(file))
 }
 
+/// What a model that follows the harmony hears with one input token: the harmony, packed
+/// ([`Harmony::pack`]), and where the clock stands in the bar once the token is read (grid
+/// steps, below [`BAR_STEPS`]).
+pub type Heard = (u16, u8);
+
+/// The 4/4 bar, in grid steps: the longest period of the meter a model hears.
+pub const BAR_STEPS: u64 = METER_PERIODS[METER_PERIODS.len() - 1];
+
 /// All tokens of one split, documents back to back. A window may cross from one song into the
 /// next: every encoded song ends with all its notes released, so the model sees silence, then
 /// a new start.
@@ -218,6 +226,10 @@ pub struct TokenStream {
     /// Each token's harmony ([`Harmony::pack`]), for a part prepared against the others; empty
     /// otherwise.
     pub harmony: Vec<u16>,
+    /// Beside the harmony, where the clock stands in the bar once each token is read (grid
+    /// steps from its song's first bar line, within the 4/4 bar), for a model that hears the
+    /// meter; empty without a harmony.
+    pub bar_place: Vec<u8>,
     pub documents: usize,
     /// Where each document starts in `tokens`, in index order.
     pub document_starts: Vec<usize>,
@@ -283,7 +295,15 @@ impl TokenStream {
             );
         }
         let document_moves = index.documents.iter().filter(|d| d.split == split).map(|d| d.moved).collect();
-        Ok(TokenStream { tokens, harmony, documents: document_starts.len(), document_starts, document_moves })
+        let bar_place = if harmony.is_empty() { Vec::new() } else { bar_places(&tokens, &document_starts) };
+        Ok(TokenStream {
+            tokens,
+            harmony,
+            bar_place,
+            documents: document_starts.len(),
+            document_starts,
+            document_moves,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -329,16 +349,23 @@ impl TokenStream {
         !self.harmony.is_empty()
     }
 
+    /// What each of `len` inputs from `start` is heard with, its harmony transposed by `shift`.
+    fn heard(&self, start: usize, len: usize, shift: i32) -> impl Iterator<Item = Heard> + '_ {
+        let end = (start + len).min(self.harmony.len());
+        let harmony = self.harmony[start.min(end)..end].iter().map(move |&h| transpose_packed(h, shift));
+        harmony.zip(self.bar_place[start.min(end)..end].iter().copied())
+    }
+
     /// A random window of `len` + 1 tokens (inputs and the targets shifted by one), transposed
     /// as `transposition` says, as far as every pitch in it stays in 0..=127; with a harmony
-    /// stream, the harmony each of the `len` inputs is read in, transposed alike, into `harmony`.
+    /// stream, what each of the `len` inputs is heard with, transposed alike, into `harmony`.
     pub fn random_window(
         &self,
         len: usize,
         transposition: Transposition,
         rng: &mut Rng,
         out: &mut Vec<u32>,
-        harmony: &mut Vec<u16>,
+        harmony: &mut Vec<Heard>,
     ) {
         let span = len + 1;
         let start = if self.tokens.len() > span {
@@ -366,28 +393,36 @@ impl TokenStream {
             transpose_tokens(out, shift);
         }
         harmony.clear();
-        if self.has_harmony() {
-            let inputs = &self.harmony[start..(start + len).min(self.harmony.len())];
-            harmony.extend(inputs.iter().map(|&h| transpose_packed(h, shift)));
-        }
+        harmony.extend(self.heard(start, len, shift));
     }
 
     /// Consecutive windows of `len` + 1 tokens from the start, at most `max_tokens` in all, with
-    /// the harmony of their `len` inputs (empty without a harmony stream): the same every time,
-    /// so validation losses compare across steps and runs.
-    pub fn fixed_windows(&self, len: usize, max_tokens: usize) -> Vec<(Vec<u32>, Vec<u16>)> {
+    /// what their `len` inputs are heard with (empty without a harmony stream): the same every
+    /// time, so validation losses compare across steps and runs.
+    pub fn fixed_windows(&self, len: usize, max_tokens: usize) -> Vec<(Vec<u32>, Vec<Heard>)> {
         self.tokens
             .chunks_exact(len + 1)
             .take((max_tokens / (len + 1)).max(1))
             .enumerate()
             .map(|(i, w)| {
-                let start = i * (len + 1);
-                let harmony =
-                    if self.has_harmony() { self.harmony[start..start + len].to_vec() } else { vec![] };
-                (w.iter().map(|&t| t as u32).collect(), harmony)
+                (w.iter().map(|&t| t as u32).collect(), self.heard(i * (len + 1), len, 0).collect())
             })
             .collect()
     }
+}
+
+/// Where the clock stands in the bar once each token is read, counted from each song's start:
+/// every song starts on a bar line (prepare starts it at its first note's bar).
+fn bar_places(tokens: &[u16], document_starts: &[usize]) -> Vec<u8> {
+    let mut places = Vec::with_capacity(tokens.len());
+    // The first song's clock starts at the stream's start.
+    let starts = std::iter::once(0).chain(document_starts.iter().skip(1).copied());
+    let ends = document_starts.iter().skip(1).copied().chain(std::iter::once(tokens.len()));
+    for (start, end) in starts.zip(ends) {
+        let clocks = clocks_once_read(tokens[start..end].iter().map(|&t| t as u32));
+        places.extend(clocks.map(|clock| (clock % BAR_STEPS) as u8));
+    }
+    places
 }
 
 /// Lowest and highest pitch of the notes in a window (127, 0 if none).
@@ -432,6 +467,16 @@ mod tests {
     }
 
     #[test]
+    fn each_song_counts_its_bar_from_its_start() {
+        let ids = |tokens: &[Token]| tokens.iter().map(|t| t.id() as u16).collect::<Vec<_>>();
+        // A song of a beat and three quarters of a bar, then another: its clock starts again.
+        let first = [Token::NoteOn(60), Token::TimeShift(24), Token::TimeShift(96), Token::TimeShift(48)];
+        let second = [Token::Velocity(3), Token::TimeShift(6), Token::NoteOn(62)];
+        let tokens = [ids(&first), ids(&second)].concat();
+        assert_eq!(bar_places(&tokens, &[0, 4]), [0, 24, 24, 72, 0, 6, 6]);
+    }
+
+    #[test]
     fn transposed_windows_keep_every_pitch_in_range() {
         let stream = TokenStream {
             tokens: [Token::NoteOn(2), Token::TimeShift(4), Token::NoteOff(2), Token::NoteOn(125)]
@@ -442,6 +487,7 @@ mod tests {
             document_starts: vec![0],
             document_moves: vec![0],
             harmony: vec![],
+            bar_place: vec![],
         };
         let mut rng = Rng::new(3);
         let mut window = Vec::new();
@@ -468,6 +514,7 @@ mod tests {
             document_starts: vec![0, 1, 2],
             document_moves: vec![-2, -2, 5],
             harmony: vec![],
+            bar_place: vec![],
         };
         assert!(stream.is_in_one_key());
         let mut rng = Rng::new(8);

@@ -32,7 +32,7 @@ use crate::dataset::{Index, Split, TokenStream};
 use crate::generate::{self, HarmonyToFollow, SamplerArgs, BEATS_PER_BAR};
 use crate::plot::{self, DensityPanel};
 use crate::progress;
-use continuo_engine::harmony::{Harmony, HarmonyTrack};
+use continuo_engine::harmony::{clocks_once_read, Harmony, HarmonyTrack};
 use copying::Copying;
 use features::{Feature, PieceFeatures};
 use fit::{Fit, FitTally};
@@ -535,13 +535,16 @@ fn held_out_likelihood(
     bar.set_message("held-out likelihood");
     for (song, harmony) in &songs {
         let mut state = model.initial_state();
-        for (i, pair) in song.windows(2).enumerate() {
+        // The clock counts from the song's first bar line: the meter is heard even where the
+        // harmony is withheld.
+        let clocks = clocks_once_read(song.iter().map(|&t| t as u32));
+        for ((i, pair), clock) in song.windows(2).enumerate().zip(clocks) {
             let (prev, next) = (pair[0] as u32, pair[1] as u32);
             let heard = match harmony.get(i) {
                 Some(&packed) if with_harmony => Harmony::unpack(packed).unwrap_or(Harmony::SILENT),
                 _ => Harmony::SILENT,
             };
-            model.step_in(prev, heard, &mut state, &mut logits)?;
+            model.step_in(prev, heard, clock, &mut state, &mut logits)?;
             let kind = Token::from_id(next).expect("dataset tokens are checked on load").kind();
             let nll = [
                 log_softmax_nll(&logits, next),

@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
-use continuo_engine::harmony::Harmony;
+use continuo_engine::harmony::{clocks_once_read, Harmony};
 use continuo_engine::model::{self, Model, ModelInfo, TrainingSummary};
 use continuo_engine::vocab::VocabSpec;
 
-use crate::dataset::{Index, Split, TokenStream};
+use crate::dataset::{Heard, Index, Split, TokenStream, BAR_STEPS};
 use crate::net::{harmony_numbers, LstmNet};
 use crate::train::{write_atomic, DatasetSummary, RunFiles, RunState, TrainConfig};
 
@@ -169,7 +169,7 @@ fn parity_sequence(config: &TrainConfig, streams: &[(Split, TokenStream)]) -> (V
 }
 
 /// Largest difference between candle's and tract's logits over `tokens` (read in `harmony`,
-/// for a model that hears it), state carried.
+/// and with the clock they reach from step 0, for a model that hears them), state carried.
 pub fn parity(
     net: &LstmNet,
     model: &mut Model,
@@ -177,15 +177,17 @@ pub fn parity(
     device: &Device,
 ) -> Result<f32> {
     let input = Tensor::from_slice(tokens, (1, tokens.len()), device)?;
-    let packed: Vec<u16> = harmony.iter().map(|h| h.pack()).collect();
-    let numbers = net.shape.harmony.map(|i| harmony_numbers(&packed, 1, i, device)).transpose()?;
+    let clocks: Vec<u64> = clocks_once_read(tokens.iter().copied()).collect();
+    let heard: Vec<Heard> =
+        harmony.iter().zip(&clocks).map(|(h, &clock)| (h.pack(), (clock % BAR_STEPS) as u8)).collect();
+    let numbers = net.shape.harmony.map(|i| harmony_numbers(&heard, 1, i, device)).transpose()?;
     let logits = net.forward(&input, numbers.as_ref())?;
     let expected: Vec<Vec<f32>> = logits.squeeze(0)?.to_vec2()?;
     let mut state = model.initial_state();
     let mut got = vec![0.0; net.shape.vocab];
     let mut worst = 0.0f32;
-    for ((token, want), heard) in tokens.iter().zip(&expected).zip(harmony) {
-        model.step_in(*token, *heard, &mut state, &mut got)?;
+    for (((token, want), heard), &clock) in tokens.iter().zip(&expected).zip(harmony).zip(&clocks) {
+        model.step_in(*token, *heard, clock, &mut state, &mut got)?;
         for (a, b) in got.iter().zip(want) {
             let d = (a - b).abs();
             worst = if d.is_nan() { f32::INFINITY } else { worst.max(d) };

@@ -13,6 +13,7 @@ use continuo_engine::harmony::{Harmony, HarmonyInput};
 use continuo_engine::model::{LstmWeights, ModelShape, ModelWeights};
 use continuo_engine::sampler::Rng;
 
+use crate::dataset::Heard;
 use crate::{cross_entropy, lstm};
 
 /// One LSTM layer in PyTorch's layout: gate blocks i, f, g, o.
@@ -268,20 +269,20 @@ impl LstmNet {
     }
 }
 
-/// The harmony numbers [windows, time, K] the network reads for packed harmonies (one per input
-/// token, windows back to back), as the engine's [`HarmonyInput`] writes them for the plugin.
+/// The harmony numbers [windows, time, K] the network reads for what each input token is heard
+/// with (windows back to back), as the engine's [`HarmonyInput`] writes them for the plugin.
 pub fn harmony_numbers(
-    packed: &[u16],
+    heard: &[Heard],
     windows: usize,
     input: HarmonyInput,
     device: &Device,
 ) -> Result<Tensor> {
     let width = input.width();
-    let mut numbers = vec![0.0f32; packed.len() * width];
-    for (&p, out) in packed.iter().zip(numbers.chunks_exact_mut(width)) {
-        input.write(Harmony::unpack(p).unwrap_or(Harmony::SILENT), out);
+    let mut numbers = vec![0.0f32; heard.len() * width];
+    for (&(packed, bar_place), out) in heard.iter().zip(numbers.chunks_exact_mut(width)) {
+        input.write(Harmony::unpack(packed).unwrap_or(Harmony::SILENT), bar_place as u64, out);
     }
-    Ok(Tensor::from_vec(numbers, (windows, packed.len() / windows.max(1), width), device)?)
+    Ok(Tensor::from_vec(numbers, (windows, heard.len() / windows.max(1), width), device)?)
 }
 
 /// Dropout of the LSTM layers' outputs in a training step: each unit of each token's output
@@ -398,22 +399,25 @@ mod tests {
     #[test]
     fn the_fused_lstm_matches_the_step_by_step_cell_forward_and_backward() {
         let device = Device::Cpu;
-        for harmony_input in [None, Some(HarmonyInput::PitchClassesAndBass)] {
+        for harmony_input in
+            [None, Some(HarmonyInput::PitchClassesAndBass), Some(HarmonyInput::PitchClassesAndMeter)]
+        {
             let shape =
                 ModelShape { layers: 2, hidden: 12, embed: 6, dense: 10, vocab: 384, harmony: harmony_input };
             let (batch, span) = (6, 9);
             let mut rng = Rng::new(3);
             let ids: Vec<u32> = (0..batch * span).map(|_| (rng.next_u64() % 384) as u32).collect();
             let windows = Tensor::from_slice(&ids, (batch, span), &device).unwrap();
-            let packed: Vec<u16> = (0..batch * (span - 1))
-                .map(|_| {
-                    Harmony::of_pitches([(rng.next_u64() % 128) as u8, (rng.next_u64() % 128) as u8]).pack()
+            let packed: Vec<Heard> = (0..batch * (span - 1))
+                .map(|i| {
+                    let pitches = [(rng.next_u64() % 128) as u8, (rng.next_u64() % 128) as u8];
+                    (Harmony::of_pitches(pitches).pack(), (i * 5 % 96) as u8)
                 })
                 .collect();
             let harmony = harmony_input.map(|input| harmony_numbers(&packed, batch, input, &device).unwrap());
             let inputs_harmony = harmony.as_ref();
             let all_harmony = harmony_input.map(|input| {
-                let packed: Vec<u16> = (0..batch * span).map(|i| packed[i % packed.len()]).collect();
+                let packed: Vec<Heard> = (0..batch * span).map(|i| packed[i % packed.len()]).collect();
                 harmony_numbers(&packed, batch, input, &device).unwrap()
             });
             for threads in [1, 2, 3] {

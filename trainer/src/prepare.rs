@@ -82,6 +82,12 @@ pub struct Args {
     /// timing, `RTime`; a model trained on it puts its own notes a 1/24 beat off the beat).
     #[arg(long)]
     pub on_the_grid: bool,
+    /// Learn only the files in this time signature throughout, such as 4/4 (a file that names
+    /// none is in 4/4, as MIDI says); the others are skipped ("in another meter"). A model that
+    /// hears the meter (`train --harmony pitch-classes-and-meter`) counts 4/4 bars: a waltz
+    /// learned among them teaches it a bass that drifts across the bar line.
+    #[arg(long, value_parser = parse_meter)]
+    pub meter: Option<(u8, u16)>,
     /// Transpose every file into the key signature of C major and A minor (by at most six
     /// semitones, from the major scale that holds most of its notes' durations). Songs that
     /// follow each other in the training stream then share their key, so the model learns
@@ -108,6 +114,8 @@ pub struct NotesToLearn {
     pub against: Option<Against>,
     /// Every melodic note's start and end moved to the groove grid (`--on-the-grid`).
     pub on_the_grid: bool,
+    /// Only files in this time signature, (numerator, denominator) (`--meter`).
+    pub meter: Option<(u8, u16)>,
 }
 
 /// What a part is learned against (`--against`).
@@ -402,6 +410,17 @@ fn voices_covering(histogram: &[u64], share: f64) -> u8 {
     (histogram.len() - 1) as u8
 }
 
+/// A time signature as written, "4/4" or "6/8".
+fn parse_meter(text: &str) -> Result<(u8, u16), String> {
+    let parsed = text
+        .split_once('/')
+        .and_then(|(n, d)| Some((n.trim().parse::<u8>().ok()?, d.trim().parse::<u16>().ok()?)));
+    match parsed {
+        Some((n, d)) if n > 0 && d.is_power_of_two() => Ok((n, d)),
+        _ => Err(format!("'{text}' is not a time signature such as 4/4 or 6/8")),
+    }
+}
+
 pub fn run(args: Args) -> Result<()> {
     let role = args.family.map_or(args.role.into(), Family::role);
     if args.against.is_some() && role == Role::Drums {
@@ -414,6 +433,7 @@ pub fn run(args: Args) -> Result<()> {
         same_key: args.same_key,
         against: args.against,
         on_the_grid: args.on_the_grid,
+        meter: args.meter,
     };
     let stats = prepare(&args.dirs, &args.out, learn, args.val_fraction, true)?;
     print_summary(&stats, &args.out);
@@ -650,6 +670,24 @@ fn encode_file(path: &Path, relative: &str, learn: NotesToLearn) -> Result<Encod
         families: None,
     })?;
     let families = FamilyTally::of(&song);
+    if let Some((numerator, denominator)) = learn.meter {
+        let other =
+            song.time_signatures.iter().find(|t| (t.numerator, t.denominator) != (numerator, denominator));
+        if let Some(other) = other {
+            return Err(Rejection {
+                path: path.to_path_buf(),
+                reason: "in another meter".into(),
+                message: format!(
+                    "{}: in {}/{} from beat {}, not the {numerator}/{denominator} asked for (--meter)",
+                    path.display(),
+                    other.numerator,
+                    other.denominator,
+                    other.beat
+                ),
+                families: Some(Box::new(families)),
+            });
+        }
+    }
     let (notes, shift) = learn.of(&song);
     if notes.is_empty() {
         let (reason, message) = match learn.family {
@@ -859,6 +897,7 @@ mod tests {
             same_key: true,
             against: None,
             on_the_grid: false,
+            meter: None,
         };
         let mut shifts = Vec::new();
         for name in ["bwv1.6.mid", "bwv248.64-6.mid", "bwv323.mid", "42dHighlandRegimentStrathspey.mid"] {
@@ -889,6 +928,7 @@ mod tests {
             same_key: false,
             against: None,
             on_the_grid: false,
+            meter: None,
         };
         let voices = |name: &str, learn: NotesToLearn| {
             let encoded = encode_file(&fixtures.join(name), name, learn).unwrap();
@@ -935,7 +975,19 @@ mod tests {
             same_key: false,
             against: Some(Against::Others),
             on_the_grid: true,
+            meter: Some((4, 4)),
         };
+        // Written in 4/4: asked for 3/4 it is skipped, saying so.
+        let waltz = NotesToLearn { meter: Some((3, 4)), ..learn };
+        let rejected = encode_file(&path, "humanised.mid", waltz).err().expect("not in 3/4");
+        assert_eq!(rejected.reason, "in another meter");
+        assert!(
+            rejected.message.ends_with("in 4/4 from beat 0, not the 3/4 asked for (--meter)"),
+            "{}",
+            rejected.message
+        );
+        assert_eq!(parse_meter("6/8"), Ok((6, 8)));
+        assert!(parse_meter("4/3").is_err() && parse_meter("waltz").is_err());
         let tokens = |learn: NotesToLearn| {
             let encoded = encode_file(&path, "humanised.mid", learn).unwrap();
             let tokens: Vec<vocab::Token> =

@@ -20,7 +20,7 @@ use continuo_engine::sampler::Rng;
 use continuo_engine::vocab::VOCAB_SIZE;
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::{Index, Split, TokenStream, Transposition};
+use crate::dataset::{Heard, Index, Split, TokenStream, Transposition};
 use crate::net::{harmony_numbers, Dropout, LstmNet};
 use crate::optim::AdamW;
 use crate::{cpu, plot, progress};
@@ -122,10 +122,12 @@ pub struct TrainConfig {
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
     /// How the model hears the harmony of a part prepared against the others (`prepare
-    /// --against`): `pitch-classes` (12 numbers, each pitch class held) or
-    /// `pitch-classes-and-bass` (24: also the lowest held note's) [default with such a dataset:
-    /// pitch-classes, which played better; see the continuo bass's card]. Refused for a dataset
-    /// without harmony.
+    /// --against`): `pitch-classes` (12 numbers, each pitch class held),
+    /// `pitch-classes-and-bass` (24: also the lowest held note's) or `pitch-classes-and-meter`
+    /// (22: also where the clock stands in the 4/4 bar, for music whose harmony does not mark
+    /// the beat: a band's bass and comping; prepare it with `--meter 4/4`) [default with such a
+    /// dataset: pitch-classes, which played the chorales better; see the continuo bass's and
+    /// the groove bass's cards]. Refused for a dataset without harmony.
     #[arg(long, value_parser = parse_harmony_input)]
     #[serde(default)]
     pub harmony: Option<HarmonyInput>,
@@ -581,8 +583,8 @@ struct Data {
     /// The dataset has no validation files: validation is measured on training windows.
     val_from_train: bool,
     voices: Option<u8>,
-    /// Windows of tokens and the harmony of their inputs (empty without one).
-    val_windows: Vec<(Vec<u32>, Vec<u16>)>,
+    /// Windows of tokens and what their inputs are heard with (empty without a harmony).
+    val_windows: Vec<(Vec<u32>, Vec<Heard>)>,
 }
 
 impl Data {
@@ -731,7 +733,7 @@ pub fn model_flops_per_token(shape: &ModelShape) -> f64 {
 /// `harmony` says), in batches.
 pub fn validation_loss(
     net: &LstmNet,
-    windows: &[(Vec<u32>, Vec<u16>)],
+    windows: &[(Vec<u32>, Vec<Heard>)],
     harmony: Option<HarmonyInput>,
     batch: usize,
     device: &Device,
@@ -741,7 +743,7 @@ pub fn validation_loss(
         let span = chunk[0].0.len();
         let ids: Vec<u32> = chunk.iter().flat_map(|(w, _)| w).copied().collect();
         let tensor = Tensor::from_slice(&ids, (chunk.len(), span), device)?;
-        let packed: Vec<u16> = chunk.iter().flat_map(|(_, h)| h).copied().collect();
+        let packed: Vec<Heard> = chunk.iter().flat_map(|(_, h)| h).copied().collect();
         let heard = harmony.map(|input| harmony_numbers(&packed, chunk.len(), input, device)).transpose()?;
         total += net.loss(&tensor, heard.as_ref(), None)?.to_scalar::<f32>()? as f64 * chunk.len() as f64;
         count += chunk.len();

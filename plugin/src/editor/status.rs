@@ -29,7 +29,7 @@ pub fn transport_line(monitor: &Monitor) -> String {
 }
 
 /// How the model plays with the musician now: "Free", "Call and response: listening",
-/// "Duet", with the loop when one plays.
+/// "Duet", with the loop when one plays ("Free, looping 16 beats, ending on a fill").
 pub fn listening_line(params: &ContinuoParams, meters: &Meters) -> String {
     if let Some(harmony) = meters.harmony_followed() {
         return following_line(harmony);
@@ -42,6 +42,9 @@ pub fn listening_line(params: &ContinuoParams, meters: &Meters) -> String {
     }
     if let Some((_, beats)) = meters.loop_region() {
         line.push_str(&format!(", looping {:.0} beats", beats));
+        if meters.loop_fill.load(Ordering::Relaxed) == 1 {
+            line.push_str(", ending on a fill");
+        }
     }
     line
 }

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeSet;
 
+use continuo_engine::groove::{self, kit_group, KIT_GROUPS};
 use continuo_engine::midi::Role;
 use continuo_engine::music::{Scale, ScaleLock};
 use continuo_engine::vocab::{GridNote, STEPS_PER_BEAT};
@@ -63,27 +64,6 @@ pub enum Feature {
 /// sixteenth-triplet lines).
 const SIXTEENTH: u64 = STEPS_PER_BEAT as u64 / 4;
 const TRIPLET_SIXTEENTH: u64 = STEPS_PER_BEAT as u64 / 6;
-
-/// The kit's groups for the kit histogram, by General MIDI key: kick (35-36), snare and claps
-/// (37-40), toms (41, 43, 45, 47, 48, 50), closed and pedal hi-hat (42, 44), open hi-hat (46),
-/// crash, china and splash (49, 52, 55, 57), ride (51, 53, 59), and the Latin and hand
-/// percussion above (54, 56, 58, 60-81).
-pub const KIT_GROUPS: [&str; 8] =
-    ["kick", "snare", "toms", "closed hat", "open hat", "crash", "ride", "percussion"];
-
-/// The group of a General MIDI drum key (anything outside the kit counts as percussion).
-pub fn kit_group(pitch: u8) -> usize {
-    match pitch {
-        35 | 36 => 0,
-        37..=40 => 1,
-        41 | 43 | 45 | 47 | 48 | 50 => 2,
-        42 | 44 => 3,
-        46 => 4,
-        49 | 52 | 55 | 57 => 5,
-        51 | 53 | 59 => 6,
-        _ => 7,
-    }
-}
 
 impl Feature {
     /// The features a role's music is scored on.
@@ -291,19 +271,19 @@ impl PieceFeatures {
     }
 }
 
-/// The mean likeness of each bar to the next (see [`Feature::BarToBar`]); 1 for a piece of one
-/// bar or of silent bars.
+/// The mean likeness of each bar to the next (see [`Feature::BarToBar`],
+/// [`groove::bar_likeness`]); 1 for a piece of one bar or of silent bars.
 fn bar_to_bar(notes: &[GridNote], beats: u64) -> f64 {
     let bar_steps = BEATS_PER_BAR * STEPS_PER_BEAT as u64;
     let bars = beats.div_ceil(BEATS_PER_BAR).max(1) as usize;
-    let mut patterns: Vec<BTreeSet<(u64, usize)>> = vec![BTreeSet::new(); bars];
+    let mut hits: Vec<Vec<(u64, u8)>> = vec![Vec::new(); bars];
     for n in notes {
-        patterns[(n.start / bar_steps) as usize].insert((n.start % bar_steps, kit_group(n.pitch)));
+        hits[(n.start / bar_steps) as usize].push((n.start % bar_steps, n.pitch));
     }
-    let likeness = patterns
+    let likeness = hits
         .windows(2)
         .filter(|w| !(w[0].is_empty() && w[1].is_empty()))
-        .map(|w| w[0].intersection(&w[1]).count() as f64 / w[0].union(&w[1]).count() as f64);
+        .map(|w| groove::bar_likeness(&w[0], &w[1]));
     mean(likeness).unwrap_or(1.0)
 }
 
