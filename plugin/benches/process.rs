@@ -26,7 +26,9 @@
 //! Per row: the three together, the block time median, p99.9 and worst, the worst as a share of
 //! the block's duration, the sum of the three instances' own worst blocks (which need not fall
 //! in the same block) as a share too, and system allocator calls and late note-ons, all three;
-//! under it, each instance's worst block and the model steps it ran. Each block size twice:
+//! under it, each instance's worst block and the model steps it ran, and the longest stall of
+//! the machine itself in a loop that only reads the clock as long as the row ran (a floor
+//! under any worst block on a shared VM). Each block size twice:
 //! the instances capped as if each played alone (a quarter of the block each, "alone"), then as
 //! the plugin caps three in one host ("shared"). `--band` runs the band only.
 
@@ -218,6 +220,7 @@ fn band(params: &ContinuoParams) {
             player.process(transport(0, samples, false), &[], &mut |_| {});
         }
         let mut input = Vec::with_capacity(16);
+        let run_started = Instant::now();
         for i in 0..blocks {
             chords_in(i * samples, samples, &mut input);
             let started = Instant::now();
@@ -267,7 +270,26 @@ fn band(params: &ContinuoParams) {
             })
             .collect();
         println!("{:>16} each instance's worst block: {}", "", each.join(", "));
+        println!(
+            "{:>16} the machine itself, spinning as long: its longest stall {:.0} us",
+            "",
+            longest_stall(run_started.elapsed())
+        );
     }
+}
+
+/// The longest gap between two consecutive clock reads in a loop that only reads the clock for
+/// `duration`: how long the machine (a VM's host, the other core's work) took this core away, a
+/// floor under any worst block measured over as long.
+fn longest_stall(duration: std::time::Duration) -> f64 {
+    let started = Instant::now();
+    let (mut last, mut longest) = (started, std::time::Duration::ZERO);
+    while last - started < duration {
+        let now = Instant::now();
+        longest = longest.max(now - last);
+        last = now;
+    }
+    longest.as_secs_f64() * 1e6
 }
 
 /// Plays 64 bars of `player` in blocks of `samples`: free, or in a duet (its mode), or under a
