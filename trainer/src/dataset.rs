@@ -469,7 +469,7 @@ mod tests {
     #[test]
     fn each_song_counts_its_bar_from_its_start() {
         let ids = |tokens: &[Token]| tokens.iter().map(|t| t.id() as u16).collect::<Vec<_>>();
-        // A song of a beat and three quarters of a bar, then another: its clock starts again.
+        // A song a bar and three quarters long, then another: its clock starts again.
         let first = [Token::NoteOn(60), Token::TimeShift(24), Token::TimeShift(96), Token::TimeShift(48)];
         let second = [Token::Velocity(3), Token::TimeShift(6), Token::NoteOn(62)];
         let tokens = [ids(&first), ids(&second)].concat();
