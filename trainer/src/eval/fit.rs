@@ -5,8 +5,8 @@
 //! and reading back, from a dataset's token and harmony streams, the harmony a song was played
 //! against, so the data's own fit is the ceiling a model that follows the harmony is held to.
 
-use continuo_engine::harmony::{harmony_at, Harmony, HarmonyTrack};
-use continuo_engine::vocab::{GridNote, Token, STEPS_PER_BEAT};
+use continuo_engine::harmony::{clocks_once_read, harmony_at, Harmony, HarmonyTrack};
+use continuo_engine::vocab::{GridNote, STEPS_PER_BEAT};
 use serde::Serialize;
 
 /// Counts behind a fit, pooled over pieces: steps sounded (and in the harmony), onsets on beats
@@ -76,10 +76,8 @@ pub struct Fit {
 pub fn harmony_of_song(tokens: &[u16], harmony: &[u16]) -> HarmonyTrack {
     let mut changes: Vec<(u64, Harmony)> = Vec::new();
     let mut now = 0u64;
-    for (&token, &packed) in tokens.iter().zip(harmony) {
-        if let Some(Token::TimeShift(k)) = Token::from_id(token as u32) {
-            now += k as u64;
-        }
+    for (clock, &packed) in clocks_once_read(tokens.iter().map(|&t| t as u32)).zip(harmony) {
+        now = clock;
         let heard = Harmony::unpack(packed).unwrap_or(Harmony::SILENT);
         match changes.last_mut() {
             Some(last) if last.0 == now => last.1 = heard,
