@@ -3,6 +3,7 @@
 #
 #   scripts/evaluate-models.sh WORK [bach-chorales] [folk-melody] [bass-line] [drums]
 #                                   [continuo-bass] [chorale-melody] [chorale-harmony] [groove-bass]
+#                                   [keys-comping]
 #
 # (all of them when none is named). A model that follows the harmony plays each piece against a
 # validation song's other parts (as long as the song), and its evaluations add the fit to

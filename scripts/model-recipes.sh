@@ -6,7 +6,7 @@
 # a name it does not know. `shipped_models` names them all;
 # `read_arguments "$@"` reads both scripts' arguments.
 shipped_models=(bach-chorales folk-melody bass-line drums continuo-bass chorale-melody chorale-harmony
-  groove-bass)
+  groove-bass keys-comping)
 
 # A script's arguments, WORK [NAME...]: sets `work` (as given) and `models` (the names given, or
 # every shipped model), or fails with the calling script's usage line.
@@ -62,6 +62,13 @@ model_recipe() {
       recipe=(--layers 1 --hidden 128 --seq 256 --batch 16 --steps 4000 --dropout 0.2 --keys all --transpose 6
         --harmony pitch-classes-and-meter)
       tuning=(--temperature 0.7 --rhythm-temperature 1.0 --top-p 0.9) ;;
+    # The grooves' pianos, the same way. One layer: two layers of 128 learned MMA's piano
+    # patterns by heart (see keys-comping.md).
+    keys-comping)
+      display="Keys comping"; source="$2/grooves"; part=(--family piano --against others --on-the-grid --meter 4/4); same_key=()
+      recipe=(--layers 1 --hidden 128 --seq 256 --batch 16 --steps 4000 --dropout 0.2 --keys all --transpose 6
+        --harmony pitch-classes-and-meter)
+      tuning=(--temperature 0.5 --rhythm-temperature 0.6 --top-p 0.7) ;;
     *) echo "unknown model $1 (${shipped_models[*]})" >&2; return 2 ;;
   esac
 }

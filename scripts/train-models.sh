@@ -4,11 +4,12 @@
 #
 #   scripts/train-models.sh WORK [bach-chorales] [folk-melody] [bass-line] [drums]
 #                                [continuo-bass] [chorale-melody] [chorale-harmony] [groove-bass]
+#                                [keys-comping]
 #
 # (all of them when none is named). In WORK:
 #   midi/             the training MIDI: scripts/rebuild-training-data.sh WORK/midi, run first
 #                     when missing (needs PyPI and abc2midi; the files are byte-identical)
-#   grooves/          the drums' and groove bass's multi-instrument collection: scripts/build-groove-collection.sh
+#   grooves/          the drums', groove bass's and keys comping's multi-instrument collection: scripts/build-groove-collection.sh
 #                     WORK/grooves, run first when missing (needs mma)
 #   NAME-data/        what the model learns from: `prepare --same-key` (every file moved into
 #                     the key signature of C, remembering its own key), or for the models that
@@ -22,7 +23,7 @@
 #
 # Builds continuo-train (release) first. Each model trains on both cores; the first three take
 # about 40 minutes on a 2-core machine, the drums 21, the three that follow the chorales' harmony about
-# 20, the groove bass 7.
+# 20, the groove bass 7, the keys comping 5.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 source "$root/scripts/model-recipes.sh"
@@ -33,7 +34,7 @@ work="$(cd "$work" && pwd)"
 cargo build --release -p continuo-train --manifest-path "$root/Cargo.toml"
 train="$root/target/release/continuo-train"
 [ -d "$work/midi/bach" ] && [ -d "$work/midi/folk" ] || "$root/scripts/rebuild-training-data.sh" "$work/midi"
-if [[ " ${models[*]} " =~ " "(drums|groove-bass)" " ]] && [ ! -d "$work/grooves" ]; then
+if [[ " ${models[*]} " =~ " "(drums|groove-bass|keys-comping)" " ]] && [ ! -d "$work/grooves" ]; then
   "$root/scripts/build-groove-collection.sh" "$work/grooves"
 fi
 

@@ -180,6 +180,12 @@ impl ModelInfo {
     pub fn played_tuning(&self) -> Tuning {
         self.tuning.unwrap_or(Tuning::UNTUNED)
     }
+
+    /// It hears where the clock stands in the bar beside the harmony (a groove model): its
+    /// music counts bars from its first step.
+    pub fn hears_the_meter(&self) -> bool {
+        self.shape.harmony.is_some_and(|input| input.hears_the_meter())
+    }
 }
 
 /// The model file `bytes` with `tuning` in its metadata in place of any it had: the network and

@@ -19,7 +19,7 @@
 //! again: rows "chords", at 64 and 512 samples, beside the same model with nothing coming in.
 //!
 //! Then a band: three instances, as three tracks of a host would run them, the Drums, the
-//! Groove bass and the Melody, the last two following the song's chord track (a chord a bar),
+//! Groove bass and the Keys comping, the last two following the song's chord track (a chord a bar),
 //! each processed in turn in every block of 64 and of 512 samples, each told (as the plugin
 //! tells every instance active in a host) that three play, so that their caps share half the
 //! block (`step_budget::BAND_BUDGET`).
@@ -160,10 +160,10 @@ fn transport(i: usize, samples: usize, playing: bool) -> HostTransport {
 /// Three instances in one host: see the manual.
 fn band(params: &ContinuoParams) {
     use continuo::built_in::ModelChoice;
-    let parts = [ModelChoice::Drums, ModelChoice::GrooveBass, ModelChoice::ChoraleMelody]
+    let parts = [ModelChoice::Drums, ModelChoice::GrooveBass, ModelChoice::KeysComping]
         .map(|choice| choice.built_in().expect("a built-in model"));
     println!(
-        "\nband: {} in turn in every block, the bass and the melody following a chord a bar (C G Am F)",
+        "\nband: {} in turn in every block, the bass and the keys following a chord a bar (C G Am F)",
         parts.map(|part| part.name).join(", ")
     );
     // The song's chord track, into the instances that follow it: struck on each bar line.

@@ -37,6 +37,9 @@ pub enum ModelChoice {
     #[id = "groove-bass"]
     #[name = "Groove bass (follows chords)"]
     GrooveBass,
+    #[id = "keys-comping"]
+    #[name = "Keys comping (follows chords)"]
+    KeysComping,
     #[id = "file"]
     #[name = "Your model file"]
     File,
@@ -53,7 +56,7 @@ pub struct BuiltIn {
 }
 
 /// The built-in models, each with a model card in models/.
-pub const BUILT_IN: [BuiltIn; 8] = [
+pub const BUILT_IN: [BuiltIn; 9] = [
     BuiltIn {
         choice: ModelChoice::BachChorales,
         name: "Bach chorales",
@@ -102,6 +105,12 @@ pub const BUILT_IN: [BuiltIn; 8] = [
         description:
             "a band's bass in many popular grooves, on the beat of the chords held at the MIDI input",
         bytes: include_bytes!("../../models/groove-bass.onnx"),
+    },
+    BuiltIn {
+        choice: ModelChoice::KeysComping,
+        name: "Keys comping",
+        description: "a band's piano in many popular grooves, comping the chords held at the MIDI input",
+        bytes: include_bytes!("../../models/keys-comping.onnx"),
     },
 ];
 

@@ -586,21 +586,39 @@ impl Listener {
         };
         let mut steps = 0;
         let mut step = step.max(first_unplaced_step(block));
-        let blocks = (2 * voices + 1).div_ceil(cap.max(1));
-        // (Not at the music's start: there it begins again in this harmony, from step 0.)
-        if blocks > 1 && step > 0 {
-            let drawn_by =
-                block.beats_from_origin(((blocks - 1) * block.samples) as f64) * STEPS_PER_BEAT as f64;
-            step = step.max(on_the_grid(drawn_by.ceil().max(0.0) as u64));
+        // The first grid line by which the blocks to come, this one first, draw `tokens` at
+        // their cap; None when this block draws them.
+        let drawn_by = |tokens: usize| {
+            let blocks = tokens.div_ceil(cap.max(1));
+            (blocks > 1).then(|| {
+                let ahead = ((blocks - 1) * block.samples) as f64;
+                on_the_grid((block.beats_from_origin(ahead) * STEPS_PER_BEAT as f64).ceil().max(0.0) as u64)
+            })
+        };
+        // A change takes a time shift to it, and a velocity and a note-on a voice. (Not at the
+        // music's start: there it begins again in this harmony.)
+        if let Some(line) = drawn_by(2 * voices + 1).filter(|_| step > 0) {
+            step = step.max(line);
         }
         if generator.now() >= step {
             let back = step.checked_sub(1).and_then(|before| self.rollback.go_back(generator, before));
             match back {
                 Some(_) => queue.drop_after(step - 1),
                 None if step == 0 => {
-                    // Nothing has sounded: the music begins again, in this harmony.
+                    // Nothing has sounded: the music begins again, in this harmony. A chord
+                    // track's first chord comes in the block play starts with; when the blocks
+                    // to come cannot draw a velocity and a note-on a voice by the downbeat, a
+                    // model that hears the meter hears silence up to the first line they can
+                    // and starts there (drawn from the downbeat at a small cap, the Keys
+                    // comping's first notes were too late to place). Not a chorale model: it
+                    // hears no bar, and a beginning a sixteenth late is foreign to it (the
+                    // Continuo bass, at a cap of 1, then rested for 13 beats).
                     generator.change_harmony_at(0, harmony);
                     steps += generator.reset().is_ok() as usize; // it reads the start token
+                    let hears_the_meter = generator.model().info().hears_the_meter();
+                    if let Some(line) = drawn_by(2 * voices).filter(|_| hears_the_meter) {
+                        steps += generator.feed_time_until(line, HEARD_REST_STEPS).unwrap_or(0);
+                    }
                     queue.clear();
                     self.rollback.clear();
                 }

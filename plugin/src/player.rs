@@ -269,7 +269,7 @@ impl Player {
     /// from its first step). It starts on the host's bar line.
     fn starts_on_a_bar_line(&self) -> bool {
         let info = self.generator.model().info();
-        info.role == Role::Drums || info.shape.harmony.is_some_and(|input| input.hears_the_meter())
+        info.role == Role::Drums || info.hears_the_meter()
     }
 
     /// Ends every sounding note at `offset`, lowest first.

@@ -454,6 +454,103 @@ fn the_continuo_bass_follows_four_chords_played_into_it() {
     assert_eq!(play(), bass);
 }
 
+/// A band: three instances of the bundle in one host, one per track, the Drums, the Groove bass
+/// and the Keys comping, the last two on the song's chord track (C G Am F, two bars a chord, as a
+/// keyboard player plays it), each processed in turn in every block. Play starts half way
+/// through a bar: nothing plays before the next bar line, the three start on it (a part whose
+/// first chord the blocks to come cannot draw by it at the step cap, on the first grid line they
+/// can: the tests of this file run side by side, and every instance active shares the cap), each
+/// note of theirs on a step of the host's grid and mostly on the groove's lines (its 32nds and
+/// triplets), the drums on channel 10, and the two that follow play in the chords.
+#[test]
+fn three_instances_play_as_a_band_from_the_host_bar_line() {
+    const START: f64 = 2.0;
+    const BAR_LINE: f64 = 4.0;
+    const BEATS: f64 = 64.0;
+    let block = 512;
+    let chords = keyboard::twice_round(&["C", "G", "Am", "F"]);
+    // The chord track from the first bar line, in samples from where play starts.
+    let lead_in = ((BAR_LINE - START) * 24_000.0) as u64;
+    let chord_track: Vec<(u64, u16, bool)> = keyboard::keyboard_chords(&chords)
+        .into_iter()
+        .map(|(at, key, down)| (at + lead_in, key as u16, down))
+        .collect();
+    let mut band = ["drums", "groove-bass", "keys-comping"].map(|id| {
+        let mut host = Host::with_model(48_000.0, id);
+        host.set("Seed", "3");
+        host.stopped(block, START);
+        host
+    });
+    let (mut sample, mut next) = (0u64, 0);
+    while (sample as f64) < (BAR_LINE - START + BEATS) * 24_000.0 {
+        let from = next;
+        while next < chord_track.len() && chord_track[next].0 < sample + block as u64 {
+            next += 1;
+        }
+        for (k, host) in band.iter_mut().enumerate() {
+            // The drums hear no chords; the bass and the keys do.
+            for &(at, key, on) in chord_track[from..next].iter().filter(|_| k > 0) {
+                host.note_in((at - sample) as u32, 1, key, on);
+            }
+            host.block(
+                block,
+                Transport { playing: true, tempo: 120.0, beats: START + sample as f64 / 24_000.0 },
+            );
+        }
+        sample += block as u64;
+    }
+    let chord_samples = keyboard::CHORD_BEATS * 24_000;
+    for (k, host) in band.iter_mut().enumerate() {
+        host.stopped(block, START + sample as f64 / 24_000.0);
+        // Its own notes (the chords pass through on channel 2), from where play started.
+        let own: Vec<Heard> = host
+            .heard
+            .iter()
+            .filter(|h| h.channel != 1)
+            .map(|h| Heard { sample: h.sample - block as u64, ..*h })
+            .collect();
+        let ons: Vec<&Heard> = own.iter().filter(|h| h.on).collect();
+        let name = ["the drums", "the bass", "the keys"][k];
+        assert!(sounding_after(&own).is_empty(), "{name} left notes hanging");
+        assert!(ons.len() >= 32, "{name} hardly play: {} notes", ons.len());
+        let first = ons[0].sample as f64 / 24_000.0 + START;
+        // Where in the host's beat a note starts, in grid steps (24 a beat): a whole step always,
+        // and for grooves learned on their grid, mostly one of its lines.
+        let steps = |h: &&Heard| h.sample as f64 / 1_000.0 + START * 24.0;
+        let between_steps = ons.iter().filter(|h| steps(h).fract() != 0.0).count();
+        let on_a_line = ons
+            .iter()
+            .filter(|h| [0, 3, 4, 6, 8, 9, 12, 15, 16, 18, 20, 21].contains(&(steps(h) as u64 % 24)));
+        let on_a_line = on_a_line.count() as f64 / ons.len() as f64;
+        let channels: std::collections::BTreeSet<u8> = ons.iter().map(|h| h.channel).collect();
+        let chord_at = |sample: u64| chords.get(((sample.checked_sub(lead_in)?) / chord_samples) as usize);
+        let on_beats: Vec<&&Heard> = ons.iter().filter(|h| h.sample % 24_000 == 0).collect();
+        let tones =
+            on_beats.iter().filter(|h| chord_at(h.sample).is_some_and(|c| c.holds(h.key % 12))).count();
+        println!(
+            "{name}: {} notes on channels {channels:?}, the first at beat {first}, {between_steps} between \
+             the grid's steps, {on_a_line:.2} on its 32nds and triplets, {tones} of {} on beats chord tones",
+            ons.len(),
+            on_beats.len()
+        );
+        assert!((BAR_LINE..=BAR_LINE + 0.25).contains(&first), "{name} start on the host's bar line");
+        assert_eq!(between_steps, 0, "{name} play off the host's grid");
+        assert!(on_a_line >= 0.8, "{name} play off the groove's lines");
+        assert_eq!(
+            channels.into_iter().collect::<Vec<_>>(),
+            [if k == 0 { 9 } else { 0 }],
+            "the channel of {name}"
+        );
+        if k > 0 {
+            assert!(
+                tones * 3 >= on_beats.len() * 2,
+                "{name}: {tones} of {} on beats chord tones",
+                on_beats.len()
+            );
+        }
+    }
+}
+
 #[test]
 fn a_call_is_answered_after_the_rest_and_the_answer_stops_where_the_next_call_begins() {
     let mut input = chorale_call("bwv283.mid", 2.0);

@@ -627,10 +627,17 @@ fn an_hour_of_a_careless_user_in_a_quirky_host() {
     let trace = dir.path().join("meters.json");
     // Read by the plugin when it deactivates.
     std::env::set_var("CONTINUO_METERS_TRACE", &trace);
-    let mut models: Vec<(String, String)> =
-        ["bach-chorales", "folk-melody", "bass-line", "drums", "continuo-bass", "groove-bass"]
-            .map(|id| (id.to_string(), String::new()))
-            .to_vec();
+    let mut models: Vec<(String, String)> = [
+        "bach-chorales",
+        "folk-melody",
+        "bass-line",
+        "drums",
+        "continuo-bass",
+        "groove-bass",
+        "keys-comping",
+    ]
+    .map(|id| (id.to_string(), String::new()))
+    .to_vec();
     for (name, shape) in [
         (
             "small",
