@@ -200,7 +200,7 @@ fn the_groove_bass_keeps_the_beat_under_the_chords_coming_in() {
 /// rest or push across a change (the grooves' pianos rest on 15 % of their beats), so its
 /// first note under a change is not asked to fall on the change's line; holding the old chord
 /// across it would show in the sounding time. With the harmony withheld it sounds in the chords
-/// of its data's other parts 0.20 of its time, given them 0.50, and its data's own pianos 0.62
+/// of its data's other parts 0.21 of its time, given them 0.52, and its data's own pianos 0.62
 /// (`eval`, models/keys-comping.md).
 #[test]
 fn the_keys_comp_in_chords_on_the_groove_under_the_chords_coming_in() {
