@@ -330,8 +330,9 @@ pub(crate) fn note_events(notes: &[GridNote]) -> Vec<(u64, bool, u8, u8)> {
 }
 
 /// The lines of a beat a drum hit may fall on, in grid steps: the sixteenths and 32nds
-/// (multiples of 3) and the eighth- and sixteenth-note triplets (multiples of 4).
-const DRUM_LINES: [u64; 12] = [0, 3, 4, 6, 8, 9, 12, 15, 16, 18, 20, 21];
+/// (multiples of 3) and the eighth- and sixteenth-note triplets (multiples of 4). The grooves'
+/// melodic parts learned `--on-the-grid` are on them too.
+pub const DRUM_LINES: [u64; 12] = [0, 3, 4, 6, 8, 9, 12, 15, 16, 18, 20, 21];
 
 /// `beats` moved to the nearest line of the drum grid ([`DRUM_LINES`]), in beats. What drum
 /// parts are written on; a part a step or so off it is either humanised at random or written

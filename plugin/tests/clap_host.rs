@@ -11,6 +11,7 @@ mod keyboard;
 mod support;
 
 use clack_host::prelude::{ClapId, PluginEntry};
+use continuo_engine::vocab::DRUM_LINES;
 use support::*;
 
 #[test]
@@ -518,10 +519,8 @@ fn three_instances_play_as_a_band_from_the_host_bar_line() {
         // and for grooves learned on their grid, mostly one of its lines.
         let steps = |h: &&Heard| h.sample as f64 / 1_000.0 + START * 24.0;
         let between_steps = ons.iter().filter(|h| steps(h).fract() != 0.0).count();
-        let on_a_line = ons
-            .iter()
-            .filter(|h| [0, 3, 4, 6, 8, 9, 12, 15, 16, 18, 20, 21].contains(&(steps(h) as u64 % 24)));
-        let on_a_line = on_a_line.count() as f64 / ons.len() as f64;
+        let on_a_line = ons.iter().filter(|h| DRUM_LINES.contains(&(steps(h) as u64 % 24))).count();
+        let on_a_line = on_a_line as f64 / ons.len() as f64;
         let channels: std::collections::BTreeSet<u8> = ons.iter().map(|h| h.channel).collect();
         let chord_at = |sample: u64| chords.get(((sample.checked_sub(lead_in)?) / chord_samples) as usize);
         let on_beats: Vec<&&Heard> = ons.iter().filter(|h| h.sample % 24_000 == 0).collect();
