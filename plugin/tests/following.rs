@@ -12,12 +12,11 @@ mod keyboard;
 mod support;
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use continuo::built_in::{ModelChoice, ModelSource};
 use continuo::model_switch::open_player;
 use continuo::player::{OutputEvent, Player};
-use continuo::step_budget::{step_cap, STEP_BUDGET, WORST_CASE_FACTOR};
+use continuo::step_budget::step_cap;
 use continuo_engine::harmony::Harmony;
 use keyboard::{keyboard_chords, twice_round, CHORD_BEATS};
 use support::*;
@@ -49,9 +48,7 @@ fn follower(model: ModelChoice, seed: u64, pinned_cap: Option<usize>) -> Player 
     let settings = settings(seed);
     let mut player = open_player(&ModelSource::BuiltIn(model), &settings, &Default::default()).unwrap();
     if let Some(cap) = pinned_cap {
-        let block_seconds = BLOCK as f64 / RATE as f64;
-        let cost = STEP_BUDGET * block_seconds / (WORST_CASE_FACTOR * (cap as f64 + 0.5));
-        player.assume_token_cost(Duration::from_secs_f64(cost));
+        pin_step_cap(&mut player, cap, BLOCK);
     }
     player
 }
@@ -439,11 +436,8 @@ fn the_first_chord_struck_as_play_starts_is_played_not_skipped_at_small_caps() {
     let c_major: Vec<Played> = [48, 64, 67, 72].map(|pitch| (0, pitch, 90, 1)).to_vec();
     for model in [ModelChoice::KeysComping, ModelChoice::GrooveBass] {
         for cap in [1, 2, 3, 4, 8] {
-            let mut player =
-                open_player(&ModelSource::BuiltIn(model), &settings(1), &Default::default()).unwrap();
-            let block_seconds = block as f64 / RATE as f64;
-            let cost = STEP_BUDGET * block_seconds / (WORST_CASE_FACTOR * (cap as f64 + 0.5));
-            player.assume_token_cost(Duration::from_secs_f64(cost));
+            let mut player = follower(model, 1, None);
+            pin_step_cap(&mut player, cap, block);
             let monitor = player.monitor().clone();
             let (events, _) = perform_in_blocks(&mut player, 4.0, &c_major, block);
             assert_balanced(&events);

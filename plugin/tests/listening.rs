@@ -10,13 +10,12 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use continuo::built_in::{ModelChoice, ModelSource, DEFAULT};
 use continuo::listening::{ListenSettings, Mode, DRUM_CHANNEL};
 use continuo::model_switch::open_player;
 use continuo::player::{OutputEvent, Player, PlayerSettings};
-use continuo::step_budget::{step_cap, STEP_BUDGET, WORST_CASE_FACTOR};
+use continuo::step_budget::step_cap;
 use continuo_engine::groove;
 use continuo_engine::midi;
 use continuo_engine::music::{Scale, ScaleLock};
@@ -177,12 +176,10 @@ fn a_duet_hears_every_beat_within_the_step_cap_and_leaves_nothing_hanging() {
     }
     // At the cap this machine affords, and at the low caps of a slow machine or a loaded one,
     // pinned so that they are tested on every machine.
-    let block_seconds = BLOCK as f64 / RATE as f64;
     let duet_at = |pinned_cap: Option<usize>| {
         let mut player = player(5, duet);
         if let Some(cap) = pinned_cap {
-            let cost = STEP_BUDGET * block_seconds / (WORST_CASE_FACTOR * (cap as f64 + 0.5));
-            player.assume_token_cost(Duration::from_secs_f64(cost));
+            pin_step_cap(&mut player, cap, BLOCK);
         }
         let cap = step_cap(BLOCK, RATE, player.token_cost(), 1) as u64;
         assert!(pinned_cap.is_none_or(|pinned| pinned as u64 == cap));

@@ -9,7 +9,9 @@ use continuo::listening::InputNote;
 use continuo::model_switch::open_player;
 use continuo::params::ContinuoParams;
 use continuo::player::{HostTransport, OutputEvent, Player, PlayerSettings};
+use continuo::step_budget::{STEP_BUDGET, WORST_CASE_FACTOR};
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 pub const RATE: f32 = 48_000.0;
 /// Samples per beat at 120 BPM.
@@ -31,6 +33,14 @@ pub fn player_with(settings: PlayerSettings) -> Player {
 /// A player with the plugin's defaults.
 pub fn player() -> Player {
     player_with(ContinuoParams::default().player_settings())
+}
+
+/// Makes `player` plan `cap` model steps a block of `block` samples, as a slower or faster
+/// machine would, so a test runs at that cap on any machine.
+pub fn pin_step_cap(player: &mut Player, cap: usize, block: usize) {
+    let block_seconds = block as f64 / RATE as f64;
+    let cost = STEP_BUDGET * block_seconds / (WORST_CASE_FACTOR * (cap as f64 + 0.5));
+    player.assume_token_cost(Duration::from_secs_f64(cost));
 }
 
 /// A block of 512 samples as a host that gives beats (and no seconds, signature or bar) says it.
